@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "twill_native",
+      "sources": ["native/twill_native.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"]
+    }
+  ]
+}

@@ -1,0 +1,39 @@
+// Loader for the N-API addon in native/ (built by `npm ci` through binding.gyp).
+// Only this file knows where the binary lives.
+import * as path from 'node:path';
+
+export interface NativeAddon {
+  netlinkOpen(protocol: number, groups: number[], netnsPath: string | null, bufBytes: number, recvTimeoutMs: number, nonblock: boolean): number;
+  netlinkSend(fd: number, buf: Buffer): number;
+  /** Bytes received, or a negative errno (-EAGAIN) when nothing is queued / the timeout passed. */
+  netlinkRecv(fd: number, buf: Buffer): number;
+  netlinkPortId(fd: number): number;
+  watchReadable(fd: number, cb: (status: number) => void): unknown;
+  stopWatch(handle: unknown): void;
+  unrefWatch(handle: unknown): void;
+  tapOpen(name: string, nonblock: boolean): number;
+  sdNotify(state: string): boolean;
+}
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!cached) {
+    // dist/src/netns/native.js -> <root>/build/Release; src/netns/native.ts -> same depth.
+    const root = path.resolve(__dirname, '..', '..', '..');
+    const candidates = [path.join(root, 'build', 'Release', 'twill_native.node'), path.resolve(__dirname, '..', '..', 'build', 'Release', 'twill_native.node')];
+    let lastErr: unknown;
+    for (const c of candidates) {
+      try {
+        cached = require(c) as NativeAddon;
+        break;
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    if (!cached) throw lastErr;
+  }
+  return cached;
+}
+
+export const EAGAIN = 11;
