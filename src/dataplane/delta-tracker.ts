@@ -1,0 +1,103 @@
+// Desired vs actual for one kind of kernel entry, after felix's deltatracker: both sides are
+// kept as maps, and the difference (what to write, what to delete) is maintained
+// incrementally as either side changes. Drivers apply the pending work and report back;
+// failures simply stay pending. Pure: no I/O, no timers.
+
+export class DeltaTracker<V> {
+  private readonly desired = new Map<string, V>();
+  private readonly actual = new Map<string, V>();
+  private readonly toWrite = new Set<string>();
+  private readonly toDelete = new Set<string>();
+
+  constructor(private readonly equal: (a: V, b: V) => boolean) {}
+
+  private recheck(key: string): void {
+    const d = this.desired.get(key);
+    const a = this.actual.get(key);
+    this.toWrite.delete(key);
+    this.toDelete.delete(key);
+    if (d !== undefined) {
+      if (a === undefined || !this.equal(d, a)) this.toWrite.add(key);
+    } else if (a !== undefined) {
+      this.toDelete.add(key);
+    }
+  }
+
+  setDesired(key: string, value: V): void {
+    this.desired.set(key, value);
+    this.recheck(key);
+  }
+
+  deleteDesired(key: string): void {
+    this.desired.delete(key);
+    this.recheck(key);
+  }
+
+  /** Replace the whole desired side (keys not in `next` become deletions if present). */
+  replaceDesired(next: ReadonlyMap<string, V>): void {
+    for (const key of [...this.desired.keys()]) if (!next.has(key)) this.deleteDesired(key);
+    for (const [key, v] of next) {
+      const cur = this.desired.get(key);
+      if (cur === undefined || !this.equal(cur, v)) this.setDesired(key, v);
+    }
+  }
+
+  /** The kernel's truth, from a full dump. */
+  replaceActual(next: ReadonlyMap<string, V>): void {
+    const keys = new Set([...this.actual.keys(), ...next.keys()]);
+    this.actual.clear();
+    for (const [k, v] of next) this.actual.set(k, v);
+    for (const k of keys) this.recheck(k);
+    for (const k of this.desired.keys()) this.recheck(k);
+  }
+
+  /** One observed change (a netlink event, or a write we made). undefined = gone. */
+  setActual(key: string, value: V | undefined): void {
+    if (value === undefined) this.actual.delete(key);
+    else this.actual.set(key, value);
+    this.recheck(key);
+  }
+
+  /** A write succeeded: the kernel now holds the desired value. */
+  written(key: string): void {
+    const d = this.desired.get(key);
+    if (d !== undefined) this.setActual(key, d);
+  }
+
+  /** A delete succeeded (or found nothing). */
+  deleted(key: string): void {
+    this.setActual(key, undefined);
+  }
+
+  pendingWrites(): Array<[string, V]> {
+    return [...this.toWrite].map((k) => [k, this.desired.get(k)!]);
+  }
+
+  pendingDeletes(): Array<[string, V]> {
+    return [...this.toDelete].map((k) => [k, this.actual.get(k)!]);
+  }
+
+  isPendingWrite(key: string): boolean {
+    return this.toWrite.has(key);
+  }
+
+  getDesired(key: string): V | undefined {
+    return this.desired.get(key);
+  }
+
+  getActual(key: string): V | undefined {
+    return this.actual.get(key);
+  }
+
+  get desiredSize(): number {
+    return this.desired.size;
+  }
+
+  get actualSize(): number {
+    return this.actual.size;
+  }
+
+  inSync(): boolean {
+    return this.toWrite.size === 0 && this.toDelete.size === 0;
+  }
+}

@@ -1,0 +1,298 @@
+// The kernel-VXLAN reconciler: converges the kernel to the desired state and keeps it there.
+//
+// - Nothing is touched until the first desired state arrives (the daemon sets it only after
+//   the first full etcd list), so a restart never removes a working entry early.
+// - A full resync (start, periodic, device changed, event queue overflow) ensures the device,
+//   dumps routes/neighbours/FDB and replaces the "actual" side of each delta tracker; then
+//   only the differences are written, in one netlink batch.
+// - Netlink events update the actual side incrementally: an entry someone deleted or changed
+//   becomes pending and is rewritten on the next run (drift repair, typically < 10 ms).
+//   Routes vanish silently when a device goes down or is deleted (IPv4 sends no RTM_DELROUTE
+//   for those): any event touching our device therefore triggers a device check and, if the
+//   device had to be fixed, a full resync.
+// - A failed entry stays pending; the rest still apply. Runs are synchronous (netlink
+//   requests are answered inside sendmsg), so there is never more than one run at a time.
+import { EventEmitter } from 'node:events';
+import type { NetlinkHandle } from '../netlink/handle';
+import type { NetlinkEvent } from '../netlink/events';
+import type { NetlinkError } from '../netlink/errors';
+import type { Request } from '../netlink/socket';
+import { RT_TABLE_MAIN } from '../netlink/types';
+import { DeltaTracker } from './delta-tracker';
+import { ensureDevice } from './device-driver';
+import type { DesiredState, EntryKind } from './model';
+import {
+  deleteFdb, deleteNeigh, deleteRoute, desiredFdb, desiredNeighs, desiredRoutes, fdbEqual, fdbVal, neighEqual, neighVal,
+  readFdb, readNeighs, readRoutes, routeEqual, routeKey, routeVal, writeFdb, writeNeigh, writeRoute, TWILL_ROUTE_PROTOCOL_CHECK,
+  type FdbVal, type NeighVal, type RouteVal,
+} from './tables';
+
+export interface ReconcilerLog {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+  debug(o: object, m: string): void;
+}
+
+export interface ReconcilerEvents {
+  /** Every run that left nothing pending. */
+  converged: [{ durationMs: number; full: boolean }];
+  applied: [{ kind: EntryKind | 'device'; writes: number; deletes: number }];
+  failed: [{ kind: EntryKind | 'device'; error: Error }];
+  drift: [{ kind: EntryKind | 'device'; key: string }];
+  resync: [{ reason: string }];
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
+  private desired: DesiredState | undefined;
+  private devIndex = 0;
+  private readonly routes = new DeltaTracker<RouteVal>(routeEqual);
+  private readonly neighs = new DeltaTracker<NeighVal>(neighEqual);
+  private readonly fdb = new DeltaTracker<FdbVal>(fdbEqual);
+  private needFull = true;
+  private needDeviceCheck = true;
+  private fullReason = 'start';
+  private scheduled: NodeJS.Immediate | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 250;
+  private lastError: string | undefined;
+  private stopped = false;
+  private isConverged = false;
+
+  constructor(
+    private readonly h: NetlinkHandle,
+    private readonly log: ReconcilerLog,
+    private readonly resyncIntervalMs: number,
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.resyncTimer = setInterval(() => this.requestResync('periodic'), this.resyncIntervalMs);
+    this.resyncTimer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.scheduled) clearImmediate(this.scheduled);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+  }
+
+  get converged(): boolean {
+    return this.isConverged;
+  }
+
+  get deviceIndex(): number {
+    return this.devIndex;
+  }
+
+  counts(): Record<EntryKind, number> {
+    return { route: this.routes.actualSize, neigh: this.neighs.actualSize, fdb: this.fdb.actualSize };
+  }
+
+  setDesired(d: DesiredState): void {
+    const prev = this.desired;
+    this.desired = d;
+    if (!prev || JSON.stringify(prev.device) !== JSON.stringify(d.device)) this.needDeviceCheck = true;
+    if (!prev) this.needFull = true;
+    this.applyDesiredToTrackers();
+    this.isConverged = false;
+    this.kick();
+  }
+
+  requestResync(reason: string): void {
+    this.needFull = true;
+    this.needDeviceCheck = true;
+    this.fullReason = reason;
+    this.kick();
+  }
+
+  /** Feed every kernel event here; entries that are not ours are ignored. */
+  onEvent(ev: NetlinkEvent): void {
+    if (!this.desired) return;
+    const devName = this.desired.device.name;
+    switch (ev.kind) {
+      case 'link':
+        if (ev.link.name === devName || (this.devIndex && ev.link.index === this.devIndex)) {
+          this.needDeviceCheck = true;
+          if (ev.action === 'del') this.emit('drift', { kind: 'device', key: devName });
+          this.kick();
+        }
+        return;
+      case 'addr':
+        if (this.devIndex && ev.addr.index === this.devIndex) {
+          this.needDeviceCheck = true;
+          this.kick();
+        }
+        return;
+      case 'route': {
+        const r = ev.route;
+        if (r.table !== RT_TABLE_MAIN) return;
+        const key = routeKey(r);
+        if (!TWILL_ROUTE_PROTOCOL_CHECK(r.protocol) && this.routes.getDesired(key) === undefined) return;
+        this.observe('route', this.routes, key, ev.action === 'del' ? undefined : routeVal(r), ev.action === 'del' ? routeVal(r) : undefined);
+        return;
+      }
+      case 'neigh':
+        if (!this.devIndex || ev.neigh.index !== this.devIndex) return;
+        this.observe('neigh', this.neighs, ev.neigh.ip, ev.action === 'del' ? undefined : neighVal(ev.neigh), undefined);
+        return;
+      case 'fdb':
+        if (!this.devIndex || ev.fdb.index !== this.devIndex) return;
+        this.observe('fdb', this.fdb, ev.fdb.mac, ev.action === 'del' ? undefined : fdbVal(ev.fdb), undefined);
+        return;
+    }
+  }
+
+  private observe<V>(kind: EntryKind, t: DeltaTracker<V>, key: string, value: V | undefined, deletedVal: V | undefined): void {
+    // A delete event for a route other than the one we track (e.g. a different gateway) says
+    // nothing about ours.
+    if (value === undefined && deletedVal !== undefined) {
+      const cur = t.getActual(key);
+      if (cur !== undefined && JSON.stringify(cur) !== JSON.stringify(deletedVal)) return;
+    }
+    const wasDesired = t.getDesired(key);
+    const wasOk = wasDesired !== undefined && t.getActual(key) !== undefined && !t.isPendingWrite(key);
+    t.setActual(key, value);
+    const nowPending = wasDesired !== undefined && t.isPendingWrite(key);
+    if (wasOk && nowPending) {
+      this.emit('drift', { kind, key });
+      this.isConverged = false;
+      this.kick();
+    } else if (!t.inSync()) {
+      this.kick();
+    }
+  }
+
+  private applyDesiredToTrackers(): void {
+    if (!this.desired || !this.devIndex) return;
+    this.routes.replaceDesired(desiredRoutes(this.desired, this.devIndex));
+    this.neighs.replaceDesired(desiredNeighs(this.desired, this.devIndex));
+    this.fdb.replaceDesired(desiredFdb(this.desired, this.devIndex));
+  }
+
+  private kick(): void {
+    if (this.stopped || this.scheduled || !this.desired) return;
+    this.scheduled = setImmediate(() => {
+      this.scheduled = undefined;
+      this.run();
+    });
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.run();
+    }, this.backoffMs);
+    this.retryTimer.unref();
+    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  /** One convergence pass. Synchronous; never throws. */
+  run(): void {
+    const desired = this.desired;
+    if (!desired || this.stopped) return;
+    const started = performance.now();
+    const full = this.needFull;
+    let ok = true;
+    try {
+      if (this.needDeviceCheck || this.needFull) {
+        this.needDeviceCheck = false;
+        const dev = ensureDevice(this.h, desired.device);
+        if (dev.changes.length > 0) {
+          this.log.info({ device: desired.device.name, changes: dev.changes, index: dev.index }, 'vxlan device converged');
+          this.emit('applied', { kind: 'device', writes: dev.changes.length, deletes: 0 });
+          if (!this.needFull) this.emit('drift', { kind: 'device', key: desired.device.name });
+          this.needFull = true;
+          if (!this.fullReason) this.fullReason = 'device changed';
+        }
+        if (dev.index !== this.devIndex) {
+          this.devIndex = dev.index;
+          this.applyDesiredToTrackers();
+        }
+      }
+      if (this.needFull) {
+        const reason = this.fullReason || 'device changed';
+        this.needFull = false;
+        this.fullReason = '';
+        this.emit('resync', { reason });
+        this.applyDesiredToTrackers();
+        this.routes.replaceActual(readRoutes(this.h, (k) => this.routes.getDesired(k) !== undefined));
+        this.neighs.replaceActual(readNeighs(this.h, this.devIndex));
+        this.fdb.replaceActual(readFdb(this.h, this.devIndex));
+      }
+    } catch (err) {
+      ok = false;
+      this.needFull = true;
+      this.needDeviceCheck = true;
+      this.fullReason = this.fullReason || 'retry after error';
+      this.noteError('device', err as Error);
+    }
+    if (ok) ok = this.applyPending();
+    this.isConverged = ok && this.routes.inSync() && this.neighs.inSync() && this.fdb.inSync() && !this.needFull;
+    if (this.isConverged) {
+      this.backoffMs = 250;
+      this.lastError = undefined;
+      this.emit('converged', { durationMs: performance.now() - started, full });
+    } else {
+      this.scheduleRetry();
+    }
+  }
+
+  private applyPending(): boolean {
+    type Item = { kind: EntryKind; op: 'write' | 'delete'; key: string; req: Request; done: () => void };
+    const items: Item[] = [];
+    // Deletes first (routes before the entries they rely on), then writes in the opposite
+    // order so a route never exists before its neighbour and FDB entry.
+    for (const [k, v] of this.routes.pendingDeletes()) items.push({ kind: 'route', op: 'delete', key: k, req: deleteRoute(v), done: () => this.routes.deleted(k) });
+    for (const [k, v] of this.neighs.pendingDeletes()) items.push({ kind: 'neigh', op: 'delete', key: k, req: deleteNeigh(v), done: () => this.neighs.deleted(k) });
+    for (const [k, v] of this.fdb.pendingDeletes()) items.push({ kind: 'fdb', op: 'delete', key: k, req: deleteFdb(v), done: () => this.fdb.deleted(k) });
+    for (const [k, v] of this.fdb.pendingWrites()) items.push({ kind: 'fdb', op: 'write', key: k, req: writeFdb(v), done: () => this.fdb.written(k) });
+    for (const [k, v] of this.neighs.pendingWrites()) items.push({ kind: 'neigh', op: 'write', key: k, req: writeNeigh(v), done: () => this.neighs.written(k) });
+    for (const [k, v] of this.routes.pendingWrites()) items.push({ kind: 'route', op: 'write', key: k, req: writeRoute(v), done: () => this.routes.written(k) });
+    if (items.length === 0) return true;
+
+    let results: Array<NetlinkError | null>;
+    try {
+      results = this.h.apply(items.map((i) => i.req), 'converge');
+    } catch (err) {
+      this.noteError('route', err as Error);
+      this.needFull = true;
+      return false;
+    }
+    const counts = new Map<EntryKind, { writes: number; deletes: number }>();
+    let failures = 0;
+    results.forEach((err, i) => {
+      const item = items[i]!;
+      if (err) {
+        failures++;
+        if (failures === 1) this.noteError(item.kind, err);
+        else this.emit('failed', { kind: item.kind, error: err });
+        return;
+      }
+      item.done();
+      const c = counts.get(item.kind) ?? { writes: 0, deletes: 0 };
+      if (item.op === 'write') c.writes++;
+      else c.deletes++;
+      counts.set(item.kind, c);
+    });
+    for (const [kind, c] of counts) this.emit('applied', { kind, ...c });
+    if (failures > 1) this.log.warn({ failures }, 'some dataplane entries failed; they stay pending and are retried');
+    return failures === 0;
+  }
+
+  private noteError(kind: EntryKind | 'device', err: Error): void {
+    this.emit('failed', { kind, error: err });
+    const msg = err.message;
+    // Log the first occurrence of each distinct failure, not every retry.
+    if (msg !== this.lastError) {
+      this.lastError = msg;
+      this.log.error({ err, kind }, 'dataplane programming failed; will retry');
+    }
+  }
+}

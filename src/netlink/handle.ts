@@ -1,0 +1,412 @@
+// Typed rtnetlink operations over one NetlinkSocket (one network namespace). Every mutation
+// is idempotent by construction (CREATE|REPLACE) and deletions treat "already gone" as done,
+// so drivers can converge by re-applying. Mutations can also be built as Requests and sent
+// in one batch through `apply`.
+import { NetlinkSocket, type Request } from './socket';
+import {
+  encodeAddress, encodeLink, encodeLinkInfo, encodeNeighbor, encodeRoute, encodeVethData, encodeVxlanData,
+  Flags, MsgType, parseAddress, parseLink, parseLinkInfo, parseNeighbor, parseRoute, parseVxlan, routeProtocolNum, routeScopeNum, routeTypeNum, type RawMessage,
+} from './codec';
+import { isGone, NetlinkError } from './errors';
+import {
+  AF_BRIDGE, AF_INET, NUD_PERMANENT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST, RTNH_F_ONLINK,
+  type AddrState, type FdbState, type LinkState, type NeighState, type RouteState,
+} from './types';
+
+export function ipToBuf(ip: string): Buffer {
+  const parts = ip.split('.');
+  if (parts.length !== 4) throw new TypeError(`not an IPv4 address: ${ip}`);
+  return Buffer.from(parts.map((p) => {
+    const n = Number(p);
+    if (!/^\d{1,3}$/.test(p) || n > 255) throw new TypeError(`not an IPv4 address: ${ip}`);
+    return n;
+  }));
+}
+export function bufToIp(b: Buffer | undefined): string | undefined {
+  if (!b || b.length !== 4) return undefined;
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+export function macToBuf(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TypeError(`not a MAC address: ${mac}`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+export function bufToMac(b: Buffer | undefined): string | undefined {
+  if (!b || b.length !== 6) return undefined;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+const CREATE_REPLACE = Flags.CREATE | Flags.REPLACE;
+
+// ---- decoding ----
+
+export function decodeLink(m: RawMessage): LinkState | undefined {
+  try {
+    const { data, attrs } = parseLink(m.data);
+    let kind: string | undefined;
+    let vxlan: LinkState['vxlan'];
+    if (attrs.linkinfo) {
+      const info = parseLinkInfo(attrs.linkinfo);
+      kind = info.kind;
+      if (kind === 'vxlan' && info.data) {
+        const v = parseVxlan(info.data);
+        vxlan = {
+          vni: v.id ?? 0,
+          local: bufToIp(v.local),
+          port: v.port ? v.port.readUInt16BE(0) : undefined,
+          learning: (v.learning ?? 1) !== 0,
+          link: v.link,
+        };
+      }
+    }
+    return {
+      index: data.index ?? 0,
+      name: attrs.ifname ?? '',
+      kind,
+      mtu: attrs.mtu ?? 0,
+      up: Boolean(data.flags?.up),
+      mac: bufToMac(attrs.address),
+      master: attrs.master,
+      vxlan,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export function decodeAddr(m: RawMessage): AddrState | undefined {
+  try {
+    const { data, attrs } = parseAddress(m.data);
+    if (data.family !== AF_INET) return undefined;
+    const ip = bufToIp(attrs.local ?? attrs.address);
+    if (!ip) return undefined;
+    return { index: data.index ?? 0, ip, prefixLen: data.prefixlen ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+export function decodeRoute(m: RawMessage): RouteState | undefined {
+  try {
+    const { data, attrs } = parseRoute(m.data);
+    if (data.family !== AF_INET) return undefined;
+    const flagsNum = typeof data.flags === 'object' && data.flags ? ((data.flags as { __unknown?: number }).__unknown ?? 0) : 0;
+    return {
+      dst: bufToIp(attrs.dst) ?? '0.0.0.0',
+      dstLen: data.dstLen ?? 0,
+      gateway: bufToIp(attrs.gateway),
+      oif: attrs.oif,
+      protocol: routeProtocolNum(data.protocol),
+      table: attrs.table ?? data.table ?? 0,
+      scope: routeScopeNum(data.scope),
+      type: routeTypeNum(data.type),
+      onlink: (flagsNum & RTNH_F_ONLINK) !== 0,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function stateNum(s: unknown): number {
+  if (typeof s === 'number') return s;
+  if (!s || typeof s !== 'object') return 0;
+  const o = s as Record<string, unknown>;
+  const bits: Record<string, number> = { incomplete: 1, reachable: 2, stale: 4, delay: 8, probe: 0x10, failed: 0x20, noarp: 0x40, permanent: 0x80 };
+  let n = typeof o['__unknown'] === 'number' ? (o['__unknown'] as number) : 0;
+  for (const [k, v] of Object.entries(bits)) if (o[k]) n |= v;
+  return n;
+}
+
+export function decodeNeigh(m: RawMessage): NeighState | undefined {
+  try {
+    const { data, attrs } = parseNeighbor(m.data);
+    if (data.family !== AF_INET) return undefined;
+    const ip = bufToIp(attrs.dst);
+    if (!ip) return undefined;
+    return { index: data.ifindex ?? 0, ip, mac: bufToMac(attrs.lladdr), state: stateNum(data.state) };
+  } catch {
+    return undefined;
+  }
+}
+
+export function decodeFdb(m: RawMessage): FdbState | undefined {
+  try {
+    const { data, attrs } = parseNeighbor(m.data);
+    if (data.family !== AF_BRIDGE) return undefined;
+    const mac = bufToMac(attrs.lladdr);
+    if (!mac) return undefined;
+    return { index: data.ifindex ?? 0, mac, dst: bufToIp(attrs.dst), state: stateNum(data.state), self: Boolean(data.flags?.self) };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- request builders (pure) ----
+
+export interface RouteSpec {
+  dst: string;
+  dstLen: number;
+  gateway?: string;
+  oif: number;
+  onlink?: boolean;
+  protocol: number;
+  scope?: number;
+  table?: number;
+}
+
+function routeBody(r: RouteSpec): Buffer {
+  return encodeRoute(
+    {
+      family: AF_INET,
+      dstLen: r.dstLen,
+      table: r.table ?? RT_TABLE_MAIN,
+      protocol: r.protocol,
+      scope: r.scope ?? RT_SCOPE_UNIVERSE,
+      type: RTN_UNICAST,
+      flags: r.onlink ? { __unknown: RTNH_F_ONLINK } : {},
+    },
+    { dst: ipToBuf(r.dst), oif: r.oif, ...(r.gateway ? { gateway: ipToBuf(r.gateway) } : {}) },
+  );
+}
+
+export const req = {
+  routeReplace(r: RouteSpec): Request {
+    return { type: MsgType.NEWROUTE, flags: CREATE_REPLACE, body: routeBody(r), target: `route ${r.dst}/${r.dstLen}` };
+  },
+  routeDelete(r: RouteSpec): Request {
+    return { type: MsgType.DELROUTE, flags: 0, body: routeBody(r), target: `route ${r.dst}/${r.dstLen}` };
+  },
+  neighReplace(index: number, ip: string, mac: string): Request {
+    return {
+      type: MsgType.NEWNEIGH,
+      flags: CREATE_REPLACE,
+      body: encodeNeighbor({ family: AF_INET, ifindex: index, state: { permanent: true } }, { dst: ipToBuf(ip), lladdr: macToBuf(mac) }),
+      target: `neighbour ${ip}`,
+    };
+  },
+  neighDelete(index: number, ip: string): Request {
+    return {
+      type: MsgType.DELNEIGH,
+      flags: 0,
+      body: encodeNeighbor({ family: AF_INET, ifindex: index }, { dst: ipToBuf(ip) }),
+      target: `neighbour ${ip}`,
+    };
+  },
+  fdbReplace(index: number, mac: string, dst: string): Request {
+    return {
+      type: MsgType.NEWNEIGH,
+      flags: CREATE_REPLACE,
+      body: encodeNeighbor({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, { lladdr: macToBuf(mac), dst: ipToBuf(dst) }),
+      target: `fdb ${mac}`,
+    };
+  },
+  fdbDelete(index: number, mac: string, dst?: string): Request {
+    return {
+      type: MsgType.DELNEIGH,
+      flags: 0,
+      body: encodeNeighbor({ family: AF_BRIDGE, ifindex: index, flags: { self: true } }, { lladdr: macToBuf(mac), ...(dst ? { dst: ipToBuf(dst) } : {}) }),
+      target: `fdb ${mac}`,
+    };
+  },
+  addrReplace(index: number, ip: string, prefixLen: number): Request {
+    return {
+      type: MsgType.NEWADDR,
+      flags: CREATE_REPLACE,
+      body: encodeAddress({ family: AF_INET, prefixlen: prefixLen, index, scope: RT_SCOPE_UNIVERSE }, { local: ipToBuf(ip), address: ipToBuf(ip) }),
+      target: `address ${ip}/${prefixLen}`,
+    };
+  },
+  addrDelete(index: number, ip: string, prefixLen: number): Request {
+    return {
+      type: MsgType.DELADDR,
+      flags: 0,
+      body: encodeAddress({ family: AF_INET, prefixlen: prefixLen, index }, { local: ipToBuf(ip), address: ipToBuf(ip) }),
+      target: `address ${ip}/${prefixLen}`,
+    };
+  },
+  linkSet(index: number, name: string, change: { mtu?: number; up?: boolean; master?: number; mac?: string }): Request {
+    const data: { family: number; index: number; flags?: { up?: true }; change?: { up?: true } } = { family: 0, index };
+    if (change.up !== undefined) {
+      data.flags = change.up ? { up: true } : {};
+      data.change = { up: true };
+    }
+    return {
+      type: MsgType.NEWLINK,
+      flags: 0,
+      body: encodeLink(data, {
+        ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
+        ...(change.master !== undefined ? { master: change.master } : {}),
+        ...(change.mac !== undefined ? { address: macToBuf(change.mac) } : {}),
+      }),
+      target: `link ${name}`,
+    };
+  },
+  linkDelete(index: number, name: string): Request {
+    return { type: MsgType.DELLINK, flags: 0, body: encodeLink({ family: 0, index }, {}), target: `link ${name}` };
+  },
+};
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  local: string;
+  port: number;
+  lowerIndex: number;
+  mac: string;
+  mtu: number;
+  learning: boolean;
+}
+
+export interface VethSpec {
+  name: string;
+  mtu: number;
+  peerName: string;
+  /** fd of the namespace the peer is created in (IFLA_NET_NS_FD); default: ours. */
+  peerNetnsFd?: number;
+  peerMac?: string;
+  mac?: string;
+}
+
+export class NetlinkHandle {
+  readonly sock: NetlinkSocket;
+
+  constructor(sock: NetlinkSocket) {
+    this.sock = sock;
+  }
+
+  static open(opts: { netns?: string } = {}): NetlinkHandle {
+    return new NetlinkHandle(NetlinkSocket.open(opts));
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+
+  /** One batch; per request null (done) or its error. Deletes of missing objects count as done. */
+  apply(requests: readonly Request[], op = 'apply'): Array<NetlinkError | null> {
+    return this.sock.transact(requests, op).map((e, i) =>
+      e && requests[i]!.type % 4 === 1 /* RTM_DEL* */ && isGone(e) ? null : e,
+    );
+  }
+
+  do(request: Request, op = 'apply'): void {
+    const [err] = this.apply([request], op);
+    if (err) throw err;
+  }
+
+  // ---- links ----
+
+  listLinks(): LinkState[] {
+    return this.sock
+      .dump(MsgType.GETLINK, encodeLink({ family: 0 }, {}), 'links')
+      .filter((m) => m.type === MsgType.NEWLINK)
+      .map(decodeLink)
+      .filter((l): l is LinkState => l !== undefined);
+  }
+
+  getLink(name: string): LinkState | undefined {
+    return this.listLinks().find((l) => l.name === name);
+  }
+
+  createVxlan(v: VxlanSpec): void {
+    const data = encodeVxlanData({
+      id: v.vni,
+      local: ipToBuf(v.local),
+      link: v.lowerIndex,
+      port: Buffer.from([v.port >> 8, v.port & 0xff]),
+      learning: v.learning ? 1 : 0,
+    });
+    this.sock.request(
+      {
+        type: MsgType.NEWLINK,
+        flags: Flags.CREATE | Flags.EXCL,
+        body: encodeLink({ family: 0 }, { ifname: v.name, mtu: v.mtu, address: macToBuf(v.mac), linkinfo: encodeLinkInfo('vxlan', data) }),
+        target: `link ${v.name}`,
+      },
+      'create',
+    );
+  }
+
+  createBridge(name: string, mtu: number): void {
+    this.sock.request(
+      {
+        type: MsgType.NEWLINK,
+        flags: Flags.CREATE | Flags.EXCL,
+        body: encodeLink({ family: 0 }, { ifname: name, mtu, linkinfo: encodeLinkInfo('bridge') }),
+        target: `link ${name}`,
+      },
+      'create',
+    );
+  }
+
+  createVeth(v: VethSpec): void {
+    const peer = encodeVethData(
+      { family: 0 },
+      {
+        ifname: v.peerName,
+        mtu: v.mtu,
+        ...(v.peerNetnsFd !== undefined ? { netNsFd: v.peerNetnsFd } : {}),
+        ...(v.peerMac ? { address: macToBuf(v.peerMac) } : {}),
+      },
+    );
+    this.sock.request(
+      {
+        type: MsgType.NEWLINK,
+        flags: Flags.CREATE | Flags.EXCL,
+        body: encodeLink({ family: 0 }, { ifname: v.name, mtu: v.mtu, ...(v.mac ? { address: macToBuf(v.mac) } : {}), linkinfo: encodeLinkInfo('veth', peer) }),
+        target: `link ${v.name}`,
+      },
+      'create',
+    );
+  }
+
+  setLink(link: Pick<LinkState, 'index' | 'name'>, change: { mtu?: number; up?: boolean; master?: number; mac?: string }): void {
+    this.do(req.linkSet(link.index, link.name, change), 'set');
+  }
+
+  deleteLink(link: Pick<LinkState, 'index' | 'name'>): void {
+    this.do(req.linkDelete(link.index, link.name), 'delete');
+  }
+
+  // ---- addresses ----
+
+  listAddrs(index?: number): AddrState[] {
+    return this.sock
+      .dump(MsgType.GETADDR, encodeAddress({ family: AF_INET }, {}), 'addresses')
+      .filter((m) => m.type === MsgType.NEWADDR)
+      .map(decodeAddr)
+      .filter((a): a is AddrState => a !== undefined && (index === undefined || a.index === index));
+  }
+
+  // ---- routes ----
+
+  listRoutes(filter: { table?: number; protocol?: number } = {}): RouteState[] {
+    const table = filter.table ?? RT_TABLE_MAIN;
+    return this.sock
+      .dump(MsgType.GETROUTE, encodeRoute({ family: AF_INET }, {}), 'routes')
+      .filter((m) => m.type === MsgType.NEWROUTE)
+      .map(decodeRoute)
+      .filter((r): r is RouteState => r !== undefined && r.table === table && (filter.protocol === undefined || r.protocol === filter.protocol));
+  }
+
+  // ---- neighbours and FDB ----
+
+  listNeighs(index?: number): NeighState[] {
+    return this.sock
+      .dump(MsgType.GETNEIGH, encodeNeighbor({ family: AF_INET }, {}), 'neighbours')
+      .filter((m) => m.type === MsgType.NEWNEIGH)
+      .map(decodeNeigh)
+      .filter((n): n is NeighState => n !== undefined && (index === undefined || n.index === index));
+  }
+
+  /** FDB dumps return every device's entries: filter by ifindex here. */
+  listFdb(index: number): FdbState[] {
+    return this.sock
+      .dump(MsgType.GETNEIGH, encodeNeighbor({ family: AF_BRIDGE }, {}), 'fdb')
+      .filter((m) => m.type === MsgType.NEWNEIGH)
+      .map(decodeFdb)
+      .filter((f): f is FdbState => f !== undefined && f.index === index);
+  }
+}
+
+export { NUD_PERMANENT };

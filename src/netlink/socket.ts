@@ -1,0 +1,156 @@
+// A synchronous rtnetlink request socket. rtnetlink handles a request inside sendmsg() on the
+// caller's thread, so by the time send returns the answers are queued: reading them with a
+// blocking recv (bounded by SO_RCVTIMEO) is both simpler and faster than promise plumbing,
+// and keeps setns-created sockets usable without threads. Requests are batched: many
+// messages per sendmsg, NLM_F_ACK only on each chunk's last message; the kernel still
+// reports every failing message by its sequence number.
+import { native, EAGAIN } from '../netns/native';
+import { decodeError, decodeMessages, encodeMessage, Flags, MsgType, type RawMessage } from './codec';
+import { ETIMEDOUT, NetlinkError } from './errors';
+
+const NETLINK_ROUTE = 0;
+const BATCH_BYTES = 64 * 1024;
+const RECV_BYTES = 64 * 1024;
+const SOCKET_BUF = 8 * 1024 * 1024;
+const RECV_TIMEOUT_MS = 10_000;
+const DUMP_RETRIES = 10;
+
+export interface Request {
+  type: number;
+  flags: number;
+  body: Buffer;
+  /** For error messages: what this request is about ("route 10.244.3.0/24"). */
+  target: string;
+}
+
+export interface OpenOptions {
+  /** Path of a network namespace (/run/netns/X or /proc/PID/ns/net); default: our own. */
+  netns?: string;
+}
+
+export class NetlinkSocket {
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private readonly recvBuf = Buffer.allocUnsafe(RECV_BYTES);
+  private closed = false;
+
+  private constructor(private readonly fd: number, readonly netns: string | undefined) {}
+
+  static open(opts: OpenOptions = {}): NetlinkSocket {
+    let fd: number;
+    try {
+      fd = native().netlinkOpen(NETLINK_ROUTE, [], opts.netns ?? null, SOCKET_BUF, RECV_TIMEOUT_MS, false);
+    } catch (err) {
+      const e = err as { errno?: number };
+      throw new NetlinkError(e.errno ?? 0, 'open', opts.netns ?? 'netlink socket', undefined, err);
+    }
+    return new NetlinkSocket(fd, opts.netns);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    require('node:fs').closeSync(this.fd);
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  private send(buf: Buffer, op: string): void {
+    try {
+      native().netlinkSend(this.fd, buf);
+    } catch (err) {
+      const e = err as { errno?: number };
+      throw new NetlinkError(e.errno ?? 0, op, 'sendmsg', undefined, err);
+    }
+  }
+
+  private recv(op: string, target: string): RawMessage[] {
+    let n: number;
+    try {
+      n = native().netlinkRecv(this.fd, this.recvBuf);
+    } catch (err) {
+      const e = err as { errno?: number };
+      throw new NetlinkError(e.errno ?? 0, op, target, undefined, err);
+    }
+    if (n === -EAGAIN) throw new NetlinkError(ETIMEDOUT, op, target, 'no answer from the kernel');
+    // Copy: the receive buffer is reused by the next call.
+    return decodeMessages(Buffer.from(this.recvBuf.subarray(0, n)));
+  }
+
+  /**
+   * Sends every request and returns, per request, null on success or its NetlinkError.
+   * One failure never stops the rest of the batch.
+   */
+  transact(requests: readonly Request[], op = 'request'): Array<NetlinkError | null> {
+    const results: Array<NetlinkError | null> = new Array(requests.length).fill(null);
+    let i = 0;
+    while (i < requests.length) {
+      const seqToIndex = new Map<number, number>();
+      const parts: Buffer[] = [];
+      let bytes = 0;
+      const start = i;
+      while (i < requests.length && (i === start || bytes < BATCH_BYTES)) {
+        const r = requests[i]!;
+        const last = i === requests.length - 1 || bytes + r.body.length + 16 >= BATCH_BYTES;
+        const seq = this.nextSeq();
+        seqToIndex.set(seq, i);
+        const msg = encodeMessage(r.type, r.flags | Flags.REQUEST | (last ? Flags.ACK : 0), seq, r.body);
+        parts.push(msg);
+        bytes += msg.length;
+        i++;
+        if (last) break;
+      }
+      const lastSeq = this.seq;
+      this.send(Buffer.concat(parts), op);
+      let done = false;
+      while (!done) {
+        for (const m of this.recv(op, requests[i - 1]!.target)) {
+          if (m.type !== MsgType.ERROR) continue;
+          const e = decodeError(m);
+          const idx = seqToIndex.get(e.seq);
+          if (idx === undefined) continue; // stale answer from an earlier, interrupted call
+          if (e.errno !== 0) results[idx] = new NetlinkError(e.errno, op, requests[idx]!.target, e.message);
+          if (e.seq === lastSeq) done = true;
+        }
+      }
+    }
+    return results;
+  }
+
+  /** Like transact for one request, throwing its error. */
+  request(req: Request, op = 'request'): void {
+    const [err] = this.transact([req], op);
+    if (err) throw err;
+  }
+
+  /** A full dump; retried when the kernel flags it as interrupted by concurrent changes. */
+  dump(type: number, body: Buffer, what: string): RawMessage[] {
+    for (let attempt = 0; ; attempt++) {
+      const seq = this.nextSeq();
+      this.send(encodeMessage(type, Flags.REQUEST | Flags.DUMP, seq, body), 'dump');
+      const out: RawMessage[] = [];
+      let interrupted = false;
+      let done = false;
+      while (!done) {
+        for (const m of this.recv('dump', what)) {
+          if (m.seq !== seq) continue;
+          if (m.flags & Flags.DUMP_INTR) interrupted = true;
+          if (m.type === MsgType.DONE) {
+            done = true;
+            break;
+          }
+          if (m.type === MsgType.ERROR) {
+            const e = decodeError(m);
+            if (e.errno !== 0) throw new NetlinkError(e.errno, 'dump', what, e.message);
+            done = true;
+            break;
+          }
+          out.push(m);
+        }
+      }
+      if (!interrupted || attempt >= DUMP_RETRIES) return out;
+    }
+  }
+}

@@ -1,0 +1,75 @@
+// Throwaway network namespaces for tests. Names are unique per process and test; tests run
+// `ip`/`bridge` only as an independent oracle and for setup inside these namespaces.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export function uniqueName(tag: string): string {
+  return `twt-${tag}-${process.pid.toString(36)}${randomBytes(2).toString('hex')}`.slice(0, 30);
+}
+
+export function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = {}): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    if (opts.allowFail) return '';
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr || e.message}`);
+  }
+}
+
+/** `ip -n ns ...` */
+export function ipn(ns: string, ...args: string[]): string {
+  return sh('ip', ['-n', ns, ...args]);
+}
+
+export function ipJson<T = Record<string, unknown>>(ns: string, ...args: string[]): T[] {
+  const out = sh('ip', ['-n', ns, '-j', ...args]).trim();
+  return out ? (JSON.parse(out) as T[]) : [];
+}
+
+export function bridgeJson<T = Record<string, unknown>>(ns: string, ...args: string[]): T[] {
+  const out = sh('bridge', ['-n', ns, '-j', ...args]).trim();
+  return out ? (JSON.parse(out) as T[]) : [];
+}
+
+export class Netns {
+  readonly path: string;
+  constructor(readonly name: string) {
+    this.path = `/run/netns/${name}`;
+  }
+  static create(tag: string): Netns {
+    const ns = new Netns(uniqueName(tag));
+    sh('ip', ['netns', 'add', ns.name]);
+    sh('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+  ip(...args: string[]): string {
+    return ipn(this.name, ...args);
+  }
+  exec(cmd: string, ...args: string[]): string {
+    return sh('ip', ['netns', 'exec', this.name, cmd, ...args]);
+  }
+  delete(): void {
+    sh('ip', ['netns', 'del', this.name], { allowFail: true });
+  }
+}
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/** Polls `check` until it returns true or the deadline passes; returns elapsed ms or throws. */
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string, intervalMs = 5): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    let ok = false;
+    try {
+      ok = check();
+    } catch {
+      ok = false;
+    }
+    if (ok) return performance.now() - start;
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
