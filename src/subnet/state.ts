@@ -1,0 +1,68 @@
+// Persistent daemon state in the state dir (default /var/lib/twill).
+//
+// The VTEP MAC is chosen once and kept: every other host has it in its neighbour and FDB
+// entries, so a new MAC on each restart would mean a cluster-wide reprogramming and a window of
+// black-holed traffic until every peer saw the lease update. A corrupt file (truncated write
+// by an old version, hand edit) is replaced rather than fatal — the daemon can still work, the
+// caller just warns that peers will see a MAC change.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { writeFileAtomic } from './subnet-file';
+
+export const VTEP_MAC_FILE = 'vtep-mac';
+
+export class StateError extends Error {
+  readonly code = 'ERR_STATE' as const;
+  readonly path: string;
+
+  constructor(message: string, filePath: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'StateError';
+    this.path = filePath;
+  }
+}
+
+export interface VtepMacResult {
+  /** Lowercase, colon-separated. */
+  mac: string;
+  /** A new MAC was generated (no file, or a corrupt one). */
+  created: boolean;
+  /** The file existed but did not hold a valid unicast MAC; it was overwritten. */
+  replacedCorrupt: boolean;
+}
+
+/** A usable VTEP MAC: six colon-separated octets, unicast, not all zeros. Returns it normalised or null. */
+export function normalizeVtepMac(text: string): string | null {
+  const mac = text.trim().toLowerCase();
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) return null;
+  const first = parseInt(mac.slice(0, 2), 16);
+  if ((first & 1) !== 0) return null; // multicast/broadcast cannot be a device address
+  if (mac === '00:00:00:00:00:00') return null;
+  return mac;
+}
+
+export async function loadOrCreateVtepMac(stateDir: string, generate: () => string): Promise<VtepMacResult> {
+  const file = path.join(stateDir, VTEP_MAC_FILE);
+  let existing: string | null = null;
+  try {
+    existing = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ENOENT') {
+      throw new StateError(`cannot read ${file}`, file, err);
+    }
+  }
+  if (existing !== null) {
+    const mac = normalizeVtepMac(existing);
+    if (mac !== null) return { mac, created: false, replacedCorrupt: false };
+  }
+
+  const generated = generate();
+  const mac = normalizeVtepMac(generated);
+  if (mac === null) throw new StateError(`generated VTEP MAC "${generated}" is not a valid unicast MAC`, file);
+  try {
+    await writeFileAtomic(file, mac + '\n', 0o644);
+  } catch (err) {
+    throw new StateError(`cannot write ${file}`, file, err);
+  }
+  return { mac, created: true, replacedCorrupt: existing !== null };
+}

@@ -1,0 +1,189 @@
+// flannel's subnet file (/run/twill/subnet.env): the daemon's hand-off to the CNI plugin.
+//
+// Format is flanneld's, byte for byte, so tools written for flannel can read ours:
+//   FLANNEL_NETWORK=10.244.0.0/16
+//   FLANNEL_SUBNET=10.244.7.1/24      (first usable address of the lease, not the network)
+//   FLANNEL_MTU=1450
+//   FLANNEL_IPMASQ=false
+// The CNI plugin reads it on every pod ADD, possibly while the daemon rewrites it, so writes
+// are atomic (temp file in the same directory, fsync, rename): a reader sees the old or the new
+// file, never a torn one. Reading is tolerant (comments, blank lines, quotes, `export`) because
+// admins do hand-edit it; validation happens separately in parseSubnetEnv.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+
+export interface SubnetEnv {
+  /** Cluster network, e.g. "10.244.0.0/16". */
+  network: string;
+  /** First usable address of this host's subnet with its length, e.g. "10.244.7.1/24". */
+  subnet: string;
+  mtu: number;
+  ipMasq: boolean;
+}
+
+export class SubnetFileError extends Error {
+  readonly code = 'ERR_SUBNET_FILE' as const;
+  /** The key that was missing or invalid, when the problem is one key. */
+  readonly key: string | undefined;
+  readonly path: string | undefined;
+
+  constructor(message: string, opts: { key?: string; path?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SubnetFileError';
+    this.key = opts.key;
+    this.path = opts.path;
+  }
+}
+
+const MIN_MTU = 68; // IPv4 minimum (RFC 791)
+const MAX_MTU = 65535;
+
+export function formatSubnetFile(env: SubnetEnv): string {
+  checkCidr(env.network, 'FLANNEL_NETWORK');
+  checkCidr(env.subnet, 'FLANNEL_SUBNET');
+  checkMtu(env.mtu, 'FLANNEL_MTU');
+  return `FLANNEL_NETWORK=${env.network}\nFLANNEL_SUBNET=${env.subnet}\nFLANNEL_MTU=${env.mtu}\nFLANNEL_IPMASQ=${env.ipMasq}\n`;
+}
+
+export async function writeSubnetFile(filePath: string, contents: string): Promise<void> {
+  await writeFileAtomic(filePath, contents, 0o644);
+}
+
+/**
+ * Writes `contents` so that readers see either the old file or the complete new one: temp file
+ * in the same directory (rename is only atomic within a filesystem), fsync, rename, fsync the
+ * directory. Creates missing parent directories. The mode is set explicitly (umask-independent).
+ */
+export async function writeFileAtomic(filePath: string, contents: string, mode: number): Promise<void> {
+  const dir = path.dirname(filePath);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, 'wx', mode);
+    await fh.writeFile(contents);
+    await fh.chmod(mode);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, filePath);
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+// Makes the rename itself durable across a crash; not every filesystem allows fsync on a
+// directory, and the data is already safe in the renamed file, so failure here is ignored.
+async function syncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // best effort
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** The file's KEY=VALUE pairs, or null if the file does not exist. */
+export async function readSubnetFile(filePath: string): Promise<Record<string, string> | null> {
+  let text: string;
+  try {
+    text = await fsp.readFile(filePath, 'utf8');
+  } catch (err) {
+    if (isENOENT(err)) return null;
+    throw new SubnetFileError(`cannot read subnet file ${filePath}`, { path: filePath, cause: err });
+  }
+  return parseEnvText(text);
+}
+
+/** Synchronous variant for the CNI plugin, a short-lived process with nothing else to do. */
+export function readSubnetFileSync(filePath: string): Record<string, string> | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(filePath, 'utf8');
+  } catch (err) {
+    if (isENOENT(err)) return null;
+    throw new SubnetFileError(`cannot read subnet file ${filePath}`, { path: filePath, cause: err });
+  }
+  return parseEnvText(text);
+}
+
+/** Tolerant KEY=VALUE parser; malformed lines are skipped, a later key overrides an earlier one. */
+export function parseEnvText(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rawLine of text.split(/\r?\n/)) {
+    let line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('export ')) line = line.slice('export '.length).trimStart();
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim();
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) continue;
+    let value = line.slice(eq + 1).trim();
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value[value.length - 1] === value[0]) {
+      value = value.slice(1, -1);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+export function parseSubnetEnv(record: Readonly<Record<string, string>>): SubnetEnv {
+  const get = (key: string): string => {
+    const v = record[key];
+    if (v === undefined || v === '') throw new SubnetFileError(`subnet file has no ${key}`, { key });
+    return v;
+  };
+  const network = get('FLANNEL_NETWORK');
+  const subnet = get('FLANNEL_SUBNET');
+  const [netAddr, netLen] = checkCidr(network, 'FLANNEL_NETWORK');
+  const [subAddr, subLen] = checkCidr(subnet, 'FLANNEL_SUBNET');
+  if (subLen < netLen || maskOf(netAddr, netLen) !== maskOf(subAddr, netLen)) {
+    throw new SubnetFileError(`FLANNEL_SUBNET ${subnet} is not inside FLANNEL_NETWORK ${network}`, { key: 'FLANNEL_SUBNET' });
+  }
+  const mtuText = get('FLANNEL_MTU');
+  if (!/^\d+$/.test(mtuText)) throw new SubnetFileError(`FLANNEL_MTU "${mtuText}" is not a number`, { key: 'FLANNEL_MTU' });
+  const mtu = Number(mtuText);
+  checkMtu(mtu, 'FLANNEL_MTU');
+  return { network, subnet, mtu, ipMasq: parseBool(get('FLANNEL_IPMASQ'), 'FLANNEL_IPMASQ') };
+}
+
+// Go's strconv.ParseBool spellings, since flanneld and hand-written files use them.
+function parseBool(v: string, key: string): boolean {
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  throw new SubnetFileError(`${key} "${v}" is not a boolean`, { key });
+}
+
+function checkMtu(mtu: number, key: string): void {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
+    throw new SubnetFileError(`${key} ${mtu} is out of range ${MIN_MTU}..${MAX_MTU}`, { key });
+  }
+}
+
+/** Returns [address as uint32, prefix length]. */
+function checkCidr(cidr: string, key: string): [number, number] {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
+  const len = m ? Number(m[2]) : NaN;
+  if (!m || !isIPv4(m[1]!) || !(len >= 0 && len <= 32)) {
+    throw new SubnetFileError(`${key} "${cidr}" is not an IPv4 address/prefix-length`, { key });
+  }
+  const addr = m[1]!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return [addr, len];
+}
+
+function maskOf(addr: number, len: number): number {
+  return len === 0 ? 0 : Math.floor(addr / 2 ** (32 - len));
+}
+
+function isENOENT(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ENOENT';
+}
