@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/netlink.h>
@@ -376,6 +378,84 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- named network namespaces (what `ip netns add/del` does, without running `ip`) ---- */
+
+/* netnsEnter(path) -> fd of the namespace we were in; the calling (main) thread is now in
+ * `path`. Anything created or forked synchronously from here on lives there (netlink
+ * sockets, child processes, /proc/sys opens). Always pair with netnsReturn, no await between. */
+static napi_value netns_enter(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[4096];
+  int ok;
+  if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
+    return throw_type(env, "netnsEnter(path)");
+  int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (orig < 0) return throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) { int e = errno; close(orig); return throw_errno(env, e, "open(netns)"); }
+  if (setns(target, CLONE_NEWNET) < 0) { int e = errno; close(orig); close(target); return throw_errno(env, e, "setns"); }
+  close(target);
+  napi_value out;
+  napi_create_int32(env, orig, &out);
+  return out;
+}
+
+static napi_value netns_return(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "netnsReturn(fd)");
+  /* Staying in a foreign namespace would silently misdirect everything after: abort. */
+  if (setns(fd, CLONE_NEWNET) < 0) abort();
+  close(fd);
+  return NULL;
+}
+
+typedef struct { const char *path; int err; const char *what; } create_arg_t;
+
+static void *create_thread(void *p) {
+  create_arg_t *a = (create_arg_t *)p;
+  /* unshare affects only this short-lived thread; its new namespace survives through the
+   * bind mount. */
+  if (unshare(CLONE_NEWNET) < 0) { a->err = errno; a->what = "unshare(CLONE_NEWNET)"; return NULL; }
+  if (mount("/proc/thread-self/ns/net", a->path, "none", MS_BIND, NULL) < 0) { a->err = errno; a->what = "mount(bind netns)"; return NULL; }
+  return NULL;
+}
+
+/* netnsCreate(path): `path` must exist as an empty file; it becomes a persistent namespace. */
+static napi_value netns_create(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[4096];
+  int ok;
+  if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
+    return throw_type(env, "netnsCreate(path)");
+  create_arg_t a = { path, 0, NULL };
+  pthread_t t;
+  int r = pthread_create(&t, NULL, create_thread, &a);
+  if (r != 0) return throw_errno(env, r, "pthread_create");
+  pthread_join(t, NULL);
+  if (a.err) return throw_errno(env, a.err, a.what);
+  return NULL;
+}
+
+/* netnsUnmount(path): detach the namespace's bind mount (the namespace dies with its last user). */
+static napi_value netns_unmount(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[4096];
+  int ok;
+  if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
+    return throw_type(env, "netnsUnmount(path)");
+  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return throw_errno(env, errno, "umount2");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_default, NULL },
@@ -387,6 +467,10 @@ static napi_value init(napi_env env, napi_value exports) {
     { "unrefWatch", NULL, unref_watch, NULL, NULL, NULL, napi_default, NULL },
     { "tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL },
     { "sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL },
+    { "netnsEnter", NULL, netns_enter, NULL, NULL, NULL, napi_default, NULL },
+    { "netnsReturn", NULL, netns_return, NULL, NULL, NULL, napi_default, NULL },
+    { "netnsCreate", NULL, netns_create, NULL, NULL, NULL, napi_default, NULL },
+    { "netnsUnmount", NULL, netns_unmount, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -13,6 +13,10 @@ export interface NativeAddon {
   unrefWatch(handle: unknown): void;
   tapOpen(name: string, nonblock: boolean): number;
   sdNotify(state: string): boolean;
+  netnsEnter(path: string): number;
+  netnsReturn(origFd: number): void;
+  netnsCreate(path: string): void;
+  netnsUnmount(path: string): void;
 }
 
 let cached: NativeAddon | undefined;

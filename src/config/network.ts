@@ -1,0 +1,181 @@
+// The cluster network config stored at `<prefix>/config`, in flannel's schema and with
+// flannel's defaults, so an etcd that flannel used works unchanged.
+//
+// Rules (from flannel's pkg/subnet/config.go CheckNetworkConfig and the vxlan backend):
+// - Network is required and must not be empty (0.0.0.0/0 counts as empty); host bits are masked.
+// - SubnetLen absent or 0: 24 when Network is /22 or larger, Network's length + 2 for /23../28,
+//   an error for anything smaller than /28. When given: at most 30 and at least Network + 2
+//   (the network must hold four subnets, the first of which is never handed out).
+// - SubnetMin absent or 0.0.0.0: the second subnet of Network (the first is skipped so no host
+//   gets the network address itself); SubnetMax absent or 0.0.0.0: the last subnet. When given,
+//   each must lie inside Network and sit on a SubnetLen boundary. flannel does not require
+//   SubnetMin <= SubnetMax; neither do we (such a range simply has no free subnet).
+// - Backend absent: vxlan. Only Type "vxlan" exists in twill. VNI default 1 (1..2^24-1),
+//   Port default 8472; Port 0 also means 8472, because flannel passes 0 to the kernel, whose
+//   VXLAN default destination port is 8472.
+// - Field names match case-insensitively, as Go's encoding/json does (flannel's own tests
+//   write `{"network": ...}`); unknown fields are ignored; JSON null counts as absent.
+// Not carried over: flannel accepts VNI values above 65535 but writes them into the lease as a
+// uint16; twill keeps the full 24-bit value (only matters when mixing with flannel nodes).
+import { formatIp4, formatPrefix4, ipInPrefix, maskOf, parseIp4, parsePrefix4, prefixSize, type Ip4, type Prefix4 } from '../ip/ipv4';
+
+export interface NetworkConfig {
+  network: Prefix4;
+  subnetLen: number;
+  subnetMin: Ip4;
+  subnetMax: Ip4;
+  backend: { type: 'vxlan'; vni: number; port: number };
+}
+
+export class NetworkConfigError extends Error {
+  readonly code = 'ERR_NETWORK_CONFIG' as const;
+  /** The config key that was wrong ("Network", "SubnetLen", "Backend.VNI", or "(json)"). */
+  readonly field: string;
+
+  constructor(field: string, detail: string, options?: { cause?: unknown }) {
+    super(`network config ${field}: ${detail}`, options);
+    this.name = 'NetworkConfigError';
+    this.field = field;
+  }
+}
+
+export const DEFAULT_VNI = 1;
+export const DEFAULT_VXLAN_PORT = 8472;
+export const MAX_VNI = 0xffffff;
+
+type JsonObject = { readonly [key: string]: unknown };
+
+export function isJsonObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The value of `name` in a decoded JSON object the way Go's encoding/json finds a struct
+ * field: exact or case-insensitive key match, the last matching key winning. JSON null is
+ * reported as absent (undefined).
+ */
+export function jsonField(obj: JsonObject, name: string): unknown {
+  const folded = name.toLowerCase();
+  let found: unknown;
+  for (const [key, value] of Object.entries(obj)) {
+    if (key === name || key.toLowerCase() === folded) found = value;
+  }
+  return found === null ? undefined : found;
+}
+
+function integerField(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
+    throw new NetworkConfigError(field, `must be an integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function ipField(field: string, v: unknown): Ip4 {
+  if (typeof v !== 'string') throw new NetworkConfigError(field, `must be a string with an IPv4 address, got ${JSON.stringify(v)}`);
+  try {
+    return parseIp4(v);
+  } catch (err) {
+    throw new NetworkConfigError(field, `invalid IPv4 address ${JSON.stringify(v)}`, { cause: err });
+  }
+}
+
+function parseNetwork(v: unknown): Prefix4 {
+  if (v === undefined) throw new NetworkConfigError('Network', 'is required (e.g. "10.244.0.0/16")');
+  if (typeof v !== 'string') throw new NetworkConfigError('Network', `must be a string in CIDR form, got ${JSON.stringify(v)}`);
+  let network: Prefix4;
+  try {
+    network = parsePrefix4(v);
+  } catch (err) {
+    throw new NetworkConfigError('Network', `invalid IPv4 CIDR ${JSON.stringify(v)}`, { cause: err });
+  }
+  if (network.ip === 0 && network.len === 0) throw new NetworkConfigError('Network', `${JSON.stringify(v)} is empty; give a real network such as "10.244.0.0/16"`);
+  return network;
+}
+
+function parseSubnetLen(v: unknown, network: Prefix4): number {
+  const given = v === undefined ? 0 : integerField('SubnetLen', v);
+  if (given < 0) throw new NetworkConfigError('SubnetLen', `must not be negative (got ${given})`);
+  if (given > 0) {
+    // Room for the tunnel and bridge addresses on each host.
+    if (given > 30) throw new NetworkConfigError('SubnetLen', `must be at most 30 (got ${given})`);
+    // Four subnets at least: the first is never handed out.
+    if (given < network.len + 2) {
+      throw new NetworkConfigError('SubnetLen', `must be at least ${network.len + 2} so that ${formatPrefix4(network)} holds four subnets (got ${given})`);
+    }
+    return given;
+  }
+  if (network.len > 28) throw new NetworkConfigError('Network', `${formatPrefix4(network)} is too small; the smallest usable network is a /28`);
+  return network.len <= 22 ? 24 : network.len + 2;
+}
+
+function parseBackend(v: unknown): NetworkConfig['backend'] {
+  if (v === undefined) return { type: 'vxlan', vni: DEFAULT_VNI, port: DEFAULT_VXLAN_PORT };
+  if (!isJsonObject(v)) throw new NetworkConfigError('Backend', `must be an object such as {"Type":"vxlan"}, got ${JSON.stringify(v)}`);
+
+  const type = jsonField(v, 'Type');
+  if (type === undefined) throw new NetworkConfigError('Backend.Type', 'is required when Backend is given (only "vxlan" is supported)');
+  if (type !== 'vxlan') throw new NetworkConfigError('Backend.Type', `unsupported backend type ${JSON.stringify(type)} (only "vxlan" is supported)`);
+
+  const vniRaw = jsonField(v, 'VNI');
+  const vni = vniRaw === undefined ? DEFAULT_VNI : integerField('Backend.VNI', vniRaw);
+  if (vni < 1 || vni > MAX_VNI) throw new NetworkConfigError('Backend.VNI', `must be between 1 and ${MAX_VNI} (got ${vni})`);
+
+  const portRaw = jsonField(v, 'Port');
+  let port = portRaw === undefined ? 0 : integerField('Backend.Port', portRaw);
+  if (port === 0) port = DEFAULT_VXLAN_PORT;
+  if (port < 1 || port > 65535) throw new NetworkConfigError('Backend.Port', `must be between 1 and 65535 (got ${port})`);
+
+  return { type: 'vxlan', vni, port };
+}
+
+export function parseNetworkConfig(text: string): NetworkConfig {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new NetworkConfigError('(json)', 'is not valid JSON', { cause: err });
+  }
+  if (!isJsonObject(doc)) throw new NetworkConfigError('(json)', 'must be a JSON object');
+
+  const network = parseNetwork(jsonField(doc, 'Network'));
+  const subnetLen = parseSubnetLen(jsonField(doc, 'SubnetLen'), network);
+  const subnetSize = 2 ** (32 - subnetLen);
+
+  const minRaw = jsonField(doc, 'SubnetMin');
+  let subnetMin = minRaw === undefined ? 0 : ipField('SubnetMin', minRaw);
+  if (subnetMin === 0) {
+    subnetMin = network.ip + subnetSize;
+  } else if (!ipInPrefix(subnetMin, network)) {
+    throw new NetworkConfigError('SubnetMin', `${formatIp4(subnetMin)} is not inside Network ${formatPrefix4(network)}`);
+  }
+
+  const maxRaw = jsonField(doc, 'SubnetMax');
+  let subnetMax = maxRaw === undefined ? 0 : ipField('SubnetMax', maxRaw);
+  if (subnetMax === 0) {
+    subnetMax = network.ip + prefixSize(network) - subnetSize;
+  } else if (!ipInPrefix(subnetMax, network)) {
+    throw new NetworkConfigError('SubnetMax', `${formatIp4(subnetMax)} is not inside Network ${formatPrefix4(network)}`);
+  }
+
+  const mask = maskOf(subnetLen);
+  if ((subnetMin & mask) >>> 0 !== subnetMin) {
+    throw new NetworkConfigError('SubnetMin', `${formatIp4(subnetMin)} is not on a /${subnetLen} (SubnetLen) boundary`);
+  }
+  if ((subnetMax & mask) >>> 0 !== subnetMax) {
+    throw new NetworkConfigError('SubnetMax', `${formatIp4(subnetMax)} is not on a /${subnetLen} (SubnetLen) boundary`);
+  }
+
+  const backend = parseBackend(jsonField(doc, 'Backend'));
+  return { network, subnetLen, subnetMin, subnetMax, backend };
+}
+
+/** The config in flannel's JSON form (all defaults spelled out), e.g. for `twillctl` or tests. */
+export function formatNetworkConfig(c: NetworkConfig): string {
+  return JSON.stringify({
+    Network: formatPrefix4(c.network),
+    SubnetLen: c.subnetLen,
+    SubnetMin: formatIp4(c.subnetMin),
+    SubnetMax: formatIp4(c.subnetMax),
+    Backend: { Type: c.backend.type, VNI: c.backend.vni, Port: c.backend.port },
+  });
+}

@@ -1,0 +1,385 @@
+// twilld's main loop: wires the etcd registry, the pure desired-state computation, the kernel
+// reconciler, the subnet file and the observability endpoints.
+//
+// Order at start, chosen so a restart never disturbs working pods:
+//   underlay facts → VTEP MAC (persisted) → network config (waits, never crashes on bad
+//   config) → first full list of leases → acquire/reuse our lease → first desired state to
+//   the reconciler (nothing in the kernel is touched before this) → converge → subnet file →
+//   READY=1. Then the watch streams changes; events only recompute desired state.
+// The control plane being unhappy (etcd down, lease renewals failing, bad leases) never
+// removes kernel state: the last desired state stays programmed.
+import { randomBytes } from 'node:crypto';
+import type { DaemonConfig } from '../config/daemon';
+import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
+import { computeDesired, deviceName } from '../dataplane/compute';
+import { KernelReconciler } from '../dataplane/reconciler';
+import { firstHost, formatIp4, formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../ip/ipv4';
+import { randomLocalMac } from '../ip/mac';
+import { NetlinkEventSocket, type NetlinkEvent } from '../netlink/events';
+import { NetlinkHandle } from '../netlink/handle';
+import { startHttpServer, type HttpServerHandle } from '../observe/http';
+import { child, type Logger } from '../observe/log';
+import { createDaemonMetrics, Metrics, type DaemonMetrics } from '../observe/metrics';
+import { createNotifier, type Notifier } from '../observe/notify';
+import { native } from '../netns/native';
+import { EtcdRegistry } from '../subnet/etcd-registry';
+import { decodeLease, type Lease } from '../subnet/lease';
+import { loadOrCreateVtepMac } from '../subnet/state';
+import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
+import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
+
+const CONFIG_POLL_MS = 2000;
+const RETRY_MS = 5000;
+
+interface Decoded {
+  value: string;
+  lease: Lease | undefined;
+}
+
+export class Daemon {
+  private readonly log: Logger;
+  private readonly metricsRegistry = new Metrics();
+  readonly metrics: DaemonMetrics;
+  private readonly h: NetlinkHandle;
+  private events: NetlinkEventSocket | undefined;
+  private registry: EtcdRegistry | undefined;
+  private reconciler: KernelReconciler | undefined;
+  private http: HttpServerHandle | undefined;
+  private notifier: Notifier;
+  private underlay: Underlay | undefined;
+  private config: NetworkConfig | undefined;
+  private own: Lease | undefined;
+  private vtepMac = '';
+  private readonly raw = new Map<string, Decoded>();
+  private readonly warned = new Map<string, string>();
+  private pendingEventTimes: number[] = [];
+  private subnetFileText = '';
+  private everConverged = false;
+  private leaseHeld = false;
+  private stopping = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(readonly cfg: DaemonConfig, log: Logger) {
+    this.log = log;
+    this.metrics = createDaemonMetrics(this.metricsRegistry);
+    this.h = NetlinkHandle.open();
+    this.notifier = createNotifier((s) => native().sdNotify(s));
+  }
+
+  readiness(): { ok: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (!this.leaseHeld) reasons.push('no subnet lease held');
+    if (!this.everConverged) reasons.push('dataplane has not converged');
+    else if (this.reconciler && !this.reconciler.converged) reasons.push('dataplane converging');
+    if (!this.subnetFileText) reasons.push('subnet file not written');
+    return { ok: reasons.length === 0, reasons };
+  }
+
+  async start(): Promise<void> {
+    this.http = await startHttpServer(
+      this.cfg.httpAddr,
+      { ready: () => this.readiness(), metrics: () => this.metricsRegistry.render() },
+      child(this.log, 'http'),
+    );
+    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
+    this.log.info({ underlay: this.underlay }, 'underlay interface');
+
+    const mac = await loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac());
+    this.vtepMac = mac.mac;
+    if (mac.replacedCorrupt) this.log.warn({ stateDir: this.cfg.stateDir, mac: mac.mac }, 'VTEP MAC file was corrupt; a new MAC was generated');
+    else if (mac.created) this.log.info({ mac: mac.mac }, 'generated VTEP MAC (kept in the state dir from now on)');
+
+    this.registry = EtcdRegistry.create(
+      {
+        endpoints: this.cfg.etcdEndpoints,
+        prefix: this.cfg.etcdPrefix,
+        ...(this.cfg.etcdCafile ? { caFile: this.cfg.etcdCafile } : {}),
+        ...(this.cfg.etcdCertfile ? { certFile: this.cfg.etcdCertfile } : {}),
+        ...(this.cfg.etcdKeyfile ? { keyFile: this.cfg.etcdKeyfile } : {}),
+      },
+      child(this.log, 'registry'),
+    );
+    this.wireRegistryEvents(this.registry);
+
+    this.config = await this.waitForConfig(this.registry);
+    const listed = await this.retry('list leases', () => this.registry!.listSubnets(), 'list');
+    const preferred = await this.subnetFromFile();
+    const underlay = this.underlay;
+    const lease = await this.retry(
+      'acquire lease',
+      () =>
+        this.registry!.acquire({
+          config: this.config!,
+          publicIp: parseIp4(underlay.publicIp),
+          vtepMac: this.vtepMac,
+          ...(preferred ? { preferred } : {}),
+          ttlSeconds: this.cfg.subnetLeaseTtl,
+          renewMarginSeconds: this.cfg.subnetLeaseRenewMargin * 60,
+        }),
+      'acquire',
+    );
+    this.own = lease;
+    this.leaseHeld = true;
+    this.metrics.setLease({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac });
+    this.log.info({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac }, 'subnet lease held');
+
+    this.reconciler = new KernelReconciler(this.h, child(this.log, 'dataplane'), this.cfg.resyncInterval * 1000);
+    this.wireReconcilerEvents(this.reconciler);
+    this.events = new NetlinkEventSocket();
+    this.events.on('event', (e) => this.onKernelEvent(e));
+    this.events.on('overflow', () => this.reconciler?.requestResync('netlink overflow'));
+    this.events.on('error', (err) => this.log.error({ err }, 'netlink event socket error'));
+
+    // The first full list is in: from here on the dataplane is ours to converge.
+    for (const [k, v] of listed.entries) this.raw.set(k, { value: v, lease: undefined });
+    this.recompute();
+    this.reconciler.start();
+    this.registry.watchSubnets(listed.revision, {
+      put: (key, value) => this.onLeaseEvent(() => this.raw.set(key, { value, lease: undefined })),
+      delete: (key) => this.onLeaseEvent(() => this.raw.delete(key)),
+      resync: (entries) =>
+        this.onLeaseEvent(() => {
+          this.raw.clear();
+          for (const [k, v] of entries) this.raw.set(k, { value: v, lease: undefined });
+          this.metrics.resyncs.inc({ reason: 'etcd relist' });
+        }),
+    });
+    this.notifier.startWatchdog();
+  }
+
+  private onLeaseEvent(change: () => void): void {
+    this.pendingEventTimes.push(performance.now());
+    change();
+    this.recompute();
+  }
+
+  /** Decode leases (cached per key/value), compute desired state, hand it to the reconciler. */
+  private recompute(): void {
+    if (!this.config || !this.own || !this.underlay || !this.reconciler) return;
+    const peers: Lease[] = [];
+    for (const [key, d] of this.raw) {
+      if (d.lease === undefined) {
+        const res = decodeLease(key, d.value, { prefix: this.registry!.prefix, config: this.config, own: this.own });
+        if (res.ok) {
+          d.lease = res.lease;
+          this.warned.delete(key);
+        } else if (this.warned.get(key) !== d.value) {
+          // One warning and one count per distinct bad value, not per recompute.
+          this.warned.set(key, d.value);
+          this.metrics.leasesSkipped.inc({ reason: res.reason });
+          this.log.warn({ key, reason: res.reason, detail: res.detail }, 'skipping invalid lease');
+        }
+        if (!res.ok) continue;
+      }
+      if (d.lease) peers.push(d.lease);
+    }
+    const { desired, conflicts } = computeDesired({
+      config: this.config,
+      own: this.own,
+      peers,
+      underlay: { index: this.underlay.index, ip: this.underlay.ip, mtu: this.underlay.mtu },
+    });
+    for (const c of conflicts) {
+      const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
+      const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${c.lease.vtepMac}`;
+      if (this.warned.get(key) !== sig) {
+        this.warned.set(key, sig);
+        this.metrics.leasesSkipped.inc({ reason: c.reason });
+        this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason }, 'skipping conflicting lease');
+      }
+    }
+    this.metrics.peers.set({}, desired.routes.size);
+    this.reconciler.setDesired(desired);
+  }
+
+  private wireReconcilerEvents(r: KernelReconciler): void {
+    r.on('converged', () => {
+      const now = performance.now();
+      for (const t of this.pendingEventTimes) this.metrics.programmingLatency.observe({}, (now - t) / 1000);
+      this.pendingEventTimes = [];
+      const c = r.counts();
+      this.metrics.programmedEntries.set({ kind: 'route' }, c.route);
+      this.metrics.programmedEntries.set({ kind: 'neigh' }, c.neigh);
+      this.metrics.programmedEntries.set({ kind: 'fdb' }, c.fdb);
+      this.metrics.programmedEntries.set({ kind: 'device' }, 1);
+      this.metrics.programmedEntries.set({ kind: 'address' }, 1);
+      void this.afterConverged();
+    });
+    r.on('drift', ({ kind }) => this.metrics.driftRepaired.inc({ kind }));
+    r.on('resync', ({ reason }) => this.metrics.resyncs.inc({ reason }));
+    r.on('failed', ({ kind }) => this.metrics.dataplaneErrors.inc({ kind }));
+  }
+
+  private wireRegistryEvents(reg: EtcdRegistry): void {
+    reg.on('renewed', () => this.metrics.leaseRenewals.inc({ result: 'ok' }));
+    reg.on('renew-failed', (err) => {
+      this.metrics.leaseRenewals.inc({ result: 'failed' });
+      this.metrics.etcdErrors.inc({ op: 'renew' });
+      this.log.warn({ err: err.message }, 'lease renewal failed; retrying (dataplane untouched)');
+    });
+    reg.on('reacquired', (lease) => {
+      this.metrics.leaseRenewals.inc({ result: 'reacquired' });
+      this.log.info({ subnet: formatPrefix4(lease.subnet) }, 'etcd lease was lost; our key was put back under a new lease');
+    });
+    reg.on('lost', ({ lease, holderValue }) => {
+      this.leaseHeld = false;
+      this.metrics.leaseRenewals.inc({ result: 'lost' });
+      // Keep programming what we have: tearing down would cut every pod on this host.
+      this.log.error({ subnet: formatPrefix4(lease.subnet), holder: holderValue }, 'another host took our subnet; not ready, kernel state kept');
+    });
+    reg.on('watch-error', (err, phase) => {
+      this.metrics.etcdErrors.inc({ op: `watch-${phase}` });
+      this.log.warn({ err: err.message, phase }, 'etcd watch interrupted; it resumes by itself');
+    });
+  }
+
+  private onKernelEvent(e: NetlinkEvent): void {
+    this.reconciler?.onEvent(e);
+    const u = this.underlay;
+    if (!u) return;
+    const touchesUnderlay = (e.kind === 'link' && e.link.index === u.index) || (e.kind === 'addr' && e.addr.index === u.index);
+    if (!touchesUnderlay) return;
+    try {
+      const next = resolveUnderlay(this.h, { iface: this.cfg.iface ?? u.name, publicIp: this.cfg.publicIp });
+      if (!sameUnderlay(u, next)) {
+        this.log.info({ before: u, after: next }, 'underlay changed');
+        this.underlay = next;
+        this.recompute();
+      }
+    } catch (err) {
+      // Interface briefly without address during a network restart: keep the last facts.
+      this.log.warn({ err: (err as Error).message }, 'underlay unreadable; keeping the last known facts');
+    }
+  }
+
+  private async afterConverged(): Promise<void> {
+    if (!this.own || !this.config || !this.underlay) return;
+    const mtu = this.underlay.mtu - 50;
+    const text = formatSubnetFile({
+      network: formatPrefix4(this.config.network),
+      subnet: `${formatIp4(firstHost(this.own.subnet))}/${this.own.subnet.len}`,
+      mtu,
+      ipMasq: false,
+    });
+    if (text !== this.subnetFileText) {
+      try {
+        await writeSubnetFile(this.cfg.subnetFile, text);
+        const first = !this.subnetFileText;
+        this.subnetFileText = text;
+        this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');
+        if (first) this.everConverged = true;
+      } catch (err) {
+        this.log.error({ err, path: this.cfg.subnetFile }, 'cannot write subnet file; will retry on next convergence');
+        return;
+      }
+    }
+    this.everConverged = true;
+    const ready = this.readiness().ok;
+    this.metrics.ready.set({}, ready ? 1 : 0);
+    if (ready && !this.notifiedReady) {
+      this.notifiedReady = true;
+      this.notifier.ready();
+      this.log.info({ device: deviceName(this.config.backend.vni), peers: this.reconciler?.counts().route ?? 0 }, 'ready');
+    }
+  }
+  private notifiedReady = false;
+
+  private async subnetFromFile(): Promise<Prefix4 | undefined> {
+    try {
+      const rec = await readSubnetFile(this.cfg.subnetFile);
+      if (!rec) return undefined;
+      const env = parseSubnetEnv(rec);
+      return parsePrefix4(env.subnet);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, path: this.cfg.subnetFile }, 'ignoring unreadable subnet file');
+      return undefined;
+    }
+  }
+
+  private async waitForConfig(reg: EtcdRegistry): Promise<NetworkConfig> {
+    let lastProblem = '';
+    for (;;) {
+      this.throwIfStopping();
+      let problem: string;
+      try {
+        const text = await reg.getConfigText();
+        if (text === null) {
+          problem = `waiting for the network config at ${reg.prefix}/config`;
+          if (problem !== lastProblem) this.log.info({ key: `${reg.prefix}/config` }, 'waiting for network config in etcd');
+        } else {
+          const cfg = parseNetworkConfig(text);
+          this.log.info({ network: formatPrefix4(cfg.network), subnetLen: cfg.subnetLen, vni: cfg.backend.vni, port: cfg.backend.port }, 'network config');
+          return cfg;
+        }
+      } catch (err) {
+        if (err instanceof NetworkConfigError) {
+          problem = `invalid network config: ${err.message}`;
+          if (problem !== lastProblem) this.log.error({ field: err.field, err: err.message }, 'invalid network config in etcd; fix it, retrying');
+        } else {
+          problem = `etcd: ${(err as Error).message}`;
+          this.metrics.etcdErrors.inc({ op: 'get-config' });
+          if (problem !== lastProblem) this.log.warn({ err: (err as Error).message }, 'cannot read network config from etcd; retrying');
+        }
+      }
+      lastProblem = problem;
+      await this.sleep(CONFIG_POLL_MS);
+    }
+  }
+
+  /** Retries `fn` until it succeeds (or the daemon stops), logging each distinct failure once. */
+  private async retry<T>(what: string, fn: () => T | Promise<T>, etcdOp?: string): Promise<T> {
+    let last = '';
+    for (;;) {
+      this.throwIfStopping();
+      try {
+        return await fn();
+      } catch (err) {
+        const msg = (err as Error).message;
+        if (etcdOp) this.metrics.etcdErrors.inc({ op: etcdOp });
+        if (msg !== last) this.log.error({ err: msg, code: (err as { code?: string }).code }, `${what} failed; retrying`);
+        last = msg;
+        await this.sleep(RETRY_MS);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+    });
+  }
+
+  private throwIfStopping(): void {
+    if (this.stopping) throw new DaemonStopping();
+  }
+
+  /** Stop cleanly, leaving kernel state and the etcd lease in place. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.notifier.stopping();
+    this.notifier.stopWatchdog();
+    for (const t of this.timers) clearTimeout(t);
+    this.reconciler?.stop();
+    this.events?.close();
+    await this.registry?.close().catch(() => undefined);
+    await this.http?.close().catch(() => undefined);
+    this.metrics.stop();
+    this.h.close();
+  }
+}
+
+export class DaemonStopping extends Error {
+  readonly code = 'ERR_STOPPING';
+  constructor() {
+    super('daemon is stopping');
+  }
+}
+
+export function randomSuffix(): string {
+  return randomBytes(3).toString('hex');
+}

@@ -1,0 +1,293 @@
+// The one-machine lab: hosts are network namespaces on an underlay bridge, etcd runs in the
+// underlay namespace, every host runs its own twilld. State (namespaces, PIDs, files) is
+// recorded in <dir>/lab.json so `down` removes exactly what `up` created, from any process.
+// etcd also listens on a unix socket in the lab dir: tools in the root namespace reach it
+// without any address or route being added there.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EtcdAdmin } from '../subnet/etcd-registry';
+import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
+import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
+import { spawn } from 'node:child_process';
+import { BRIDGE_IP, buildHost, buildUnderlay } from './topology';
+
+export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
+export const ETCD_PREFIX = '/coreos.com/network';
+
+export interface LabHost {
+  name: string;
+  ns: string;
+  ip: string;
+  dir: string;
+  daemon?: SpawnedProc;
+  daemonArgs?: string[];
+}
+
+export interface LabPod {
+  name: string;
+  host: string;
+  ns: string;
+  containerId: string;
+  ifname: string;
+  ip?: string;
+}
+
+export interface LabState {
+  name: string;
+  dir: string;
+  underlayNs: string;
+  mtu: number;
+  etcd?: SpawnedProc;
+  hosts: LabHost[];
+  pods: LabPod[];
+  networkConfig: string;
+}
+
+export interface LabOptions {
+  name?: string;
+  dir?: string;
+  mtu?: number;
+  networkConfig?: string;
+}
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const TWILLD = path.join(ROOT, 'dist', 'src', 'cmd', 'twilld.js');
+
+export function defaultLabDir(name: string): string {
+  return path.join('/run/twill-lab', name);
+}
+
+export class Lab {
+  private constructor(readonly state: LabState) {}
+
+  get dir(): string {
+    return this.state.dir;
+  }
+
+  /** Endpoint for tools in the root namespace (unix socket; see the note at the top). */
+  get etcdLocalEndpoint(): string {
+    return `unix://${path.join(this.state.dir, 'etcd.sock:0')}`;
+  }
+
+  /** Endpoint for the hosts, over the underlay. */
+  get etcdEndpoint(): string {
+    return `http://${BRIDGE_IP}:2379`;
+  }
+
+  static load(dir: string): Lab | undefined {
+    try {
+      return new Lab(JSON.parse(fs.readFileSync(path.join(dir, 'lab.json'), 'utf8')) as LabState);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Creates (or resumes) the underlay, etcd and the network config. Idempotent. */
+  static async create(opts: LabOptions = {}): Promise<Lab> {
+    const name = opts.name ?? 'lab';
+    if (!/^[a-z0-9]{1,10}$/.test(name)) throw new Error(`lab name must be 1-10 lowercase letters/digits: ${name}`);
+    const dir = opts.dir ?? defaultLabDir(name);
+    fs.mkdirSync(dir, { recursive: true });
+    const lab =
+      Lab.load(dir) ??
+      new Lab({
+        name,
+        dir,
+        underlayNs: `twl-${name}-ul`,
+        mtu: opts.mtu ?? 1500,
+        hosts: [],
+        pods: [],
+        networkConfig: opts.networkConfig ?? DEFAULT_NETWORK_CONFIG,
+      });
+    lab.save();
+    buildUnderlay(lab.state.underlayNs, lab.state.mtu);
+    await lab.startEtcd();
+    const admin = await lab.admin();
+    try {
+      await admin.put(`${ETCD_PREFIX}/config`, lab.state.networkConfig);
+    } finally {
+      admin.close();
+    }
+    return lab;
+  }
+
+  save(): void {
+    const tmp = path.join(this.state.dir, `lab.json.${process.pid}`);
+    fs.writeFileSync(tmp, JSON.stringify(this.state, null, 2));
+    fs.renameSync(tmp, path.join(this.state.dir, 'lab.json'));
+  }
+
+  async admin(): Promise<EtcdAdmin> {
+    return EtcdAdmin.connect([this.etcdLocalEndpoint]);
+  }
+
+  private async startEtcd(): Promise<void> {
+    if (this.state.etcd && isRunning(this.state.etcd)) return;
+    const dataDir = path.join(this.state.dir, 'etcd');
+    fs.rmSync(path.join(this.state.dir, 'etcd.sock:0'), { force: true });
+    const args = [
+      '--name', 'lab',
+      '--data-dir', dataDir,
+      '--listen-client-urls', `http://${BRIDGE_IP}:2379,unix://etcd.sock:0`,
+      '--advertise-client-urls', `http://${BRIDGE_IP}:2379`,
+      '--listen-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-cluster', 'lab=http://127.0.0.1:2380',
+      '--log-outputs', 'stderr',
+    ];
+    this.state.etcd = this.spawnIn(this.state.underlayNs, '/usr/bin/etcd', args, path.join(this.state.dir, 'etcd.log'), 'etcd', this.state.dir);
+    this.save();
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (!isRunning(this.state.etcd)) throw new Error(`etcd exited; see ${path.join(this.state.dir, 'etcd.log')}`);
+      if (fs.existsSync(path.join(this.state.dir, 'etcd.sock:0'))) {
+        try {
+          const a = await EtcdAdmin.connect([this.etcdLocalEndpoint]);
+          try {
+            await a.get('/health-probe');
+            return;
+          } finally {
+            a.close();
+          }
+        } catch {
+          /* not yet */
+        }
+      }
+      if (Date.now() > deadline) throw new Error('etcd did not become healthy within 20 s');
+      await sleep(100);
+    }
+  }
+
+  async stopEtcd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.state.etcd) await stopProc(this.state.etcd, signal);
+  }
+
+  async restartEtcd(): Promise<void> {
+    await this.startEtcd();
+  }
+
+  /** Spawns a program inside a lab namespace; recorded by PID. */
+  spawnIn(ns: string, cmd: string, args: string[], logFile: string, marker: string, cwd?: string, env?: NodeJS.ProcessEnv): SpawnedProc {
+    const fd = fs.openSync(logFile, 'a');
+    try {
+      // Forked synchronously while this thread is in the namespace: the child lives there.
+      const child = inNetns(`/run/netns/${ns}`, () =>
+        spawn(cmd, args, { cwd, env: env ?? cleanEnv(), detached: true, stdio: ['ignore', fd, fd] }),
+      );
+      if (child.pid === undefined) throw new Error(`could not start ${cmd} in ${ns}`);
+      child.unref();
+      return { pid: child.pid, marker };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  host(name: string): LabHost {
+    const h = this.state.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no such lab host: ${name}`);
+    return h;
+  }
+
+  /** Adds host h<N> (namespace + underlay veth). Idempotent per name. */
+  addHost(name?: string): LabHost {
+    const n = name ?? `h${this.state.hosts.length + 1}`;
+    const existing = this.state.hosts.find((x) => x.name === n);
+    const index = existing ? this.state.hosts.indexOf(existing) + 1 : this.state.hosts.length + 1;
+    const ns = `twl-${this.state.name}-${n}`;
+    const { ip } = buildHost(this.state.underlayNs, ns, index, this.state.mtu);
+    if (existing) return existing;
+    const dir = path.join(this.state.dir, n);
+    fs.mkdirSync(dir, { recursive: true });
+    const host: LabHost = { name: n, ns, ip, dir };
+    this.state.hosts.push(host);
+    this.save();
+    return host;
+  }
+
+  subnetFile(host: LabHost): string {
+    return path.join(host.dir, 'subnet.env');
+  }
+
+  daemonLog(host: LabHost): string {
+    return path.join(host.dir, 'twilld.log');
+  }
+
+  startDaemon(host: LabHost, extraArgs: string[] = []): SpawnedProc {
+    if (host.daemon && isRunning(host.daemon)) return host.daemon;
+    const args = [
+      TWILLD,
+      '--etcd-endpoints', this.etcdEndpoint,
+      '--subnet-file', this.subnetFile(host),
+      '--state-dir', path.join(host.dir, 'state'),
+      '--http-addr', '127.0.0.1:9464',
+      ...extraArgs,
+    ];
+    host.daemon = this.spawnIn(host.ns, process.execPath, args, this.daemonLog(host), 'twilld.js');
+    host.daemonArgs = extraArgs;
+    this.save();
+    return host.daemon;
+  }
+
+  async stopDaemon(host: LabHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (host.daemon) await stopProc(host.daemon, signal);
+  }
+
+  daemonRunning(host: LabHost): boolean {
+    return host.daemon !== undefined && isRunning(host.daemon);
+  }
+
+  /** Waits until the daemon logs "ready" after `sinceBytes` of its log. */
+  async waitReady(host: LabHost, timeoutMs = 30_000, sinceBytes = 0): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const log = readFrom(this.daemonLog(host), sinceBytes);
+      if (log.split('\n').some((l) => l.includes('"msg":"ready"'))) return;
+      if (host.daemon && !isRunning(host.daemon)) throw new Error(`twilld on ${host.name} exited; log:\n${log.slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`twilld on ${host.name} not ready within ${timeoutMs} ms; log:\n${log.slice(-2000)}`);
+      await sleep(50);
+    }
+  }
+
+  logSize(host: LabHost): number {
+    try {
+      return fs.statSync(this.daemonLog(host)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Removes everything the lab created: processes by PID, namespaces, its directory. */
+  async down(): Promise<void> {
+    for (const h of this.state.hosts) await this.stopDaemon(h);
+    await this.stopEtcd();
+    for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
+    for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);
+    if (netnsExists(this.state.underlayNs)) deleteNetns(this.state.underlayNs);
+    fs.rmSync(this.state.dir, { recursive: true, force: true });
+  }
+}
+
+function readFrom(file: string, offset: number): string {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size <= offset) return '';
+      const buf = Buffer.alloc(size - offset);
+      fs.readSync(fd, buf, 0, buf.length, offset);
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** The environment lab processes get: ours minus what only slows Node down. */
+export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env['NODE_EXTRA_CA_CERTS'];
+  delete env['NOTIFY_SOCKET'];
+  return env;
+}

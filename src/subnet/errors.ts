@@ -1,0 +1,24 @@
+// Errors from leasing a subnet. Callers branch on `code`:
+// - ERR_OUT_OF_SUBNETS: every subnet in SubnetMin..SubnetMax is held; retrying will not help
+//   until a host goes away (or the network config grows).
+// - ERR_LEASE_CONFLICT: other hosts kept winning the race for the subnets we picked; retry.
+// - ERR_ETCD: etcd was unreachable or refused the request; `cause` holds the client's error.
+
+export type SubnetErrorCode = 'ERR_OUT_OF_SUBNETS' | 'ERR_LEASE_CONFLICT' | 'ERR_ETCD';
+
+export class SubnetError extends Error {
+  readonly code: SubnetErrorCode;
+
+  constructor(code: SubnetErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SubnetError';
+    this.code = code;
+  }
+}
+
+/** Wraps anything thrown by the etcd client, keeping SubnetErrors as they are. */
+export function etcdError(op: string, err: unknown): SubnetError {
+  if (err instanceof SubnetError) return err;
+  const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new SubnetError('ERR_ETCD', `etcd ${op} failed: ${why}`, { cause: err });
+}

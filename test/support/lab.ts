@@ -1,0 +1,69 @@
+// Lab helpers for e2e tests and benchmarks: a uniquely named lab in a temp dir, and oracles
+// that read a host's kernel state with `ip -j` / `bridge -j` inside its namespace.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Lab, type LabOptions } from '../../src/lab/lab';
+import { bridgeJson, ipJson } from './netns';
+
+export async function createTestLab(opts: LabOptions = {}): Promise<Lab> {
+  const name = `t${randomBytes(3).toString('hex')}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `twill-lab-${name}-`));
+  return Lab.create({ name, dir, ...opts });
+}
+
+export interface HostEntries {
+  routes: string[];
+  neighs: string[];
+  fdb: string[];
+}
+
+/** The twill entries a host's kernel holds, as sorted comparable strings. */
+export function hostEntries(ns: string, dev = 'twill.1'): HostEntries {
+  const routes = ipJson<{ dst: string; gateway?: string; dev: string; flags: string[] }>(ns, 'route', 'show', 'proto', '113')
+    .map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags.includes('onlink') ? ' onlink' : ''}`)
+    .sort();
+  let neighs: string[] = [];
+  let fdb: string[] = [];
+  try {
+    neighs = ipJson<{ dst: string; lladdr?: string; state: string[] }>(ns, 'neigh', 'show', 'dev', dev)
+      .map((n) => `${n.dst} lladdr ${n.lladdr} ${n.state.join(',')}`)
+      .sort();
+    fdb = bridgeJson<{ mac: string; dst?: string; state?: string; flags?: string[] }>(ns, 'fdb', 'show', 'dev', dev)
+      .map((f) => `${f.mac} dst ${f.dst} ${(f.flags ?? []).join(',')} ${f.state ?? ''}`.trim())
+      .sort();
+  } catch {
+    /* device missing */
+  }
+  return { routes, neighs, fdb };
+}
+
+export function expectedEntries(peers: Array<{ subnet: string; publicIp: string; vtepMac: string }>): HostEntries {
+  return {
+    routes: peers.map((p) => `${p.subnet} via ${p.subnet.split('/')[0]} dev twill.1 onlink`).sort(),
+    neighs: peers.map((p) => `${p.subnet.split('/')[0]} lladdr ${p.vtepMac} PERMANENT`).sort(),
+    fdb: peers.map((p) => `${p.vtepMac} dst ${p.publicIp} self permanent`).sort(),
+  };
+}
+
+export function pingFrom(ns: string, target: string, opts: { count?: number; timeoutS?: number } = {}): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', String(opts.count ?? 1), '-W', String(opts.timeoutS ?? 1), target], {
+    encoding: 'utf8',
+  });
+  return r.status === 0;
+}
+
+/** GET http://127.0.0.1:<port><path> from inside a namespace; returns status and body. */
+export function httpGetInNs(ns: string, port: number, urlPath: string): { status: number; body: string } {
+  const script = `fetch('http://127.0.0.1:${port}${urlPath}').then(async r=>{process.stdout.write(JSON.stringify({status:r.status,body:await r.text()}))}).catch(e=>{process.stdout.write(JSON.stringify({status:0,body:String(e)}))})`;
+  const env = { ...process.env };
+  delete env['NODE_EXTRA_CA_CERTS'];
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8', env });
+  try {
+    return JSON.parse(r.stdout) as { status: number; body: string };
+  } catch {
+    return { status: 0, body: r.stderr };
+  }
+}

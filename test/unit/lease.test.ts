@@ -1,0 +1,139 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { parseNetworkConfig } from '../../src/config/network';
+import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
+import { decodeLease, encodeLeaseValue, leaseEquals, leaseValuePublicIp, parseSubnetKey, subnetKey, type Lease, type LeaseSkipReason } from '../../src/subnet/lease';
+
+const PREFIX = '/coreos.com/network';
+const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
+const ctx = { prefix: PREFIX, config };
+
+const lease: Lease = { subnet: parsePrefix4('10.244.7.0/24'), publicIp: parseIp4('192.168.50.11'), vni: 1, vtepMac: '0e:11:22:33:44:55' };
+const KEY = '/coreos.com/network/subnets/10.244.7.0-24';
+const VALUE = '{"PublicIP":"192.168.50.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:11:22:33:44:55"}}';
+
+function skip(key: string, value: string, reason: LeaseSkipReason, extra: Partial<typeof ctx> & { own?: Lease } = {}): void {
+  const r = decodeLease(key, value, { ...ctx, ...extra });
+  assert.equal(r.ok, false, `expected ${reason} for ${key} = ${value}`);
+  if (!r.ok) {
+    assert.equal(r.reason, reason, r.detail);
+    assert.ok(r.detail.length > 0);
+  }
+}
+
+function value(patch: Record<string, unknown>, data: Record<string, unknown> = {}): string {
+  return JSON.stringify({ PublicIP: '192.168.50.12', PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '0e:aa:bb:cc:dd:ee', ...data }, ...patch });
+}
+
+test('subnetKey / parseSubnetKey use flannel layout', () => {
+  assert.equal(subnetKey(PREFIX, lease.subnet), KEY);
+  assert.deepEqual(parseSubnetKey(PREFIX, KEY), lease.subnet);
+  assert.deepEqual(parseSubnetKey('/x', '/x/subnets/10.0.0.0-8'), parsePrefix4('10.0.0.0/8'));
+  assert.equal(parseSubnetKey(PREFIX, '/other/subnets/10.244.7.0-24'), null);
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/config'), null);
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/subnets/10.244.7.0/24'), null);
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/subnets/10.244.7.5-24'), null); // host bits set
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/subnets/10.244.7.0-33'), null);
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/subnets/10.244.7.0-24&fc00::-64'), null);
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/subnets/x10.244.7.0-24'), null);
+  assert.equal(parseSubnetKey(PREFIX, '/coreos.com/network/subnets/10.244.07.0-24'), null);
+});
+
+test("encodeLeaseValue writes flannel's exact JSON", () => {
+  assert.equal(encodeLeaseValue(lease), VALUE);
+});
+
+test('JSON round-trip', () => {
+  const r = decodeLease(KEY, encodeLeaseValue(lease), ctx);
+  assert.ok(r.ok);
+  if (r.ok) assert.ok(leaseEquals(r.lease, lease));
+});
+
+test('decodes a value written by flannel, including extra fields and Go-style key case', () => {
+  const r = decodeLease(KEY, '{"PublicIP":"192.168.50.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0E:11:22:33:44:55"},"BackendV6Data":null}', ctx);
+  assert.ok(r.ok);
+  if (r.ok) assert.deepEqual(r.lease, lease);
+  const lower = decodeLease(KEY, '{"publicip":"192.168.50.11","backendtype":"vxlan","backenddata":{"vni":1,"vtepmac":"0e:11:22:33:44:55"}}', ctx);
+  assert.ok(lower.ok);
+});
+
+test('skip reason: bad-key', () => {
+  skip('/coreos.com/network/subnets/garbage', VALUE, 'bad-key');
+  skip('/coreos.com/network/subnets/10.244.7.1-24', VALUE, 'bad-key');
+  skip('/elsewhere/subnets/10.244.7.0-24', VALUE, 'bad-key');
+});
+
+test('skip reason: outside-network', () => {
+  skip('/coreos.com/network/subnets/10.245.7.0-24', VALUE, 'outside-network');
+  skip('/coreos.com/network/subnets/10.0.0.0-8', VALUE, 'outside-network');
+});
+
+test('skip reason: subnet-length', () => {
+  skip('/coreos.com/network/subnets/10.244.7.0-25', VALUE, 'subnet-length');
+  skip('/coreos.com/network/subnets/10.244.0.0-20', VALUE, 'subnet-length');
+});
+
+test('skip reason: bad-json', () => {
+  skip(KEY, '{', 'bad-json');
+  skip(KEY, '', 'bad-json');
+  skip(KEY, '[1,2]', 'bad-json');
+  skip(KEY, '"x"', 'bad-json');
+});
+
+test('skip reason: wrong-backend', () => {
+  skip(KEY, value({ BackendType: 'udp' }), 'wrong-backend');
+  skip(KEY, value({ BackendType: 'host-gw' }), 'wrong-backend');
+  skip(KEY, value({ BackendType: undefined }), 'wrong-backend');
+});
+
+test('skip reason: bad-public-ip', () => {
+  skip(KEY, value({ PublicIP: '192.168.50' }), 'bad-public-ip');
+  skip(KEY, value({ PublicIP: 42 }), 'bad-public-ip');
+  skip(KEY, value({ PublicIP: undefined }), 'bad-public-ip');
+  skip(KEY, value({ PublicIP: '0.0.0.0' }), 'bad-public-ip');
+  skip(KEY, value({ PublicIP: '239.1.1.1' }), 'bad-public-ip');
+  skip(KEY, value({ PublicIP: '255.255.255.255' }), 'bad-public-ip');
+});
+
+test('skip reason: bad-mac', () => {
+  skip(KEY, value({}, { VtepMAC: 'zz:11:22:33:44:55' }), 'bad-mac');
+  skip(KEY, value({}, { VtepMAC: '01:00:5e:00:00:01' }), 'bad-mac');
+  skip(KEY, value({}, { VtepMAC: undefined }), 'bad-mac');
+  skip(KEY, value({ BackendData: undefined }), 'bad-mac');
+  skip(KEY, value({ BackendData: 'nope' }), 'bad-mac');
+});
+
+test('skip reason: wrong-vni', () => {
+  skip(KEY, value({}, { VNI: 2 }), 'wrong-vni');
+  skip(KEY, value({}, { VNI: undefined }), 'wrong-vni');
+  skip(KEY, value({}, { VNI: '1' }), 'wrong-vni');
+  const vni7 = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":7}}');
+  skip(KEY, VALUE, 'wrong-vni', { config: vni7 });
+  const ok = decodeLease(KEY, value({}, { VNI: 7 }), { ...ctx, config: vni7 });
+  assert.ok(ok.ok);
+  if (ok.ok) assert.equal(ok.lease.vni, 7);
+});
+
+test('skip reason: overlaps-own (our subnet, another PublicIP); our own lease decodes fine', () => {
+  skip(KEY, value({ PublicIP: '192.168.50.99' }), 'overlaps-own', { own: lease });
+  const mine = decodeLease(KEY, VALUE, { ...ctx, own: lease });
+  assert.ok(mine.ok);
+  const other = decodeLease('/coreos.com/network/subnets/10.244.8.0-24', value({ PublicIP: '192.168.50.99' }), { ...ctx, own: lease });
+  assert.ok(other.ok);
+});
+
+test('decodeLease never throws on odd input', () => {
+  const odd = ['null', 'true', '1e999', '{"PublicIP":{}}', '{"BackendType":"vxlan","PublicIP":"1.2.3.4","BackendData":null}', '\u0000', '{"__proto__":{"PublicIP":"1.2.3.4"}}'];
+  for (const v of odd) {
+    const r = decodeLease(KEY, v, ctx);
+    assert.equal(r.ok, false, v);
+  }
+});
+
+test('leaseValuePublicIp reads only the PublicIP', () => {
+  assert.equal(leaseValuePublicIp(VALUE), parseIp4('192.168.50.11'));
+  assert.equal(leaseValuePublicIp('{"PublicIP":"192.168.50.11","BackendType":"udp"}'), parseIp4('192.168.50.11'));
+  assert.equal(leaseValuePublicIp('{'), null);
+  assert.equal(leaseValuePublicIp('{"PublicIP":"x"}'), null);
+  assert.equal(leaseValuePublicIp('[]'), null);
+});
