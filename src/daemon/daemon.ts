@@ -252,7 +252,27 @@ export class Daemon {
     }
   }
 
+  private afterConvergedRunning = false;
+  private afterConvergedAgain = false;
+
+  /** Serialised: a burst of convergences writes the subnet file once, never concurrently. */
   private async afterConverged(): Promise<void> {
+    if (this.afterConvergedRunning) {
+      this.afterConvergedAgain = true;
+      return;
+    }
+    this.afterConvergedRunning = true;
+    try {
+      do {
+        this.afterConvergedAgain = false;
+        await this.afterConvergedOnce();
+      } while (this.afterConvergedAgain && !this.stopping);
+    } finally {
+      this.afterConvergedRunning = false;
+    }
+  }
+
+  private async afterConvergedOnce(): Promise<void> {
     if (!this.own || !this.config || !this.underlay) return;
     const mtu = this.underlay.mtu - 50;
     const text = formatSubnetFile({

@@ -45,10 +45,12 @@ export function computeDesired(input: ComputeInput): ComputeResult {
   const neighs = new Map<string, NeighEntry>();
   const fdb = new Map<string, FdbEntry>();
   const conflicts: PeerConflict[] = [];
-  const accepted: Prefix4[] = [];
+  // Prefixes either nest or are disjoint, and peers are visited in address order: a peer
+  // overlaps an accepted one only if it overlaps the last accepted (O(n), not O(n²)).
+  let lastAccepted: Prefix4 | undefined;
 
   // Deterministic order: the same inputs always give the same winner of a conflict.
-  const peers = [...input.peers].sort((a, b) => a.subnet.ip - b.subnet.ip || a.publicIp - b.publicIp);
+  const peers = [...input.peers].sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.len - b.subnet.len || a.publicIp - b.publicIp);
   for (const p of peers) {
     if (p.subnet.ip === own.subnet.ip && p.subnet.len === own.subnet.len && p.publicIp === own.publicIp) continue; // ourselves
     if (prefixesOverlap(p.subnet, own.subnet)) {
@@ -59,7 +61,7 @@ export function computeDesired(input: ComputeInput): ComputeResult {
       conflicts.push({ lease: p, reason: 'same-public-ip' });
       continue;
     }
-    if (accepted.some((a) => prefixesOverlap(a, p.subnet))) {
+    if (lastAccepted && prefixesOverlap(lastAccepted, p.subnet)) {
       conflicts.push({ lease: p, reason: 'overlaps-peer' });
       continue;
     }
@@ -67,7 +69,7 @@ export function computeDesired(input: ComputeInput): ComputeResult {
       conflicts.push({ lease: p, reason: 'duplicate-vtep-mac' });
       continue;
     }
-    accepted.push(p.subnet);
+    lastAccepted = p.subnet;
     const dst = formatIp4(p.subnet.ip);
     routes.set(`${dst}/${p.subnet.len}`, { dst, dstLen: p.subnet.len, gateway: dst });
     neighs.set(dst, { ip: dst, mac: p.vtepMac });

@@ -214,7 +214,10 @@ export class Lab {
 
   startDaemon(host: LabHost, extraArgs: string[] = []): SpawnedProc {
     if (host.daemon && isRunning(host.daemon)) return host.daemon;
+    // TWILL_LAB_NODE_ARGS: extra node flags for the daemons (e.g. --cpu-prof) when profiling.
+    const nodeArgs = (process.env['TWILL_LAB_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
     const args = [
+      ...nodeArgs,
       TWILLD,
       '--etcd-endpoints', this.etcdEndpoint,
       '--subnet-file', this.subnetFile(host),

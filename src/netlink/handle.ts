@@ -8,6 +8,9 @@ import {
   Flags, MsgType, parseAddress, parseLink, parseLinkInfo, parseNeighbor, parseRoute, parseVxlan, routeProtocolNum, routeScopeNum, routeTypeNum, type RawMessage,
 } from './codec';
 import { isGone, NetlinkError } from './errors';
+import { decodeFdbBody, decodeNeighBody, decodeRouteBody, encodeNeighBody, encodeRouteBody } from './fast-codec';
+
+const NTF_SELF = 0x02;
 import {
   AF_BRIDGE, AF_INET, NUD_PERMANENT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST, RTNH_F_ONLINK,
   type AddrState, type FdbState, type LinkState, type NeighState, type RouteState,
@@ -87,24 +90,7 @@ export function decodeAddr(m: RawMessage): AddrState | undefined {
 }
 
 export function decodeRoute(m: RawMessage): RouteState | undefined {
-  try {
-    const { data, attrs } = parseRoute(m.data);
-    if (data.family !== AF_INET) return undefined;
-    const flagsNum = typeof data.flags === 'object' && data.flags ? ((data.flags as { __unknown?: number }).__unknown ?? 0) : 0;
-    return {
-      dst: bufToIp(attrs.dst) ?? '0.0.0.0',
-      dstLen: data.dstLen ?? 0,
-      gateway: bufToIp(attrs.gateway),
-      oif: attrs.oif,
-      protocol: routeProtocolNum(data.protocol),
-      table: attrs.table ?? data.table ?? 0,
-      scope: routeScopeNum(data.scope),
-      type: routeTypeNum(data.type),
-      onlink: (flagsNum & RTNH_F_ONLINK) !== 0,
-    };
-  } catch {
-    return undefined;
-  }
+  return decodeRouteBody(m.data);
 }
 
 function stateNum(s: unknown): number {
@@ -118,27 +104,11 @@ function stateNum(s: unknown): number {
 }
 
 export function decodeNeigh(m: RawMessage): NeighState | undefined {
-  try {
-    const { data, attrs } = parseNeighbor(m.data);
-    if (data.family !== AF_INET) return undefined;
-    const ip = bufToIp(attrs.dst);
-    if (!ip) return undefined;
-    return { index: data.ifindex ?? 0, ip, mac: bufToMac(attrs.lladdr), state: stateNum(data.state) };
-  } catch {
-    return undefined;
-  }
+  return decodeNeighBody(m.data);
 }
 
 export function decodeFdb(m: RawMessage): FdbState | undefined {
-  try {
-    const { data, attrs } = parseNeighbor(m.data);
-    if (data.family !== AF_BRIDGE) return undefined;
-    const mac = bufToMac(attrs.lladdr);
-    if (!mac) return undefined;
-    return { index: data.ifindex ?? 0, mac, dst: bufToIp(attrs.dst), state: stateNum(data.state), self: Boolean(data.flags?.self) };
-  } catch {
-    return undefined;
-  }
+  return decodeFdbBody(m.data);
 }
 
 // ---- request builders (pure) ----
@@ -155,18 +125,17 @@ export interface RouteSpec {
 }
 
 function routeBody(r: RouteSpec): Buffer {
-  return encodeRoute(
-    {
-      family: AF_INET,
-      dstLen: r.dstLen,
-      table: r.table ?? RT_TABLE_MAIN,
-      protocol: r.protocol,
-      scope: r.scope ?? RT_SCOPE_UNIVERSE,
-      type: RTN_UNICAST,
-      flags: r.onlink ? { __unknown: RTNH_F_ONLINK } : {},
-    },
-    { dst: ipToBuf(r.dst), oif: r.oif, ...(r.gateway ? { gateway: ipToBuf(r.gateway) } : {}) },
-  );
+  return encodeRouteBody({
+    dst: r.dst,
+    dstLen: r.dstLen,
+    gateway: r.gateway,
+    oif: r.oif,
+    protocol: r.protocol,
+    scope: r.scope ?? RT_SCOPE_UNIVERSE,
+    type: RTN_UNICAST,
+    table: r.table ?? RT_TABLE_MAIN,
+    flags: r.onlink ? RTNH_F_ONLINK : 0,
+  });
 }
 
 export const req = {
@@ -180,7 +149,7 @@ export const req = {
     return {
       type: MsgType.NEWNEIGH,
       flags: CREATE_REPLACE,
-      body: encodeNeighbor({ family: AF_INET, ifindex: index, state: { permanent: true } }, { dst: ipToBuf(ip), lladdr: macToBuf(mac) }),
+      body: encodeNeighBody(AF_INET, index, NUD_PERMANENT, 0, ip, mac),
       target: `neighbour ${ip}`,
     };
   },
@@ -188,7 +157,7 @@ export const req = {
     return {
       type: MsgType.DELNEIGH,
       flags: 0,
-      body: encodeNeighbor({ family: AF_INET, ifindex: index }, { dst: ipToBuf(ip) }),
+      body: encodeNeighBody(AF_INET, index, 0, 0, ip, undefined),
       target: `neighbour ${ip}`,
     };
   },
@@ -196,7 +165,7 @@ export const req = {
     return {
       type: MsgType.NEWNEIGH,
       flags: CREATE_REPLACE,
-      body: encodeNeighbor({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, { lladdr: macToBuf(mac), dst: ipToBuf(dst) }),
+      body: encodeNeighBody(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF, dst, mac),
       target: `fdb ${mac}`,
     };
   },
@@ -204,7 +173,7 @@ export const req = {
     return {
       type: MsgType.DELNEIGH,
       flags: 0,
-      body: encodeNeighbor({ family: AF_BRIDGE, ifindex: index, flags: { self: true } }, { lladdr: macToBuf(mac), ...(dst ? { dst: ipToBuf(dst) } : {}) }),
+      body: encodeNeighBody(AF_BRIDGE, index, 0, NTF_SELF, dst, mac),
       target: `fdb ${mac}`,
     };
   },

@@ -1,0 +1,196 @@
+// Issue 2 benchmarks, each against a reference measured in the same run:
+//  (1) cold start with N peer leases in etcd until the kernel holds all 3N entries, vs
+//      `ip -batch` / `bridge -batch` programming the same entries in a fresh namespace;
+//  (2) peer join → entries present on the other hosts of the lab, p50/p99 over ≥ 50 joins;
+//  (3) twilld RSS with N peers.
+// Usage: node dist/bench/overlay.js [--peers 10000] [--joins 50] [--runs 3]
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Lab, ETCD_PREFIX } from '../src/lab/lab';
+import { NetlinkHandle } from '../src/netlink/handle';
+import { NetlinkEventSocket } from '../src/netlink/events';
+import { createNetns, deleteNetns } from '../src/netns/netns';
+import { sleep } from '../src/lab/procs';
+import { fmt, median, percentile, table } from './stats';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+const PEERS = arg('peers', 10_000);
+const JOINS = arg('joins', 50);
+const RUNS = arg('runs', 3);
+
+function peers(n: number) {
+  // Unique /24s: 10.<1+i/256>.<i%256>.0/24
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const second = 1 + Math.floor(i / 256);
+    const third = i % 256;
+    const sub = `10.${second}.${third}.0`;
+    const publicIp = `172.31.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    const mac = `0e:aa:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}:01`;
+    out.push({
+      subnet: `${sub}/24`,
+      gw: sub,
+      key: `${ETCD_PREFIX}/subnets/${sub}-24`,
+      value: JSON.stringify({ PublicIP: publicIp, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } }),
+      publicIp,
+      mac,
+    });
+  }
+  return out;
+}
+
+function countEntries(h: NetlinkHandle, dev: string): number {
+  const link = h.getLink(dev);
+  if (!link) return 0;
+  return h.listRoutes().filter((r) => r.oif === link.index && r.dstLen === 24).length + h.listNeighs(link.index).length + h.listFdb(link.index).length;
+}
+
+/** Reference: the same 3N entries with ip -batch / bridge -batch in a fresh namespace. */
+function referenceBatch(list: ReturnType<typeof peers>, dir: string): number {
+  const ns = `twb-ref-${process.pid}`;
+  createNetns(ns);
+  try {
+    const ipn = (...a: string[]) => execFileSync('ip', ['-n', ns, ...a]);
+    ipn('link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1');
+    ipn('addr', 'add', '172.30.0.11/24', 'dev', 'ul0');
+    ipn('link', 'set', 'ul0', 'up');
+    ipn('link', 'add', 'twill.1', 'type', 'vxlan', 'id', '1', 'local', '172.30.0.11', 'dev', 'ul0', 'dstport', '8472', 'nolearning');
+    ipn('addr', 'add', '10.0.0.0/32', 'dev', 'twill.1');
+    ipn('link', 'set', 'twill.1', 'up');
+    const fdbFile = path.join(dir, 'fdb.batch');
+    const ipFile = path.join(dir, 'ip.batch');
+    fs.writeFileSync(fdbFile, list.map((p) => `fdb append ${p.mac} dev twill.1 dst ${p.publicIp} self permanent`).join('\n') + '\n');
+    fs.writeFileSync(
+      ipFile,
+      list.map((p) => `neigh replace ${p.gw} lladdr ${p.mac} dev twill.1 nud permanent`).join('\n') + '\n' +
+        list.map((p) => `route replace ${p.subnet} via ${p.gw} dev twill.1 onlink`).join('\n') + '\n',
+    );
+    const t0 = performance.now();
+    execFileSync('bridge', ['-n', ns, '-batch', fdbFile]);
+    execFileSync('ip', ['-n', ns, '-batch', ipFile]);
+    const ms = performance.now() - t0;
+    const h = NetlinkHandle.open({ netns: `/run/netns/${ns}` });
+    const n = countEntries(h, 'twill.1');
+    h.close();
+    if (n !== list.length * 3) throw new Error(`reference programmed ${n} entries, expected ${list.length * 3}`);
+    return ms;
+  } finally {
+    deleteNetns(ns);
+  }
+}
+
+async function coldStart(lab: Lab, list: ReturnType<typeof peers>, hostName: string): Promise<{ ms: number; rssMb: number }> {
+  const host = lab.addHost(hostName);
+  const h = NetlinkHandle.open({ netns: `/run/netns/${host.ns}` });
+  try {
+    const t0 = performance.now();
+    const proc = lab.startDaemon(host);
+    const want = list.length * 3;
+    for (;;) {
+      if (countEntries(h, 'twill.1') >= want) break;
+      if (performance.now() - t0 > 120_000) throw new Error('cold start did not finish within 120 s');
+      await sleep(20);
+    }
+    const ms = performance.now() - t0;
+    await sleep(500);
+    const status = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    await lab.stopDaemon(host);
+    return { ms, rssMb: rssKb / 1024 };
+  } finally {
+    h.close();
+  }
+}
+
+async function joinLatency(lab: Lab, joins: number): Promise<number[]> {
+  const hosts = [lab.addHost('j1'), lab.addHost('j2'), lab.addHost('j3')];
+  for (const host of hosts) lab.startDaemon(host);
+  for (const host of hosts) await lab.waitReady(host, 60_000);
+  const sockets = hosts.map((host) => new NetlinkEventSocket(`/run/netns/${host.ns}`));
+  const admin = await lab.admin();
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < joins; i++) {
+      const sub = `10.250.${i}.0`;
+      const key = `${ETCD_PREFIX}/subnets/${sub}-24`;
+      const mac = `0e:bb:00:00:${i.toString(16).padStart(2, '0')}:01`;
+      const seen = new Set<number>();
+      let resolveAll!: () => void;
+      const all = new Promise<void>((r) => (resolveAll = r));
+      const listeners = sockets.map((s, idx) => {
+        const fn = (e: import('../src/netlink/events').NetlinkEvent) => {
+          // The route is written last (after FDB and neighbour): its arrival means all three are in.
+          if (e.kind === 'route' && e.action === 'new' && e.route.dst === sub && e.route.protocol === 113) {
+            seen.add(idx);
+            if (seen.size === sockets.length) resolveAll();
+          }
+        };
+        s.on('event', fn);
+        return fn;
+      });
+      const t0 = performance.now();
+      await admin.put(key, JSON.stringify({ PublicIP: `172.31.250.${i + 1}`, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } }));
+      await Promise.race([all, sleep(5000).then(() => { throw new Error(`join ${i} not programmed on every host within 5 s`); })]);
+      samples.push(performance.now() - t0);
+      sockets.forEach((s, idx) => s.off('event', listeners[idx]!));
+      await admin.delete(key);
+      await sleep(30);
+    }
+  } finally {
+    admin.close();
+    sockets.forEach((s) => s.close());
+    for (const host of hosts) await lab.stopDaemon(host);
+  }
+  return samples;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-bench-'));
+  const list = peers(PEERS);
+  const lab = await Lab.create({ name: `b${process.pid % 100000}`, dir: path.join(dir, 'lab'), networkConfig: '{"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"vxlan"}}' });
+  try {
+    const admin = await lab.admin();
+    await admin.putMany(list.map((p) => [p.key, p.value] as [string, string]));
+    admin.close();
+
+    const ours: number[] = [];
+    const refs: number[] = [];
+    const rss: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      refs.push(referenceBatch(list, dir));
+      const c = await coldStart(lab, list, `c${r}`);
+      ours.push(c.ms);
+      rss.push(c.rssMb);
+      process.stderr.write(`run ${r + 1}/${RUNS}: twilld ${fmt(c.ms, 0)} ms, ip -batch ${fmt(refs[r]!, 0)} ms, RSS ${fmt(c.rssMb)} MB\n`);
+    }
+    // The cold-start hosts' leases are no longer needed for the join benchmark.
+    const a2 = await lab.admin();
+    await a2.deletePrefix(`${ETCD_PREFIX}/subnets/`);
+    a2.close();
+    const joins = await joinLatency(lab, JOINS);
+
+    const ratio = ours.map((o, i) => o / refs[i]!);
+    console.log(`\ntwill overlay benchmark (${PEERS} peers, ${RUNS} runs, ${JOINS} joins, ${os.cpus().length} CPUs)\n`);
+    console.log(table([
+      ['measure', 'twill', 'reference', 'ratio', 'target'],
+      [`(1) cold start to ${PEERS * 3} entries, median`, `${fmt(median(ours), 0)} ms`, `${fmt(median(refs), 0)} ms (ip/bridge -batch)`, fmt(median(ratio), 2) + 'x', '<= 1.2x'],
+      ['(2) peer join -> entries on all 3 hosts, p50', `${fmt(percentile(joins, 50))} ms`, '', '', ''],
+      ['(2) peer join -> entries on all 3 hosts, p99', `${fmt(percentile(joins, 99))} ms`, '', '', '<= 50 ms'],
+      [`(3) twilld RSS with ${PEERS} peers, max`, `${fmt(Math.max(...rss))} MB`, '', '', '<= 150 MB'],
+    ]));
+  } finally {
+    await lab.down();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
