@@ -84,12 +84,12 @@ export class Daemon {
     this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
     this.log.info({ underlay: this.underlay }, 'underlay interface');
 
-    const mac = await loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac());
+    const mac = await this.retry('VTEP MAC state', () => loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac()));
     this.vtepMac = mac.mac;
     if (mac.replacedCorrupt) this.log.warn({ stateDir: this.cfg.stateDir, mac: mac.mac }, 'VTEP MAC file was corrupt; a new MAC was generated');
     else if (mac.created) this.log.info({ mac: mac.mac }, 'generated VTEP MAC (kept in the state dir from now on)');
 
-    this.registry = EtcdRegistry.create(
+    this.registry = await this.retry('etcd client', () => EtcdRegistry.create(
       {
         endpoints: this.cfg.etcdEndpoints,
         prefix: this.cfg.etcdPrefix,
@@ -98,7 +98,7 @@ export class Daemon {
         ...(this.cfg.etcdKeyfile ? { keyFile: this.cfg.etcdKeyfile } : {}),
       },
       child(this.log, 'registry'),
-    );
+    ));
     this.wireRegistryEvents(this.registry);
 
     this.config = await this.waitForConfig(this.registry);

@@ -26,7 +26,7 @@
 //   renewal keeps retrying every few seconds, reporting 'renew-failed' each time.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
-import { Etcd3, type CallContext, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, type CallContext, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
 import { type NetworkConfig } from '../config/network';
 import { formatIp4, formatPrefix4, prefixesOverlap, type Ip4, type Prefix4 } from '../ip/ipv4';
 import { parseMac } from '../ip/mac';
@@ -90,6 +90,8 @@ const RETRY_MAX_MS = 5_000;
 const WATCH_BACKOFF_MIN_MS = 100;
 const WATCH_BACKOFF_MAX_MS = 5_000;
 const CANCEL_TIMEOUT_MS = 1_000;
+const WATCH_RECONNECT_MIN_MS = 200;
+const WATCH_RECONNECT_MAX_MS = 5_000;
 
 let keyFileWarned = false;
 
@@ -116,6 +118,29 @@ interface WatchState {
 export function renewIntervalMs(ttlSeconds: number, renewMarginSeconds: number): number {
   const upper = Math.max(1, ttlSeconds / 2);
   return Math.round(1000 * Math.min(upper, Math.max(1, ttlSeconds - renewMarginSeconds)));
+}
+
+/**
+ * etcd3's watch-stream reconnect backoff (cockatiel's IBackoff shape). Its default grows to
+ * 30 s, and the client arms that timer — referenced, so it keeps Node running — every time the
+ * stream ends, including when we cancel our last watcher or close the client. Ours is capped at
+ * 5 s and reports 0 once the registry is closed, so close() lets the process exit at once.
+ */
+class WatchBackoff {
+  constructor(
+    private readonly attempt: number,
+    private readonly isClosed: () => boolean,
+  ) {}
+
+  get duration(): number {
+    if (this.isClosed()) return 0;
+    const cap = Math.min(WATCH_RECONNECT_MAX_MS, WATCH_RECONNECT_MIN_MS * 2 ** Math.max(0, this.attempt));
+    return Math.round(cap / 2 + (Math.random() * cap) / 2);
+  }
+
+  next(): WatchBackoff {
+    return new WatchBackoff(this.attempt + 1, this.isClosed);
+  }
 }
 
 function retryIntervalMs(renewMs: number): number {
@@ -150,11 +175,11 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   private maintenanceQueued = false;
   private watchState: WatchState | null = null;
 
-  private constructor(prefix: string, client: Etcd3, log: RegistryLogger) {
+  private constructor(prefix: string, options: IOptions, log: RegistryLogger) {
     super();
     this.prefix = prefix;
-    this.client = client;
     this.log = log;
+    this.client = new Etcd3({ ...options, faultHandling: { watchBackoff: new WatchBackoff(-1, () => this.closed) } });
   }
 
   static create(opts: EtcdOptions, log: RegistryLogger): EtcdRegistry {
@@ -166,6 +191,16 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       hosts: opts.endpoints,
       dialTimeout: CALL_TIMEOUT_MS,
       defaultCallOptions: (ctx: CallContext) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+      grpcOptions: {
+        // gRPC's own reconnect backoff grows to 2 minutes; after an etcd outage we want the
+        // watch and renewals back within seconds.
+        'grpc.initial_reconnect_backoff_ms': 500,
+        'grpc.max_reconnect_backoff_ms': WATCH_RECONNECT_MAX_MS,
+        // A watch on a silently dead TCP connection (etcd host powered off) would otherwise
+        // wait forever; etcd permits pings every 5 s or more.
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+      },
     };
     if (opts.caFile || opts.certFile) {
       if (opts.keyFile) warnIfKeyFileReadable(opts.keyFile, log);
@@ -179,7 +214,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     // flannel joins with path.Join, which drops a trailing slash.
     const prefix = opts.prefix.length > 1 ? opts.prefix.replace(/\/+$/, '') : opts.prefix;
     log.info({ endpoints: opts.endpoints, prefix, tls: Boolean(options.credentials) }, 'etcd registry created');
-    return new EtcdRegistry(prefix, new Etcd3(options), log);
+    return new EtcdRegistry(prefix, options, log);
   }
 
   /** The lease this registry currently holds, if any. */
@@ -465,7 +500,9 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       try {
         ttl = await this.keepaliveOnce(h.leaseId);
       } catch (err) {
-        throw etcdError('lease keepalive', err);
+        // etcd 3.4 answers an unknown lease with TTL 0, but "lease not found" means the same.
+        if (!(err instanceof EtcdLeaseInvalidError)) throw etcdError('lease keepalive', err);
+        ttl = 0;
       }
       if (ttl > 0) {
         let kv: IKeyValue | null;
@@ -793,5 +830,32 @@ export class EtcdAdmin {
 
   close(): void {
     this.client.close();
+  }
+
+  /**
+   * Every key under `prefix` with the etcd lease it is attached to ('0': none) and that lease's
+   * remaining TTL in seconds (null: no lease, or the lease is gone). For `twillctl leases`.
+   */
+  async listWithTtl(prefix: string): Promise<Array<{ key: string; value: string; leaseId: string; ttlSeconds: number | null }>> {
+    const res = await this.client.getAll().prefix(prefix).exec();
+    const ttls = new Map<string, number | null>();
+    for (const kv of res.kvs) {
+      if (kv.lease === '0' || ttls.has(kv.lease)) continue;
+      ttls.set(kv.lease, await this.leaseTtl(kv.lease));
+    }
+    return res.kvs.map((kv) => ({
+      key: kv.key.toString('utf8'),
+      value: kv.value.toString('utf8'),
+      leaseId: kv.lease,
+      ttlSeconds: kv.lease === '0' ? null : (ttls.get(kv.lease) ?? null),
+    }));
+  }
+
+  /** Remaining TTL of an etcd lease in seconds; null when the lease has expired or never existed. */
+  async leaseTtl(leaseId: string): Promise<number | null> {
+    const res = await this.client.leaseClient.leaseTimeToLive({ ID: leaseId, keys: false });
+    const ttl = Number(res.TTL);
+    // etcd answers TTL -1 for an expired or unknown lease.
+    return Number.isFinite(ttl) && ttl >= 0 ? ttl : null;
   }
 }

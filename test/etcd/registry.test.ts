@@ -1,6 +1,8 @@
 // EtcdRegistry against a real etcd (started by test/support/etcd.ts on 127.0.0.1).
 // Each test uses its own key prefix, so tests do not see each other's leases.
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { parseNetworkConfig, type NetworkConfig } from '../../src/config/network';
@@ -9,7 +11,7 @@ import { randomLocalMac } from '../../src/ip/mac';
 import { EtcdRegistry, renewIntervalMs, type AcquireRequest, type RegistryLogger, type SubnetWatchHandler } from '../../src/subnet/etcd-registry';
 import { SubnetError } from '../../src/subnet/errors';
 import { encodeLeaseValue, subnetKey, type Lease } from '../../src/subnet/lease';
-import { compact, etcdDel, etcdGet, etcdGetKv, etcdKeys, etcdPut, leaseTimeToLive, revokeLease, startEtcd, type TestEtcd } from '../support/etcd';
+import { compact, etcdDel, etcdGet, etcdGetKv, etcdKeys, etcdPut, leaseTimeToLive, makeTestPki, revokeLease, startEtcd, type TestEtcd, type TestPki } from '../support/etcd';
 
 interface LogEntry {
   level: string;
@@ -82,8 +84,13 @@ describe('EtcdRegistry against a real etcd', () => {
     etcd = await startEtcd();
   });
 
+  // Each test's registries are closed before the next test starts (and so before the outage
+  // test stops etcd).
+  afterEach(async () => {
+    await Promise.all(registries.splice(0).map((r) => r.close()));
+  });
+
   after(async () => {
-    await Promise.all(registries.map((r) => r.close()));
     await etcd?.stop();
   });
 
@@ -415,4 +422,63 @@ test('renewIntervalMs: TTL minus margin, at least 1 s, at most half the TTL', ()
   assert.equal(renewIntervalMs(6, 3), 3000);
   assert.equal(renewIntervalMs(4, 10), 1000);
   assert.equal(renewIntervalMs(1, 0), 1000);
+});
+
+describe('EtcdRegistry over TLS with client certificates', () => {
+  let pki: TestPki;
+  let tlsEtcd: TestEtcd;
+  const opened: EtcdRegistry[] = [];
+
+  before(async () => {
+    pki = makeTestPki();
+    tlsEtcd = await startEtcd({ pki });
+  });
+
+  after(async () => {
+    await Promise.all(opened.map((r) => r.close()));
+    await tlsEtcd?.stop();
+    if (pki) fs.rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  test('acquires over TLS, and warns once about a group/world-readable key file', async () => {
+    fs.chmodSync(pki.clientKeyFile, 0o644);
+    const log = memoryLog();
+    const opts = { endpoints: [tlsEtcd.endpoint], prefix: '/tls/network', caFile: pki.caFile, certFile: pki.clientCertFile, keyFile: pki.clientKeyFile };
+    const r = EtcdRegistry.create(opts, log);
+    opened.push(r);
+    const l = await r.acquire(request(net16, '192.168.80.1'));
+    assert.equal(l.subnet.len, 24);
+    assert.equal((await r.listSubnets()).entries.size, 1);
+    const warnings = log.entries.filter((e) => e.level === 'warn' && /key file/.test(e.m));
+    assert.equal(warnings.length, 1);
+    assert.equal((warnings[0]!.o as { keyFile?: string }).keyFile, pki.clientKeyFile);
+    // Nothing secret in the logs: no PEM material.
+    assert.ok(!JSON.stringify(log.entries).includes('PRIVATE KEY'));
+
+    const log2 = memoryLog();
+    const r2 = EtcdRegistry.create(opts, log2);
+    opened.push(r2);
+    assert.equal(log2.entries.filter((e) => e.level === 'warn').length, 0, 'warned only once per process');
+  });
+
+  test('without a client certificate etcd refuses, reported as ERR_ETCD', async () => {
+    const r = EtcdRegistry.create({ endpoints: [tlsEtcd.endpoint], prefix: '/tls/network', caFile: pki.caFile }, memoryLog());
+    opened.push(r);
+    await assert.rejects(withTimeout(r.listSubnets(), 30_000, 'listSubnets to fail'), (err: unknown) => err instanceof SubnetError && err.code === 'ERR_ETCD');
+  });
+
+  test('create() checks its TLS options', () => {
+    assert.throws(
+      () => EtcdRegistry.create({ endpoints: [tlsEtcd.endpoint], prefix: '/p', certFile: pki.clientCertFile }, memoryLog()),
+      (err: unknown) => err instanceof SubnetError && err.code === 'ERR_ETCD',
+    );
+    assert.throws(
+      () => EtcdRegistry.create({ endpoints: [tlsEtcd.endpoint], prefix: '/p', caFile: path.join(pki.dir, 'missing.crt') }, memoryLog()),
+      (err: unknown) => err instanceof SubnetError && err.code === 'ERR_ETCD' && (err.cause as NodeJS.ErrnoException).code === 'ENOENT',
+    );
+    assert.throws(
+      () => EtcdRegistry.create({ endpoints: [], prefix: '/p' }, memoryLog()),
+      (err: unknown) => err instanceof SubnetError && err.code === 'ERR_ETCD',
+    );
+  });
 });

@@ -1,8 +1,9 @@
 // A throwaway etcd for tests: /usr/bin/etcd on free 127.0.0.1 ports with a temp data dir,
 // stopped by its own PID (never by name: other tests and engineers run etcds too).
 // Test code may import etcd3 directly; product code reaches it only via src/subnet/etcd-registry.ts.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,7 +35,59 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function healthy(clientUrl: string): Promise<boolean> {
+/** Files for a TLS-serving etcd that also demands client certificates. */
+export interface TestPki {
+  dir: string;
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+}
+
+/** A throwaway CA, a server cert for IP 127.0.0.1 and a client cert, made with openssl. */
+export function makeTestPki(): TestPki {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-pki-'));
+  const f = (name: string): string => path.join(dir, name);
+  const ossl = (...args: string[]): void => {
+    execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ossl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=twill-test-ca');
+  fs.writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  fs.writeFileSync(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const who of ['server', 'client']) {
+    ossl('req', ...ec, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=twill-test-${who}`);
+    ossl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.crt`), '-days', '2', '-extfile', f(`${who}.ext`));
+  }
+  return {
+    dir,
+    caFile: f('ca.crt'),
+    serverCertFile: f('server.crt'),
+    serverKeyFile: f('server.key'),
+    clientCertFile: f('client.crt'),
+    clientKeyFile: f('client.key'),
+  };
+}
+
+function httpsHealthy(url: string, pki: TestPki): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(
+      `${url}/health`,
+      { ca: fs.readFileSync(pki.caFile), cert: fs.readFileSync(pki.clientCertFile), key: fs.readFileSync(pki.clientKeyFile), timeout: 1000 },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+async function healthy(clientUrl: string, pki?: TestPki): Promise<boolean> {
+  if (pki) return httpsHealthy(clientUrl, pki);
   try {
     const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await res.json()) as { health?: string };
@@ -55,8 +108,8 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-async function startOnce(dataDir: string, clientPort: number, peerPort: number): Promise<{ child: ChildProcess; log: () => string }> {
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
+async function startOnce(dataDir: string, clientPort: number, peerPort: number, pki?: TestPki): Promise<{ child: ChildProcess; log: () => string }> {
+  const clientUrl = `${pki ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const name = `twill-test-${process.pid}`;
   const child = spawn(
@@ -72,6 +125,7 @@ async function startOnce(dataDir: string, clientPort: number, peerPort: number):
       '--initial-cluster-state=new',
       '--logger=zap',
       '--log-level=warn',
+      ...(pki ? [`--cert-file=${pki.serverCertFile}`, `--key-file=${pki.serverKeyFile}`, `--trusted-ca-file=${pki.caFile}`, '--client-cert-auth'] : []),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -82,7 +136,7 @@ async function startOnce(dataDir: string, clientPort: number, peerPort: number):
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
-    if (await healthy(clientUrl)) return { child, log: () => stderr };
+    if (await healthy(clientUrl, pki)) return { child, log: () => stderr };
     await sleep(100);
   }
   child.kill('SIGKILL');
@@ -98,8 +152,12 @@ export interface TestEtcd extends EtcdServer {
   resume(): Promise<void>;
 }
 
-/** Starts etcd; the returned server can be paused/restarted on the same data dir and ports. */
-export async function startEtcd(): Promise<TestEtcd> {
+/**
+ * Starts etcd; the returned server can be paused/restarted on the same data dir and ports.
+ * With `pki`, clients must use TLS with a client certificate signed by its CA.
+ */
+export async function startEtcd(opts: { pki?: TestPki } = {}): Promise<TestEtcd> {
+  const pki = opts.pki;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-etcd-'));
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -107,7 +165,7 @@ export async function startEtcd(): Promise<TestEtcd> {
     const peerPort = await freePort();
     if (clientPort === peerPort) continue;
     try {
-      let { child } = await startOnce(path.join(dataDir, 'data'), clientPort, peerPort);
+      let { child } = await startOnce(path.join(dataDir, 'data'), clientPort, peerPort, pki);
       const stopChild = async (): Promise<void> => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         process.kill(child.pid!, 'SIGTERM');
@@ -117,7 +175,7 @@ export async function startEtcd(): Promise<TestEtcd> {
         }
       };
       const server: TestEtcd = {
-        endpoint: `http://127.0.0.1:${clientPort}`,
+        endpoint: `${pki ? 'https' : 'http'}://127.0.0.1:${clientPort}`,
         dataDir,
         get pid(): number {
           return child.pid!;
@@ -128,13 +186,13 @@ export async function startEtcd(): Promise<TestEtcd> {
         },
         async restart(): Promise<void> {
           await stopChild();
-          ({ child } = await startOnce(path.join(dataDir, 'data'), clientPort, peerPort));
+          ({ child } = await startOnce(path.join(dataDir, 'data'), clientPort, peerPort, pki));
         },
         async pause(): Promise<void> {
           await stopChild();
         },
         async resume(): Promise<void> {
-          ({ child } = await startOnce(path.join(dataDir, 'data'), clientPort, peerPort));
+          ({ child } = await startOnce(path.join(dataDir, 'data'), clientPort, peerPort, pki));
         },
       };
       return server;
