@@ -212,7 +212,7 @@ export class Lab {
     return path.join(host.dir, 'twilld.log');
   }
 
-  startDaemon(host: LabHost, extraArgs: string[] = []): SpawnedProc {
+  startDaemon(host: LabHost, extraArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): SpawnedProc {
     if (host.daemon && isRunning(host.daemon)) return host.daemon;
     // TWILL_LAB_NODE_ARGS: extra node flags for the daemons (e.g. --cpu-prof) when profiling.
     const nodeArgs = (process.env['TWILL_LAB_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
@@ -225,7 +225,8 @@ export class Lab {
       '--http-addr', '127.0.0.1:9464',
       ...extraArgs,
     ];
-    host.daemon = this.spawnIn(host.ns, process.execPath, args, this.daemonLog(host), 'twilld.js');
+    const env = { ...cleanEnv(), ...extraEnv };
+    host.daemon = this.spawnIn(host.ns, process.execPath, args, this.daemonLog(host), 'twilld.js', undefined, env);
     host.daemonArgs = extraArgs;
     this.save();
     return host.daemon;

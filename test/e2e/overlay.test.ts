@@ -144,3 +144,35 @@ test('restart keeps the subnet and the VTEP MAC', { skip }, async () => {
   assert.equal(subnetOf(h1, after), before);
   assert.equal(after.get(before)!.BackendData.VtepMAC, mac);
 });
+
+test('systemd notification: READY=1 once ready, WATCHDOG=1 when WATCHDOG_USEC is set', { skip }, async () => {
+  const { spawn } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const sock = path.join(lab.dir, 'notify.sock');
+  // Node cannot bind AF_UNIX datagram sockets; python3 stands in for systemd here.
+  const listener = spawn('python3', ['-u', '-c', [
+    'import socket,sys',
+    's=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)',
+    `s.bind(${JSON.stringify(sock)})`,
+    'print("listening",flush=True)',
+    'while True: print(s.recv(4096).decode(),flush=True)',
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  listener.stdout.on('data', (d) => (out += d));
+  try {
+    await waitFor(() => out.includes('listening'), 5000, 'notify listener');
+    const h = lab.addHost('n1');
+    const offset = lab.logSize(h);
+    lab.startDaemon(h, [], { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '2000000' });
+    await lab.waitReady(h, 30_000, offset);
+    await waitFor(() => out.includes('READY=1') && out.includes('WATCHDOG=1'), 5000, 'READY=1 and WATCHDOG=1');
+    const lines = out.split('\n');
+    assert.ok(lines.indexOf('READY=1') > 0);
+    await lab.stopDaemon(h);
+    await waitFor(() => out.includes('STOPPING=1'), 5000, 'STOPPING=1');
+  } finally {
+    listener.kill('SIGTERM');
+    fs.rmSync(sock, { force: true });
+  }
+});
