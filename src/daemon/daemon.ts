@@ -220,6 +220,7 @@ export class Daemon {
       this.log.warn({ err: err.message }, 'lease renewal failed; retrying (dataplane untouched)');
     });
     reg.on('reacquired', (lease) => {
+      this.leaseHeld = true; // also after 'lost': the subnet was free again and is ours once more
       this.metrics.leaseRenewals.inc({ result: 'reacquired' });
       this.log.info({ subnet: formatPrefix4(lease.subnet) }, 'etcd lease was lost; our key was put back under a new lease');
     });

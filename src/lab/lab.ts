@@ -10,6 +10,7 @@ import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';
 import { BRIDGE_IP, buildHost, buildUnderlay } from './topology';
+import { addPod, removePod } from './pods';
 
 export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
 export const ETCD_PREFIX = '/coreos.com/network';
@@ -41,6 +42,11 @@ export interface LabState {
   hosts: LabHost[];
   pods: LabPod[];
   networkConfig: string;
+  /**
+   * Where `twillctl install` put twill for this lab (<dir>/root). When set, daemons and the CNI
+   * plugin run from there — the operators' install path, exercised by every lab.
+   */
+  installRoot?: string;
 }
 
 export interface LabOptions {
@@ -48,6 +54,8 @@ export interface LabOptions {
   dir?: string;
   mtu?: number;
   networkConfig?: string;
+  /** See LabState.installRoot. */
+  installRoot?: string;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -99,6 +107,7 @@ export class Lab {
         pods: [],
         networkConfig: opts.networkConfig ?? DEFAULT_NETWORK_CONFIG,
       });
+    if (opts.installRoot !== undefined) lab.state.installRoot = opts.installRoot;
     lab.save();
     buildUnderlay(lab.state.underlayNs, lab.state.mtu);
     await lab.startEtcd();
@@ -226,7 +235,20 @@ export class Lab {
       ...extraArgs,
     ];
     const env = { ...cleanEnv(), ...extraEnv };
-    host.daemon = this.spawnIn(host.ns, process.execPath, args, this.daemonLog(host), 'twilld.js', undefined, env);
+    // From an install root: its wrapper, which execs node on the installed twilld.js (same PID;
+    // the marker 'twilld' matches both the wrapper's shell before the exec and node after it).
+    // Node flags such as --cpu-prof are refused in NODE_OPTIONS, so with those node runs the
+    // installed script directly.
+    const root = this.state.installRoot;
+    let cmd = process.execPath;
+    let cmdArgs = args;
+    if (root && nodeArgs.length === 0) {
+      cmd = path.join(root, 'usr', 'local', 'bin', 'twilld');
+      cmdArgs = args.slice(1);
+    } else if (root) {
+      cmdArgs = [...nodeArgs, path.join(root, 'opt', 'twill', 'current', 'dist', 'src', 'cmd', 'twilld.js'), ...args.slice(nodeArgs.length + 1)];
+    }
+    host.daemon = this.spawnIn(host.ns, cmd, cmdArgs, this.daemonLog(host), root ? 'twilld' : 'twilld.js', undefined, env);
     host.daemonArgs = extraArgs;
     this.save();
     return host.daemon;
@@ -260,8 +282,27 @@ export class Lab {
     }
   }
 
+  /** Adds a pod on `host` through the CNI plugin, as a runtime does (see pods.ts). Idempotent per name. */
+  addPod(host: LabHost, name?: string): Promise<LabPod> {
+    return addPod(this, host, name);
+  }
+
+  /** CNI DEL, then the pod's namespace. */
+  removePod(name: string): Promise<void> {
+    return removePod(this, name);
+  }
+
+  pod(name: string): LabPod {
+    const p = this.state.pods.find((x) => x.name === name);
+    if (!p) throw new Error(`no such lab pod: ${name}`);
+    return p;
+  }
+
   /** Removes everything the lab created: processes by PID, namespaces, its directory. */
   async down(): Promise<void> {
+    // Pods first and through CNI DEL, as a runtime tears them down; best effort, since down
+    // must finish whatever state the lab is in.
+    for (const p of [...this.state.pods]) await removePod(this, p.name, { bestEffort: true });
     for (const h of this.state.hosts) await this.stopDaemon(h);
     await this.stopEtcd();
     for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);

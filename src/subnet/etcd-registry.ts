@@ -171,6 +171,8 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   /** Serialises acquire and lease maintenance: they read-modify-write the same key. */
   private chain: Promise<unknown> = Promise.resolve();
   private held: Held | null = null;
+  /** The lease another host took from us ('lost'): taken back as soon as its key is free again. */
+  private lostHeld: Held | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private maintenanceQueued = false;
   private watchState: WatchState | null = null;
@@ -551,6 +553,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
         const holderValue = kv.value.toString('utf8');
         this.log.error({ subnet: formatPrefix4(h.lease.subnet), holderValue }, 'our subnet is now held by another host');
         this.held = null;
+        this.lostHeld = h;
         this.stopRenewing();
         if (fresh) await this.revokeUnused(fresh);
         this.emitSafe('lost', { lease: h.lease, holderValue });
@@ -575,9 +578,17 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
 
   /** Called when the watch shows our key deleted or rewritten: check at once, not at the next renewal. */
   private onOwnKeyEvent(key: string, value: string | null): void {
-    const h = this.held;
+    const h = this.held ?? this.lostHeld;
     if (!h || key !== h.key) return;
     if (value !== null && value === h.value) return;
+    if (!this.held) {
+      // Lost to another host: our pods still use this subnet, so take it back once it is free
+      // (maintain() re-creates the key only if it is absent or names our PublicIP).
+      if (value !== null && leaseValuePublicIp(value) !== h.lease.publicIp) return;
+      this.log.info({ subnet: formatPrefix4(h.lease.subnet) }, 'the subnet we lost is free again, taking it back');
+      this.held = h;
+      this.lostHeld = null;
+    }
     this.log.info({ subnet: formatPrefix4(h.lease.subnet), deleted: value === null }, 'our lease key changed in etcd, checking it now');
     this.stopRenewing();
     this.queueMaintenance();
@@ -666,7 +677,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     this.log.info({ revision: snapshot.revision, count: snapshot.entries.size }, 'subnet watch resynced from a full list');
     this.callHandler('resync', () => state.handler.resync(snapshot.entries, snapshot.revision));
     for (const [key, value] of snapshot.entries) this.onOwnKeyEvent(key, value);
-    const h = this.held;
+    const h = this.held ?? this.lostHeld;
     if (h && !snapshot.entries.has(h.key)) this.onOwnKeyEvent(h.key, null);
     this.startWatcher(state, nextRevision(snapshot.revision));
   }
@@ -714,6 +725,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     this.stopRenewing();
     await this.stopWatch();
     this.held = null;
+    this.lostHeld = null;
     this.client.close();
     this.log.debug({}, 'etcd registry closed');
   }

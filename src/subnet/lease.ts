@@ -99,6 +99,12 @@ export function decodeLease(key: string, value: string, ctx: { prefix: string; c
     return { ok: false, reason: 'outside-network', detail: `subnet ${sn} is outside network ${formatPrefix4(ctx.config.network)}` };
   }
   if (subnet.len !== ctx.config.subnetLen) {
+    // A smaller piece of our subnet held by another host is the dangerous case (its more
+    // specific route would steal our pods' traffic): name it for what it is.
+    const own = ctx.own;
+    if (own && prefixesOverlap(own.subnet, subnet) && leaseValuePublicIp(value) !== own.publicIp) {
+      return { ok: false, reason: 'overlaps-own', detail: `subnet ${sn} overlaps ours (${formatPrefix4(own.subnet)}) and is not a /${ctx.config.subnetLen}` };
+    }
     return { ok: false, reason: 'subnet-length', detail: `subnet ${sn} is not a /${ctx.config.subnetLen} (SubnetLen)` };
   }
 

@@ -1,0 +1,12 @@
+// twillctl's errors that are not the daemon's or the installer's. `code` is stable.
+
+export class EtcdUnreachableError extends Error {
+  readonly code = 'ERR_ETCD_UNREACHABLE' as const;
+  constructor(
+    readonly endpoints: string[],
+    cause: unknown,
+  ) {
+    super(`cannot read leases from etcd at ${endpoints.join(',')} (set --etcd-endpoints or TWILLD_ETCD_ENDPOINTS in /etc/twill/twilld.env)`, { cause });
+    this.name = 'EtcdUnreachableError';
+  }
+}

@@ -1,0 +1,106 @@
+// `twillctl status`: twilld's readiness and the few metrics an operator looks at first, read
+// from its HTTP endpoint. Parsing and rendering are pure; the fetch is in fetchStatus.
+import { parseListenAddr } from '../observe/http';
+
+export interface DaemonStatus {
+  ready: boolean;
+  reasons: string[];
+  lease: { subnet: string; publicIp: string; vtepMac: string } | null;
+  peers: number | null;
+  programmed: Record<string, number>;
+  etcdErrors: number;
+  dataplaneErrors: number;
+  driftRepaired: number;
+  resyncs: number;
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a Prometheus text exposition (comments and malformed lines skipped). */
+export function parsePrometheus(body: string): Sample[] {
+  const out: Sample[] = [];
+  const re = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+  for (const line of body.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = re.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+export function summarize(readyBody: string, metricsBody: string): DaemonStatus {
+  let ready = false;
+  let reasons: string[] = [];
+  try {
+    const r = JSON.parse(readyBody) as { ready?: unknown; reasons?: unknown };
+    ready = r.ready === true;
+    reasons = Array.isArray(r.reasons) ? r.reasons.map(String) : [];
+  } catch {
+    reasons = ['unreadable /readyz answer'];
+  }
+  const samples = parsePrometheus(metricsBody);
+  const sum = (name: string): number => samples.filter((s) => s.name === name).reduce((a, s) => a + s.value, 0);
+  const info = samples.find((s) => s.name === 'twill_lease_info');
+  const peers = samples.find((s) => s.name === 'twill_peers');
+  const programmed: Record<string, number> = {};
+  for (const s of samples) if (s.name === 'twill_programmed_entries' && s.labels['kind']) programmed[s.labels['kind']] = s.value;
+  return {
+    ready,
+    reasons,
+    lease: info ? { subnet: info.labels['subnet'] ?? '?', publicIp: info.labels['public_ip'] ?? '?', vtepMac: info.labels['vtep_mac'] ?? '?' } : null,
+    peers: peers ? peers.value : null,
+    programmed,
+    etcdErrors: sum('twill_etcd_errors_total'),
+    dataplaneErrors: sum('twill_dataplane_errors_total'),
+    driftRepaired: sum('twill_drift_repaired_total'),
+    resyncs: sum('twill_resyncs_total'),
+  };
+}
+
+export function renderStatus(addr: string, s: DaemonStatus): string {
+  const lines = [`twilld at ${addr}: ${s.ready ? 'ready' : 'NOT READY'}`];
+  for (const r of s.reasons) lines.push(`  - ${r}`);
+  lines.push(`  lease            ${s.lease ? `${s.lease.subnet}  public IP ${s.lease.publicIp}  VTEP MAC ${s.lease.vtepMac}` : 'none held'}`);
+  lines.push(`  peers            ${s.peers ?? '?'}`);
+  const kinds = Object.entries(s.programmed).map(([k, v]) => `${k} ${v}`);
+  lines.push(`  programmed       ${kinds.length ? kinds.join(', ') : '?'}`);
+  lines.push(`  drift repaired   ${s.driftRepaired}   resyncs ${s.resyncs}`);
+  lines.push(`  errors           etcd ${s.etcdErrors}, dataplane ${s.dataplaneErrors}`);
+  return lines.join('\n') + '\n';
+}
+
+/** The URL base for a daemon listen address; "all interfaces" is reached over loopback. */
+export function statusBaseUrl(httpAddr: string): string {
+  const a = parseListenAddr(httpAddr);
+  if (a.host === undefined) return `http://127.0.0.1:${a.port}`;
+  return a.host.includes(':') ? `http://[${a.host}]:${a.port}` : `http://${a.host}:${a.port}`;
+}
+
+export class StatusUnreachableError extends Error {
+  readonly code = 'ERR_STATUS_UNREACHABLE' as const;
+  constructor(readonly url: string, cause: unknown) {
+    super(`cannot reach twilld at ${url}`, { cause });
+    this.name = 'StatusUnreachableError';
+  }
+}
+
+export async function fetchStatus(httpAddr: string, timeoutMs = 3000): Promise<DaemonStatus> {
+  const base = statusBaseUrl(httpAddr);
+  const get = async (p: string): Promise<string> => {
+    try {
+      const res = await fetch(base + p, { signal: AbortSignal.timeout(timeoutMs) });
+      return await res.text();
+    } catch (err) {
+      throw new StatusUnreachableError(base + p, err);
+    }
+  };
+  const [ready, metrics] = await Promise.all([get('/readyz'), get('/metrics')]);
+  return summarize(ready, metrics);
+}

@@ -1,0 +1,106 @@
+// What `twillctl install` puts where, and the text of the small files it generates. Pure.
+//
+// Layout under the install root (a real host: "/"; the lab: <labdir>/root):
+//   opt/twill/releases/<id>/         one complete release: package.json, dist/src, the native
+//                                    addon, production node_modules, systemd/ (for reinstall)
+//   opt/twill/current -> releases/<id>   switched with one rename(2), so a CNI ADD that starts
+//                                    during an upgrade runs entirely the old or the new release
+//   usr/local/bin/twilld, twillctl   wrappers; opt/cni/bin/twill   the CNI plugin's wrapper
+//   etc/systemd/system/twilld.service, etc/twill/twilld.env, etc/cni/net.d/10-twill.conflist
+//
+// Wrappers find the release relative to their own location (readlink -f "$0"), so the same
+// files work at "/" and under any --root (the lab runs them from <labdir>/root), and they name
+// the Node.js binary by absolute path because a container runtime runs CNI plugins with a
+// minimal PATH.
+import * as path from 'node:path';
+
+export const RELEASES_DIR = 'opt/twill/releases';
+export const CURRENT_LINK = 'opt/twill/current';
+export const BIN_DIR = 'usr/local/bin';
+export const CNI_BIN_DIR = 'opt/cni/bin';
+export const CNI_CONF_DIR = 'etc/cni/net.d';
+export const UNIT_PATH = 'etc/systemd/system/twilld.service';
+export const ENV_PATH = 'etc/twill/twilld.env';
+export const CONFLIST_PATH = `${CNI_CONF_DIR}/10-twill.conflist`;
+export const CNI_PLUGIN_PATH = `${CNI_BIN_DIR}/twill`;
+
+/** Defaults the daemon and the CNI plugin agree on (see twilld --help). */
+export const SUBNET_FILE = '/run/twill/subnet.env';
+export const CNI_DATA_DIR = '/var/lib/cni/twill';
+
+export interface Wrapper {
+  /** Path relative to the install root. */
+  path: string;
+  /** Entry script relative to the release root. */
+  script: string;
+}
+
+export const WRAPPERS: readonly Wrapper[] = [
+  { path: `${BIN_DIR}/twilld`, script: 'dist/src/cmd/twilld.js' },
+  { path: `${BIN_DIR}/twillctl`, script: 'dist/src/cmd/twillctl.js' },
+  { path: CNI_PLUGIN_PATH, script: 'dist/src/cmd/twill.js' },
+];
+
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function renderWrapper(w: Wrapper, nodePath: string): string {
+  const depth = w.path.split('/').length - 1; // directories between the root and the wrapper
+  const up = Array.from({ length: depth }, () => '..').join('/');
+  const name = path.basename(w.path);
+  return [
+    '#!/bin/sh',
+    `# ${name}: installed by \`twillctl install\`. Runs the current twill release with the Node.js`,
+    '# it was installed with; paths are relative to this file so installs under --root work too.',
+    'root=$(dirname "$(readlink -f "$0")")/' + up,
+    `exec ${shQuote(nodePath)} "$root/${CURRENT_LINK}/${w.script}" "$@"`,
+    '',
+  ].join('\n');
+}
+
+/** The CNI network configuration list: twill for pod addressing, then portmap for hostPorts. */
+export function renderConflist(): string {
+  return (
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: 'twill',
+        plugins: [
+          { type: 'twill', subnetFile: SUBNET_FILE, dataDir: CNI_DATA_DIR },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}
+
+export interface EnvSettings {
+  etcdEndpoints?: string;
+  iface?: string;
+}
+
+/**
+ * The environment file from its template (systemd/twilld.env) with the given settings filled
+ * in: an existing `TWILLD_X=` line (commented out or not) is replaced, else one is appended.
+ */
+export function renderEnvFile(template: string, settings: EnvSettings): string {
+  let text = template.endsWith('\n') ? template : template + '\n';
+  const set = (name: string, value: string | undefined): void => {
+    if (value === undefined) return;
+    const re = new RegExp(`^#?\\s*${name}=.*$`, 'm');
+    const line = `${name}=${value}`;
+    text = re.test(text) ? text.replace(re, line) : text + line + '\n';
+  };
+  set('TWILLD_ETCD_ENDPOINTS', settings.etcdEndpoints);
+  set('TWILLD_IFACE', settings.iface);
+  return text;
+}
+
+/** Release directory name: version plus a UTC timestamp, unique even for reinstalls of one version. */
+export function releaseId(version: string, now: Date, unique: string): string {
+  const ts = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  return `${version}-${ts}-${unique}`;
+}

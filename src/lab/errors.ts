@@ -1,0 +1,22 @@
+// Errors of the lab. `code` is stable; the CLI maps it to an exit status and a hint.
+
+export type LabErrorCode =
+  | 'ERR_LAB_PREREQ' // the machine lacks something the lab needs (root, etcd, a build)
+  | 'ERR_LAB_NAME' // a lab name that cannot name namespaces and interfaces
+  | 'ERR_LAB_NOT_FOUND' // no lab state in the given directory
+  | 'ERR_LAB_TARGET' // `exec` named no host or pod of the lab
+  | 'ERR_LAB_CNI' // the CNI plugin failed or answered something unusable
+  | 'ERR_LAB_PROBE'; // the connectivity probe could not run at all
+
+export class LabError extends Error {
+  readonly code: LabErrorCode;
+  /** One line per problem, for ERR_LAB_PREREQ. */
+  readonly problems: string[];
+
+  constructor(code: LabErrorCode, message: string, opts: { problems?: string[]; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'LabError';
+    this.code = code;
+    this.problems = opts.problems ?? [];
+  }
+}

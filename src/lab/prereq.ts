@@ -1,0 +1,42 @@
+// What `twill-lab up` needs from the machine, checked before anything is created so a
+// newcomer gets one clear list of what to do instead of a stack trace halfway through.
+import * as fs from 'node:fs';
+import { missingSourceFiles } from '../install/install';
+
+export const ETCD_BIN = '/usr/bin/etcd';
+
+export interface PrereqFacts {
+  uid: number;
+  etcdPresent: boolean;
+  /** Files of the built package that are missing (see install.ts REQUIRED_SOURCE_FILES). */
+  missingBuild: string[];
+  netnsSupported: boolean;
+}
+
+/** Problems with a hint each; empty when the lab can start. Pure. */
+export function prereqProblems(f: PrereqFacts): string[] {
+  const out: string[] = [];
+  if (f.uid !== 0) out.push('twill-lab must run as root (it creates network namespaces and veths): run it with sudo');
+  if (!f.etcdPresent) out.push(`etcd is not installed (${ETCD_BIN} is missing): apt-get install -y etcd-server`);
+  if (f.missingBuild.length > 0) out.push(`twill is not built (missing ${f.missingBuild.join(', ')}): run npm ci && npm run build`);
+  if (!f.netnsSupported) out.push('this kernel has no network namespaces (/proc/self/ns/net is missing)');
+  return out;
+}
+
+export function gatherPrereqFacts(packageRoot: string): PrereqFacts {
+  return {
+    uid: typeof process.getuid === 'function' ? process.getuid() : -1,
+    etcdPresent: isExecutable(ETCD_BIN),
+    missingBuild: missingSourceFiles(packageRoot),
+    netnsSupported: fs.existsSync('/proc/self/ns/net'),
+  };
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

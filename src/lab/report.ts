@@ -1,0 +1,95 @@
+// What `twill-lab up` and `status` print: hosts, pods, and the pod×pod matrix, laid out for a
+// person to read at a glance (and for a test to parse). Pure.
+import { formatTable } from '../ctl/table';
+import type { ProbeResult } from './probe';
+
+export interface HostLine {
+  name: string;
+  ns: string;
+  underlayIp: string;
+  subnet: string | null;
+  vtepMac: string | null;
+  /** 'ready', 'not ready', 'stopped' or 'unreachable'. */
+  daemon: string;
+  pid: number | null;
+  peers: number | null;
+}
+
+export interface PodLine {
+  name: string;
+  host: string;
+  ns: string;
+  address: string | null;
+}
+
+export interface LabReport {
+  name: string;
+  dir: string;
+  etcd: string;
+  underlayNs: string;
+  hosts: HostLine[];
+  pods: PodLine[];
+  matrix: ProbeResult[];
+}
+
+export function failedPairs(r: LabReport): ProbeResult[] {
+  return r.matrix.filter((m) => !m.ok);
+}
+
+/** True when every pod has an address and every pair answered. */
+export function reportOk(r: LabReport): boolean {
+  return r.pods.every((p) => p.address !== null) && failedPairs(r).length === 0 && r.matrix.length === r.pods.length ** 2;
+}
+
+export function renderReport(r: LabReport, cmdPrefix: string): string {
+  const out: string[] = [];
+  out.push(`twill lab "${r.name}" (${r.dir}): ${r.hosts.length} hosts, ${r.pods.length} pods; etcd ${r.etcd} in namespace ${r.underlayNs}`);
+  out.push('');
+  out.push('HOSTS');
+  out.push(
+    formatTable(
+      ['HOST', 'UNDERLAY IP', 'SUBNET', 'VTEP MAC', 'TWILLD', 'PEERS', 'NAMESPACE'],
+      r.hosts.map((h) => [
+        h.name,
+        h.underlayIp,
+        h.subnet ?? '-',
+        h.vtepMac ?? '-',
+        h.pid !== null ? `${h.daemon} (pid ${h.pid})` : h.daemon,
+        h.peers === null ? '-' : String(h.peers),
+        h.ns,
+      ]),
+    ).trimEnd(),
+  );
+  out.push('');
+  out.push('PODS');
+  out.push(formatTable(['POD', 'HOST', 'ADDRESS', 'NAMESPACE'], r.pods.map((p) => [p.name, p.host, p.address ?? '-', p.ns])).trimEnd());
+  out.push('');
+  out.push('CONNECTIVITY  (UDP echo from the row pod to the column pod, over the VXLAN overlay)');
+  const cell = (from: string, to: string): string => {
+    const m = r.matrix.find((x) => x.from === from && x.to === to);
+    return m === undefined ? '-' : m.ok ? 'ok' : 'FAIL';
+  };
+  const names = r.pods.map((p) => p.name);
+  out.push(formatTable(['FROM \\ TO', ...names], names.map((from) => [from, ...names.map((to) => cell(from, to))])).trimEnd());
+  out.push('');
+  const failed = failedPairs(r);
+  const total = r.pods.length ** 2;
+  if (reportOk(r)) {
+    const rtts = r.matrix.map((m) => m.rttMs ?? 0);
+    const max = rtts.length ? Math.max(...rtts) : 0;
+    out.push(`all ${total} pod pairs reachable (max round trip ${max.toFixed(2)} ms)`);
+  } else {
+    const missing = r.pods.filter((p) => p.address === null).map((p) => p.name);
+    if (missing.length > 0) out.push(`pods without an address: ${missing.join(', ')}`);
+    out.push(`${failed.length} of ${total} pod pairs FAILED:`);
+    for (const f of failed) out.push(`  ${f.from} -> ${f.to}${f.error ? `: ${f.error}` : ''}`);
+  }
+  out.push('');
+  const pod = r.pods.find((p) => p.address !== null);
+  const other = r.pods.find((p) => p.address !== null && p.host !== pod?.host) ?? pod;
+  out.push('Next:');
+  if (pod && other) out.push(`  ${cmdPrefix} exec ${pod.name} -- ping -c 3 ${other.address!.split('/')[0]}`);
+  if (r.hosts[0]) out.push(`  ${cmdPrefix} exec ${r.hosts[0].name} -- ip route      (a host's routes: one per peer subnet via twill.1)`);
+  out.push(`  ${cmdPrefix} status   |   ${cmdPrefix} down`);
+  return out.join('\n') + '\n';
+}

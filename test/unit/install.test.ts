@@ -1,0 +1,159 @@
+// `twillctl install --root <tmp>`: every file in place with the right mode, programs that run
+// from the install, an edited settings file kept on upgrade, releases switched and pruned,
+// and the unit accepted by `systemd-analyze verify` (when systemd-analyze is installed).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const PKG = path.resolve(__dirname, '../../..');
+const TWILLCTL = path.join(PKG, 'dist/src/cmd/twillctl.js');
+let tmp: string;
+let root: string;
+
+function env(): NodeJS.ProcessEnv {
+  const e = { ...process.env };
+  delete e['NODE_EXTRA_CA_CERTS'];
+  return e;
+}
+
+function run(cmd: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
+  return spawnSync(cmd, args, { encoding: 'utf8', env: { ...env(), ...extraEnv }, timeout: 120_000 });
+}
+
+function twillctl(...args: string[]) {
+  return run(process.execPath, [TWILLCTL, ...args]);
+}
+
+function mode(p: string): number {
+  return fs.statSync(p).mode & 0o7777;
+}
+
+function releases(): string[] {
+  return fs.readdirSync(path.join(root, 'opt/twill/releases')).filter((n) => !n.startsWith('.')).sort();
+}
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-install-'));
+  root = path.join(tmp, 'root');
+});
+
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('install puts every file in place with the right mode', () => {
+  const r = twillctl('install', '--root', root, '--etcd-endpoints', 'http://192.168.56.11:2379', '--iface', 'eth1');
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+
+  const files: Array<[string, number]> = [
+    ['usr/local/bin/twilld', 0o755],
+    ['usr/local/bin/twillctl', 0o755],
+    ['opt/cni/bin/twill', 0o755],
+    ['etc/systemd/system/twilld.service', 0o644],
+    ['etc/twill/twilld.env', 0o644],
+    ['etc/cni/net.d/10-twill.conflist', 0o644],
+  ];
+  for (const [rel, m] of files) {
+    const p = path.join(root, rel);
+    assert.ok(fs.statSync(p).isFile(), `${rel} is a file`);
+    assert.equal(mode(p).toString(8), m.toString(8), `${rel} mode`);
+  }
+
+  // current -> releases/<id>, relative, so the tree can be moved (and is valid under --root).
+  const link = fs.readlinkSync(path.join(root, 'opt/twill/current'));
+  assert.ok(!path.isAbsolute(link), link);
+  assert.match(link, /^releases\/\d+\.\d+\.\d+-\d{8}-\d{6}-[0-9a-f]{6}$/);
+  const rel = path.join(root, 'opt/twill/current');
+  for (const f of ['package.json', 'dist/src/cmd/twilld.js', 'dist/src/cmd/twill.js', 'dist/src/cmd/twillctl.js', 'build/Release/twill_native.node', 'systemd/twilld.service', 'node_modules/etcd3/package.json', 'node_modules/pino/package.json', 'node_modules/netlink/package.json']) {
+    assert.ok(fs.existsSync(path.join(rel, f)), `release has ${f}`);
+  }
+  // Production dependencies only, without their tests; no tests or benchmarks of our own.
+  for (const f of ['node_modules/typescript', 'node_modules/esbuild', 'node_modules/node-gyp', 'node_modules/pino/test', 'dist/test', 'dist/bench']) {
+    assert.ok(!fs.existsSync(path.join(rel, f)), `release has no ${f}`);
+  }
+
+  const envText = fs.readFileSync(path.join(root, 'etc/twill/twilld.env'), 'utf8');
+  assert.match(envText, /^TWILLD_ETCD_ENDPOINTS=http:\/\/192\.168\.56\.11:2379$/m);
+  assert.match(envText, /^TWILLD_IFACE=eth1$/m);
+
+  const conflist = JSON.parse(fs.readFileSync(path.join(root, 'etc/cni/net.d/10-twill.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: Array<{ type: string }> };
+  assert.equal(conflist.name, 'twill');
+  assert.deepEqual(
+    conflist.plugins.map((p) => p.type),
+    ['twill', 'portmap'],
+  );
+  assert.equal(fs.readFileSync(path.join(root, 'etc/systemd/system/twilld.service'), 'utf8'), fs.readFileSync(path.join(PKG, 'systemd/twilld.service'), 'utf8'));
+});
+
+test('the installed programs run from the install root', () => {
+  const version = (JSON.parse(fs.readFileSync(path.join(PKG, 'package.json'), 'utf8')) as { version: string }).version;
+  const d = run(path.join(root, 'usr/local/bin/twilld'), ['--version']);
+  assert.equal(d.status, 0, d.stderr);
+  assert.equal(d.stdout.trim(), `twilld ${version}`);
+  const c = run(path.join(root, 'usr/local/bin/twillctl'), ['--help']);
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stdout, /twillctl <command>/);
+  // The CNI wrapper, as a runtime runs it: only CNI_* and PATH in the environment.
+  const v = spawnSync(path.join(root, 'opt/cni/bin/twill'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION', PATH: '/usr/bin:/bin' }, input: '{"cniVersion":"1.0.0"}' });
+  assert.equal(v.status, 0, v.stderr + v.stdout);
+  assert.ok((JSON.parse(v.stdout) as { supportedVersions: string[] }).supportedVersions.includes('1.0.0'));
+});
+
+test('a second install keeps an edited settings file and conflist, switches to a new release', () => {
+  const envPath = path.join(root, 'etc/twill/twilld.env');
+  const edited = fs.readFileSync(envPath, 'utf8') + 'TWILLD_LOG_LEVEL=debug\n';
+  fs.writeFileSync(envPath, edited);
+  const conflistPath = path.join(root, 'etc/cni/net.d/10-twill.conflist');
+  const conflist = fs.readFileSync(conflistPath, 'utf8').replace('"portmap"', '"portmap-edited"');
+  fs.writeFileSync(conflistPath, conflist);
+  const first = fs.readlinkSync(path.join(root, 'opt/twill/current'));
+
+  const r = twillctl('install', '--root', root, '--etcd-endpoints', 'http://10.9.9.9:2379');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /kept\s+etc\/twill\/twilld\.env/);
+  assert.match(r.stdout, /only seed a new settings file/);
+  assert.equal(fs.readFileSync(envPath, 'utf8'), edited);
+  assert.equal(fs.readFileSync(conflistPath, 'utf8'), conflist);
+  const second = fs.readlinkSync(path.join(root, 'opt/twill/current'));
+  assert.notEqual(second, first);
+  assert.deepEqual(releases(), [path.basename(first), path.basename(second)].sort(), 'the previous release is kept');
+
+  // A third install prunes the first release: only the new one and its predecessor remain.
+  const r3 = twillctl('install', '--root', root);
+  assert.equal(r3.status, 0, r3.stderr);
+  const third = fs.readlinkSync(path.join(root, 'opt/twill/current'));
+  assert.deepEqual(releases(), [path.basename(second), path.basename(third)].sort());
+  assert.match(r3.stdout, new RegExp(`pruned\\s+opt/twill/releases/${path.basename(first)}`));
+});
+
+test('unusable settings are refused before anything is written', () => {
+  const fresh = path.join(tmp, 'refused');
+  for (const args of [
+    ['--etcd-endpoints', 'ftp://etcd:2379'],
+    ['--iface', 'a-name-longer-than-15'],
+    ['--node', 'relative/node'],
+  ]) {
+    const r = twillctl('install', '--root', fresh, ...args);
+    assert.equal(r.status, 1, `${args.join(' ')}: ${r.stdout}`);
+    assert.match(r.stderr, /\[ERR_INSTALL_SETTING\]/);
+  }
+  assert.ok(!fs.existsSync(fresh));
+});
+
+const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+const noAnalyze = analyze.error ? 'systemd-analyze is not installed' : false;
+
+test('systemd-analyze verify accepts the installed unit', { skip: noAnalyze }, () => {
+  // verify insists that ExecStart= exists; point it at the wrapper inside the temporary root
+  // (the rest of the unit is verified as installed).
+  const unit = fs.readFileSync(path.join(root, 'etc/systemd/system/twilld.service'), 'utf8');
+  assert.match(unit, /^ExecStart=\/usr\/local\/bin\/twilld$/m);
+  const copy = path.join(tmp, 'twilld.service');
+  fs.writeFileSync(copy, unit.replace(/^ExecStart=\/usr\/local\/bin\/twilld$/m, `ExecStart=${path.join(root, 'usr/local/bin/twilld')}`));
+  const r = run('systemd-analyze', ['verify', copy]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.trim(), '', 'no warnings');
+});
