@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "twill_native",
-      "sources": ["native/twill_native.c"],
+      "sources": ["native/twill_native.c", "native/userspace.c"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"]
     }
   ]

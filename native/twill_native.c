@@ -456,6 +456,8 @@ static napi_value netns_unmount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+napi_value twill_userspace_init(napi_env env, napi_value exports); /* native/userspace.c */
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_default, NULL },
@@ -473,7 +475,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netnsUnmount", NULL, netns_unmount, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
+  return twill_userspace_init(env, exports); /* native/userspace.c: the us* functions */
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -24,10 +24,6 @@ async function main(): Promise<number> {
   }
   const cfg = parsed.config;
   const log = createLogger(cfg.logLevel);
-  if (cfg.dataplane === 'userspace') {
-    log.error({ dataplane: cfg.dataplane }, 'the userspace dataplane is not available in this version; use --dataplane kernel');
-    return 2;
-  }
   const daemon = new Daemon(cfg, log);
   let stopping = false;
   const stop = (signal: string) => {

@@ -12,7 +12,9 @@ import { randomBytes } from 'node:crypto';
 import type { DaemonConfig } from '../config/daemon';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import { computeDesired, deviceName } from '../dataplane/compute';
-import { KernelReconciler } from '../dataplane/reconciler';
+import { chooseDataplane, createDataplane } from '../userspace/select';
+import { UserspaceDataplane, type Dataplane } from '../userspace/dataplane';
+import { registerUserspaceMetrics } from '../userspace/metrics';
 import { firstHost, formatIp4, formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../ip/ipv4';
 import { randomLocalMac } from '../ip/mac';
 import { NetlinkEventSocket, type NetlinkEvent } from '../netlink/events';
@@ -43,7 +45,7 @@ export class Daemon {
   private readonly h: NetlinkHandle;
   private events: NetlinkEventSocket | undefined;
   private registry: EtcdRegistry | undefined;
-  private reconciler: KernelReconciler | undefined;
+  private reconciler: Dataplane | undefined;
   private http: HttpServerHandle | undefined;
   private notifier: Notifier;
   private underlay: Underlay | undefined;
@@ -125,7 +127,13 @@ export class Daemon {
     this.metrics.setLease({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac });
     this.log.info({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac }, 'subnet lease held');
 
-    this.reconciler = new KernelReconciler(this.h, child(this.log, 'dataplane'), this.cfg.resyncInterval * 1000);
+    const choice = chooseDataplane(this.cfg.dataplane, this.h);
+    this.log.info({ dataplane: choice.mode, reason: choice.reason }, 'dataplane');
+    this.reconciler = createDataplane(choice.mode, this.h, child(this.log, 'dataplane'), this.cfg.resyncInterval * 1000);
+    if (this.reconciler instanceof UserspaceDataplane) {
+      const dp = this.reconciler;
+      registerUserspaceMetrics(this.metricsRegistry, () => dp.stats());
+    }
     this.wireReconcilerEvents(this.reconciler);
     this.events = new NetlinkEventSocket();
     this.events.on('event', (e) => this.onKernelEvent(e));
@@ -194,7 +202,7 @@ export class Daemon {
     this.reconciler.setDesired(desired);
   }
 
-  private wireReconcilerEvents(r: KernelReconciler): void {
+  private wireReconcilerEvents(r: Dataplane): void {
     r.on('converged', () => {
       const now = performance.now();
       for (const t of this.pendingEventTimes) this.metrics.programmingLatency.observe({}, (now - t) / 1000);

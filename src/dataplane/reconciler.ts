@@ -12,6 +12,9 @@
 //   device had to be fixed, a full resync.
 // - A failed entry stays pending; the rest still apply. Runs are synchronous (netlink
 //   requests are answered inside sendmsg), so there is never more than one run at a time.
+// The device side is a backend: the kernel VXLAN device (FDB entries in the kernel), or the
+// userspace TAP + forwarder (src/userspace), whose FDB lives in the forwarder's table. Both
+// share this loop, the route/neighbour tables and their delta trackers.
 import { EventEmitter } from 'node:events';
 import type { NetlinkHandle } from '../netlink/handle';
 import type { NetlinkEvent } from '../netlink/events';
@@ -20,7 +23,7 @@ import type { Request } from '../netlink/socket';
 import { RT_TABLE_MAIN } from '../netlink/types';
 import { DeltaTracker } from './delta-tracker';
 import { ensureDevice } from './device-driver';
-import type { DesiredState, EntryKind } from './model';
+import type { DesiredState, DeviceSpec, EntryKind } from './model';
 import {
   deleteFdb, deleteNeigh, deleteRoute, desiredFdb, desiredNeighs, desiredRoutes, fdbEqual, fdbVal, neighEqual, neighVal,
   readFdb, readNeighs, readRoutes, routeEqual, routeKey, routeVal, writeFdb, writeNeigh, writeRoute, TWILL_ROUTE_PROTOCOL_CHECK,
@@ -45,7 +48,37 @@ export interface ReconcilerEvents {
 
 const MAX_BACKOFF_MS = 30_000;
 
-export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
+/** How a dataplane realises the device and the FDB. */
+export interface DeviceBackend {
+  /** For logs: "vxlan device", "tap device". */
+  readonly label: string;
+  /** Create or fix the device; what had to change, and its ifindex. Throws on failure. */
+  ensureDevice(h: NetlinkHandle, spec: DeviceSpec): { index: number; changes: string[] };
+  /**
+   * undefined: the FDB lives in the kernel and is converged with netlink like routes.
+   * Otherwise: the backend takes the whole FDB (before routes are written) and says what changed.
+   */
+  pushFdb?(d: DesiredState): { writes: number; deletes: number; size: number } | null;
+  stop?(): void;
+}
+
+export const kernelVxlanBackend: DeviceBackend = {
+  label: 'vxlan device',
+  ensureDevice,
+};
+
+/** What the daemon needs from a dataplane. */
+export interface Dataplane extends EventEmitter<ReconcilerEvents> {
+  setDesired(d: DesiredState): void;
+  onEvent(ev: NetlinkEvent): void;
+  requestResync(reason: string): void;
+  start(): void;
+  stop(): void;
+  readonly converged: boolean;
+  counts(): Record<EntryKind, number>;
+}
+
+export class Reconciler extends EventEmitter<ReconcilerEvents> implements Dataplane {
   private desired: DesiredState | undefined;
   private devIndex = 0;
   private readonly routes = new DeltaTracker<RouteVal>(routeEqual);
@@ -61,13 +94,19 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
   private lastError: string | undefined;
   private stopped = false;
   private isConverged = false;
+  private externalFdbSize = 0;
 
   constructor(
-    private readonly h: NetlinkHandle,
+    protected readonly h: NetlinkHandle,
     private readonly log: ReconcilerLog,
     private readonly resyncIntervalMs: number,
+    private readonly backend: DeviceBackend,
   ) {
     super();
+  }
+
+  private get kernelFdb(): boolean {
+    return this.backend.pushFdb === undefined;
   }
 
   start(): void {
@@ -80,6 +119,7 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
     if (this.scheduled) clearImmediate(this.scheduled);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.backend.stop?.();
   }
 
   get converged(): boolean {
@@ -91,7 +131,7 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
   }
 
   counts(): Record<EntryKind, number> {
-    return { route: this.routes.actualSize, neigh: this.neighs.actualSize, fdb: this.fdb.actualSize };
+    return { route: this.routes.actualSize, neigh: this.neighs.actualSize, fdb: this.kernelFdb ? this.fdb.actualSize : this.externalFdbSize };
   }
 
   setDesired(d: DesiredState): void {
@@ -142,7 +182,7 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
         this.observe('neigh', this.neighs, ev.neigh.ip, ev.action === 'del' ? undefined : neighVal(ev.neigh), undefined);
         return;
       case 'fdb':
-        if (!this.devIndex || ev.fdb.index !== this.devIndex) return;
+        if (!this.kernelFdb || !this.devIndex || ev.fdb.index !== this.devIndex) return;
         this.observe('fdb', this.fdb, ev.fdb.mac, ev.action === 'del' ? undefined : fdbVal(ev.fdb), undefined);
         return;
     }
@@ -172,7 +212,7 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
     if (!this.desired || !this.devIndex) return;
     this.routes.replaceDesired(desiredRoutes(this.desired, this.devIndex));
     this.neighs.replaceDesired(desiredNeighs(this.desired, this.devIndex));
-    this.fdb.replaceDesired(desiredFdb(this.desired, this.devIndex));
+    if (this.kernelFdb) this.fdb.replaceDesired(desiredFdb(this.desired, this.devIndex));
   }
 
   private kick(): void {
@@ -203,9 +243,9 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
     try {
       if (this.needDeviceCheck || this.needFull) {
         this.needDeviceCheck = false;
-        const dev = ensureDevice(this.h, desired.device);
+        const dev = this.backend.ensureDevice(this.h, desired.device);
         if (dev.changes.length > 0) {
-          this.log.info({ device: desired.device.name, changes: dev.changes, index: dev.index }, 'vxlan device converged');
+          this.log.info({ device: desired.device.name, changes: dev.changes, index: dev.index }, `${this.backend.label} converged`);
           this.emit('applied', { kind: 'device', writes: dev.changes.length, deletes: 0 });
           if (!this.needFull) this.emit('drift', { kind: 'device', key: desired.device.name });
           this.needFull = true;
@@ -224,7 +264,7 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
         this.applyDesiredToTrackers();
         this.routes.replaceActual(readRoutes(this.h, (k) => this.routes.getDesired(k) !== undefined));
         this.neighs.replaceActual(readNeighs(this.h, this.devIndex));
-        this.fdb.replaceActual(readFdb(this.h, this.devIndex));
+        if (this.kernelFdb) this.fdb.replaceActual(readFdb(this.h, this.devIndex));
       }
     } catch (err) {
       ok = false;
@@ -233,6 +273,7 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
       this.fullReason = this.fullReason || 'retry after error';
       this.noteError('device', err as Error);
     }
+    if (ok) ok = this.pushExternalFdb(desired);
     if (ok) ok = this.applyPending();
     this.isConverged = ok && this.routes.inSync() && this.neighs.inSync() && this.fdb.inSync() && !this.needFull;
     if (this.isConverged) {
@@ -241,6 +282,22 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
       this.emit('converged', { durationMs: performance.now() - started, full });
     } else {
       this.scheduleRetry();
+    }
+  }
+
+  /** Backends that keep the FDB themselves get it before any route that relies on it. */
+  private pushExternalFdb(d: DesiredState): boolean {
+    if (!this.backend.pushFdb) return true;
+    try {
+      const res = this.backend.pushFdb(d);
+      if (res) {
+        this.externalFdbSize = res.size;
+        this.emit('applied', { kind: 'fdb', writes: res.writes, deletes: res.deletes });
+      }
+      return true;
+    } catch (err) {
+      this.noteError('fdb', err as Error);
+      return false;
     }
   }
 
@@ -294,5 +351,12 @@ export class KernelReconciler extends EventEmitter<ReconcilerEvents> {
       this.lastError = msg;
       this.log.error({ err, kind }, 'dataplane programming failed; will retry');
     }
+  }
+}
+
+/** The kernel VXLAN dataplane: device twill.<VNI>, routes, neighbours and FDB via netlink. */
+export class KernelReconciler extends Reconciler {
+  constructor(h: NetlinkHandle, log: ReconcilerLog, resyncIntervalMs: number) {
+    super(h, log, resyncIntervalMs, kernelVxlanBackend);
   }
 }
