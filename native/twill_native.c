@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "napi_util.h"
 #include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,31 +38,6 @@
 #define NETLINK_GET_STRICT_CHK 12
 #endif
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  napi_value msg, code, error, num, sc;
-  const char *name = strerrorname_np(err);
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s (%s)", syscall, strerror(err), name ? name : "?");
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_create_int32(env, err, &num);
-  napi_set_named_property(env, error, "errno", num);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
-  napi_set_named_property(env, error, "syscall", sc);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char *text) {
-  napi_throw_type_error(env, "EINVAL", text);
-  return NULL;
-}
-
-static int get_i32(napi_env env, napi_value v, int32_t *out) {
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
-
 /* Optional string argument: returns 1 and fills buf when a string, 0 when null/undefined. */
 static int get_opt_string(napi_env env, napi_value v, char *buf, size_t len, int *ok) {
   napi_valuetype t;
@@ -81,30 +57,30 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return throw_type(env, "netlinkOpen: 6 arguments expected");
+  if (argc < 6) return tw_throw_type(env, "netlinkOpen: 6 arguments expected");
   int32_t protocol, rcvbuf, timeout_ms;
   bool nonblock;
-  if (!get_i32(env, argv[0], &protocol) || !get_i32(env, argv[3], &rcvbuf) ||
-      !get_i32(env, argv[4], &timeout_ms) || napi_get_value_bool(env, argv[5], &nonblock) != napi_ok)
-    return throw_type(env, "netlinkOpen: bad argument types");
+  if (!tw_arg_i32(env, argv[0], &protocol) || !tw_arg_i32(env, argv[3], &rcvbuf) ||
+      !tw_arg_i32(env, argv[4], &timeout_ms) || napi_get_value_bool(env, argv[5], &nonblock) != napi_ok)
+    return tw_throw_type(env, "netlinkOpen: bad argument types");
   uint32_t ngroups = 0;
   bool is_array = false;
   napi_is_array(env, argv[1], &is_array);
-  if (!is_array) return throw_type(env, "netlinkOpen: groups must be an array");
+  if (!is_array) return tw_throw_type(env, "netlinkOpen: groups must be an array");
   napi_get_array_length(env, argv[1], &ngroups);
   char path[4096];
   int ok;
   int has_ns = get_opt_string(env, argv[2], path, sizeof path, &ok);
-  if (!ok) return throw_type(env, "netlinkOpen: netns must be a path or null");
+  if (!ok) return tw_throw_type(env, "netlinkOpen: netns must be a path or null");
 
   int orig = -1, target = -1;
   if (has_ns) {
     orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (orig < 0) return throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
+    if (orig < 0) return tw_throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
     target = open(path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) { int e = errno; close(orig); return throw_errno(env, e, "open(netns)"); }
+    if (target < 0) { int e = errno; close(orig); return tw_throw_errno(env, e, "open(netns)"); }
     if (setns(target, CLONE_NEWNET) < 0) {
-      int e = errno; close(orig); close(target); return throw_errno(env, e, "setns");
+      int e = errno; close(orig); close(target); return tw_throw_errno(env, e, "setns");
     }
   }
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), protocol);
@@ -116,7 +92,7 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
     close(orig);
     close(target);
   }
-  if (fd < 0) return throw_errno(env, sock_err, "socket(AF_NETLINK)");
+  if (fd < 0) return tw_throw_errno(env, sock_err, "socket(AF_NETLINK)");
 
   int one = 1;
   /* Best effort: older kernels lack these; the TS side works without them. */
@@ -135,27 +111,20 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno; close(fd); return throw_errno(env, e, "bind(netlink)");
+    int e = errno; close(fd); return tw_throw_errno(env, e, "bind(netlink)");
   }
   for (uint32_t i = 0; i < ngroups; i++) {
     napi_value g;
     int32_t group;
     napi_get_element(env, argv[1], i, &g);
-    if (!get_i32(env, g, &group)) { close(fd); return throw_type(env, "netlinkOpen: group must be a number"); }
+    if (!tw_arg_i32(env, g, &group)) { close(fd); return tw_throw_type(env, "netlinkOpen: group must be a number"); }
     if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
-      int e = errno; close(fd); return throw_errno(env, e, "setsockopt(NETLINK_ADD_MEMBERSHIP)");
+      int e = errno; close(fd); return tw_throw_errno(env, e, "setsockopt(NETLINK_ADD_MEMBERSHIP)");
     }
   }
   napi_value out;
   napi_create_int32(env, fd, &out);
   return out;
-}
-
-static int get_buffer(napi_env env, napi_value v, void **data, size_t *len) {
-  bool is_buf = false;
-  napi_is_buffer(env, v, &is_buf);
-  if (!is_buf) return 0;
-  return napi_get_buffer_info(env, v, data, len) == napi_ok;
 }
 
 /* netlinkSend(fd, buffer) -> bytes sent. */
@@ -166,8 +135,8 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
   int32_t fd;
   void *data;
   size_t len;
-  if (argc < 2 || !get_i32(env, argv[0], &fd) || !get_buffer(env, argv[1], &data, &len))
-    return throw_type(env, "netlinkSend(fd, buffer)");
+  if (argc < 2 || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
+    return tw_throw_type(env, "netlinkSend(fd, buffer)");
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
@@ -175,7 +144,7 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
   do {
     n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return throw_errno(env, errno, "sendto(netlink)");
+  if (n < 0) return tw_throw_errno(env, errno, "sendto(netlink)");
   napi_value out;
   napi_create_int64(env, n, &out);
   return out;
@@ -191,8 +160,8 @@ static napi_value netlink_recv(napi_env env, napi_callback_info info) {
   int32_t fd;
   void *data;
   size_t len;
-  if (argc < 2 || !get_i32(env, argv[0], &fd) || !get_buffer(env, argv[1], &data, &len))
-    return throw_type(env, "netlinkRecv(fd, buffer)");
+  if (argc < 2 || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
+    return tw_throw_type(env, "netlinkRecv(fd, buffer)");
   ssize_t n;
   do {
     n = recv(fd, data, len, MSG_TRUNC);
@@ -202,8 +171,8 @@ static napi_value netlink_recv(napi_env env, napi_callback_info info) {
     napi_create_int32(env, -EAGAIN, &out);
     return out;
   }
-  if (n < 0) return throw_errno(env, errno, "recv(netlink)");
-  if ((size_t)n > len) return throw_errno(env, EMSGSIZE, "recv(netlink)");
+  if (n < 0) return tw_throw_errno(env, errno, "recv(netlink)");
+  if ((size_t)n > len) return tw_throw_errno(env, EMSGSIZE, "recv(netlink)");
   napi_value out;
   napi_create_int64(env, n, &out);
   return out;
@@ -215,10 +184,10 @@ static napi_value netlink_port_id(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "netlinkPortId(fd)");
+  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "netlinkPortId(fd)");
   struct sockaddr_nl sa;
   socklen_t sl = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return throw_errno(env, errno, "getsockname");
+  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return tw_throw_errno(env, errno, "getsockname");
   napi_value out;
   napi_create_uint32(env, sa.nl_pid, &out);
   return out;
@@ -279,20 +248,20 @@ static napi_value watch_readable(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   napi_valuetype t;
-  if (argc < 2 || !get_i32(env, argv[0], &fd)) return throw_type(env, "watchReadable(fd, cb)");
+  if (argc < 2 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "watchReadable(fd, cb)");
   napi_typeof(env, argv[1], &t);
-  if (t != napi_function) return throw_type(env, "watchReadable: callback must be a function");
+  if (t != napi_function) return tw_throw_type(env, "watchReadable: callback must be a function");
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   watcher_t *w = calloc(1, sizeof *w);
-  if (!w) return throw_errno(env, ENOMEM, "calloc");
+  if (!w) return tw_throw_errno(env, ENOMEM, "calloc");
   w->env = env;
   napi_create_reference(env, argv[1], 1, &w->callback);
   int r = uv_poll_init(loop, &w->poll, fd);
-  if (r < 0) { napi_delete_reference(env, w->callback); free(w); return throw_errno(env, -r, "uv_poll_init"); }
+  if (r < 0) { napi_delete_reference(env, w->callback); free(w); return tw_throw_errno(env, -r, "uv_poll_init"); }
   w->poll.data = w;
   r = uv_poll_start(&w->poll, UV_READABLE, on_poll);
-  if (r < 0) { napi_delete_reference(env, w->callback); uv_close((uv_handle_t *)&w->poll, on_close); return throw_errno(env, -r, "uv_poll_start"); }
+  if (r < 0) { napi_delete_reference(env, w->callback); uv_close((uv_handle_t *)&w->poll, on_close); return tw_throw_errno(env, -r, "uv_poll_start"); }
   napi_value ext;
   napi_create_external(env, w, watcher_finalize, NULL, &ext);
   return ext;
@@ -304,7 +273,7 @@ static napi_value stop_watch(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watcher_t *w;
   if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&w) != napi_ok || !w)
-    return throw_type(env, "stopWatch(handle)");
+    return tw_throw_type(env, "stopWatch(handle)");
   if (w->closing) return NULL;
   w->closing = 1;
   uv_poll_stop(&w->poll);
@@ -320,7 +289,7 @@ static napi_value unref_watch(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watcher_t *w;
   if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&w) != napi_ok || !w)
-    return throw_type(env, "unrefWatch(handle)");
+    return tw_throw_type(env, "unrefWatch(handle)");
   if (!w->closing) uv_unref((uv_handle_t *)&w->poll);
   return NULL;
 }
@@ -334,15 +303,15 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
   size_t n;
   bool nonblock = false;
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ)
-    return throw_type(env, "tapOpen(name, nonblock): name must be 1..15 characters");
+    return tw_throw_type(env, "tapOpen(name, nonblock): name must be 1..15 characters");
   if (argc > 1) napi_get_value_bool(env, argv[1], &nonblock);
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
-  if (fd < 0) return throw_errno(env, errno, "open(/dev/net/tun)");
+  if (fd < 0) return tw_throw_errno(env, errno, "open(/dev/net/tun)");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
   memcpy(ifr.ifr_name, name, n);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); return throw_errno(env, e, "ioctl(TUNSETIFF)"); }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "ioctl(TUNSETIFF)"); }
   napi_value out;
   napi_create_int32(env, fd, &out);
   return out;
@@ -356,7 +325,7 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
   char state[1024];
   size_t n;
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], state, sizeof state, &n) != napi_ok)
-    return throw_type(env, "sdNotify(state)");
+    return tw_throw_type(env, "sdNotify(state)");
   napi_value out;
   const char *path = getenv("NOTIFY_SOCKET");
   if (!path || !*path) { napi_get_boolean(env, false, &out); return out; }
@@ -364,16 +333,16 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   size_t plen = strlen(path);
-  if (plen >= sizeof sa.sun_path) return throw_errno(env, ENAMETOOLONG, "sd_notify");
+  if (plen >= sizeof sa.sun_path) return tw_throw_errno(env, ENAMETOOLONG, "sd_notify");
   memcpy(sa.sun_path, path, plen);
   if (sa.sun_path[0] == '@') sa.sun_path[0] = 0; /* abstract namespace */
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket(AF_UNIX)");
+  if (fd < 0) return tw_throw_errno(env, errno, "socket(AF_UNIX)");
   ssize_t r = sendto(fd, state, n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
                      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen));
   int e = errno;
   close(fd);
-  if (r < 0) return throw_errno(env, e, "sendto(NOTIFY_SOCKET)");
+  if (r < 0) return tw_throw_errno(env, e, "sendto(NOTIFY_SOCKET)");
   napi_get_boolean(env, true, &out);
   return out;
 }
@@ -390,12 +359,12 @@ static napi_value netns_enter(napi_env env, napi_callback_info info) {
   char path[4096];
   int ok;
   if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
-    return throw_type(env, "netnsEnter(path)");
+    return tw_throw_type(env, "netnsEnter(path)");
   int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (orig < 0) return throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
+  if (orig < 0) return tw_throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
   int target = open(path, O_RDONLY | O_CLOEXEC);
-  if (target < 0) { int e = errno; close(orig); return throw_errno(env, e, "open(netns)"); }
-  if (setns(target, CLONE_NEWNET) < 0) { int e = errno; close(orig); close(target); return throw_errno(env, e, "setns"); }
+  if (target < 0) { int e = errno; close(orig); return tw_throw_errno(env, e, "open(netns)"); }
+  if (setns(target, CLONE_NEWNET) < 0) { int e = errno; close(orig); close(target); return tw_throw_errno(env, e, "setns"); }
   close(target);
   napi_value out;
   napi_create_int32(env, orig, &out);
@@ -407,7 +376,7 @@ static napi_value netns_return(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "netnsReturn(fd)");
+  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "netnsReturn(fd)");
   /* Staying in a foreign namespace would silently misdirect everything after: abort. */
   if (setns(fd, CLONE_NEWNET) < 0) abort();
   close(fd);
@@ -433,13 +402,13 @@ static napi_value netns_create(napi_env env, napi_callback_info info) {
   char path[4096];
   int ok;
   if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
-    return throw_type(env, "netnsCreate(path)");
+    return tw_throw_type(env, "netnsCreate(path)");
   create_arg_t a = { path, 0, NULL };
   pthread_t t;
   int r = pthread_create(&t, NULL, create_thread, &a);
-  if (r != 0) return throw_errno(env, r, "pthread_create");
+  if (r != 0) return tw_throw_errno(env, r, "pthread_create");
   pthread_join(t, NULL);
-  if (a.err) return throw_errno(env, a.err, a.what);
+  if (a.err) return tw_throw_errno(env, a.err, a.what);
   return NULL;
 }
 
@@ -451,8 +420,8 @@ static napi_value netns_unmount(napi_env env, napi_callback_info info) {
   char path[4096];
   int ok;
   if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
-    return throw_type(env, "netnsUnmount(path)");
-  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return throw_errno(env, errno, "umount2");
+    return tw_throw_type(env, "netnsUnmount(path)");
+  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return tw_throw_errno(env, errno, "umount2");
   return NULL;
 }
 

@@ -41,6 +41,7 @@
  */
 #define _GNU_SOURCE
 #ifndef TWILL_USERSPACE_NO_NAPI
+#include "napi_util.h"
 #include <node_api.h>
 #endif
 #include <errno.h>
@@ -926,34 +927,6 @@ static void us_destroy(us_t *u) {
 /* TWILL_USERSPACE_NO_NAPI: the datapath alone, for the sanitizer harness (test/unit/vxlan-native-asan). */
 #ifndef TWILL_USERSPACE_NO_NAPI
 
-static napi_value us_throw_errno(napi_env env, int err, const char *syscall) {
-  napi_value msg, code, error, num, sc;
-  const char *name = strerrorname_np(err);
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s (%s)", syscall, strerror(err), name ? name : "?");
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_create_int32(env, err, &num);
-  napi_set_named_property(env, error, "errno", num);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
-  napi_set_named_property(env, error, "syscall", sc);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value us_throw_type(napi_env env, const char *text) {
-  napi_throw_type_error(env, "EINVAL", text);
-  return NULL;
-}
-
-static int arg_i32(napi_env env, napi_value v, int32_t *out) { return napi_get_value_int32(env, v, out) == napi_ok; }
-static int arg_bool(napi_env env, napi_value v, bool *out) { return napi_get_value_bool(env, v, out) == napi_ok; }
-static int arg_buf(napi_env env, napi_value v, void **data, size_t *len) {
-  bool is = false;
-  napi_is_buffer(env, v, &is);
-  return is && napi_get_buffer_info(env, v, data, len) == napi_ok;
-}
 static int arg_handle(napi_env env, napi_value v, us_t **u) {
   return napi_get_value_external(env, v, (void **)u) == napi_ok && *u && !(*u)->closed;
 }
@@ -969,23 +942,23 @@ static napi_value us_open_tap(napi_env env, napi_callback_info info) {
   size_t n;
   bool vnet, persist;
   if (argc < 3 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
-      !arg_bool(env, argv[1], &vnet) || !arg_bool(env, argv[2], &persist))
-    return us_throw_type(env, "usOpenTap(name: 1..15 chars, vnetHdr: boolean, persist: boolean)");
+      !tw_arg_bool(env, argv[1], &vnet) || !tw_arg_bool(env, argv[2], &persist))
+    return tw_throw_type(env, "usOpenTap(name: 1..15 chars, vnetHdr: boolean, persist: boolean)");
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return us_throw_errno(env, errno, "open(/dev/net/tun)");
+  if (fd < 0) return tw_throw_errno(env, errno, "open(/dev/net/tun)");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, n);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); return us_throw_errno(env, e, "ioctl(TUNSETIFF)"); }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "ioctl(TUNSETIFF)"); }
   if (vnet) {
     int sz = VNET_HLEN;
-    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) { int e = errno; close(fd); return us_throw_errno(env, e, "ioctl(TUNSETVNETHDRSZ)"); }
-    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) { int e = errno; close(fd); return us_throw_errno(env, e, "ioctl(TUNSETOFFLOAD)"); }
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "ioctl(TUNSETVNETHDRSZ)"); }
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "ioctl(TUNSETOFFLOAD)"); }
   } else {
     ioctl(fd, TUNSETOFFLOAD, 0UL);
   }
-  if (ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) < 0) { int e = errno; close(fd); return us_throw_errno(env, e, "ioctl(TUNSETPERSIST)"); }
+  if (ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "ioctl(TUNSETPERSIST)"); }
   napi_value out;
   napi_create_int32(env, fd, &out);
   return out;
@@ -997,13 +970,13 @@ static napi_value us_tap_name(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !arg_i32(env, argv[0], &fd)) return us_throw_type(env, "usTapName(fd)");
+  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "usTapName(fd)");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   napi_value out;
   if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
     if (errno == EBADFD || errno == EBADF) { napi_get_null(env, &out); return out; }
-    return us_throw_errno(env, errno, "ioctl(TUNGETIFF)");
+    return tw_throw_errno(env, errno, "ioctl(TUNGETIFF)");
   }
   ifr.ifr_name[IFNAMSIZ - 1] = 0;
   napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &out);
@@ -1018,16 +991,16 @@ static napi_value us_open_udp(napi_env env, napi_callback_info info) {
   char ip[64];
   size_t n;
   int32_t port, buf;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok || !arg_i32(env, argv[1], &port) ||
-      !arg_i32(env, argv[2], &buf) || port < 1 || port > 65535)
-    return us_throw_type(env, "usOpenUdp(ip, port 1..65535, bufBytes)");
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok || !tw_arg_i32(env, argv[1], &port) ||
+      !tw_arg_i32(env, argv[2], &buf) || port < 1 || port > 65535)
+    return tw_throw_type(env, "usOpenUdp(ip, port 1..65535, bufBytes)");
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) return us_throw_type(env, "usOpenUdp: not an IPv4 address");
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) return tw_throw_type(env, "usOpenUdp: not an IPv4 address");
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return us_throw_errno(env, errno, "socket(AF_INET, SOCK_DGRAM)");
+  if (fd < 0) return tw_throw_errno(env, errno, "socket(AF_INET, SOCK_DGRAM)");
   if (buf > 0) {
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
@@ -1037,7 +1010,7 @@ static napi_value us_open_udp(napi_env env, napi_callback_info info) {
   setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
   int one = 1;
   setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one); /* best effort */
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); return us_throw_errno(env, e, "bind(udp)"); }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "bind(udp)"); }
   napi_value out;
   napi_create_int32(env, fd, &out);
   return out;
@@ -1054,7 +1027,7 @@ static void us_finalize(napi_env env, void *data, void *hint) {
 static int read_mac(napi_env env, napi_value v, uint8_t out[6]) {
   void *d;
   size_t l;
-  if (!arg_buf(env, v, &d, &l) || l != 6) return 0;
+  if (!tw_arg_buf(env, v, &d, &l) || l != 6) return 0;
   memcpy(out, d, 6);
   return 1;
 }
@@ -1066,14 +1039,14 @@ static napi_value us_create(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t vni, port, mtu;
   uint8_t mac[6];
-  if (argc < 4 || !arg_i32(env, argv[0], &vni) || !arg_i32(env, argv[1], &port) || !read_mac(env, argv[2], mac) || !arg_i32(env, argv[3], &mtu) ||
+  if (argc < 4 || !tw_arg_i32(env, argv[0], &vni) || !tw_arg_i32(env, argv[1], &port) || !read_mac(env, argv[2], mac) || !tw_arg_i32(env, argv[3], &mtu) ||
       vni < 0 || vni > 0xffffff || port < 1 || port > 65535 || mtu < 0 || mtu > 65535)
-    return us_throw_type(env, "usCreate(vni 0..2^24-1, port 1..65535, ownMac: 6-byte Buffer, mtu 0..65535)");
+    return tw_throw_type(env, "usCreate(vni 0..2^24-1, port 1..65535, ownMac: 6-byte Buffer, mtu 0..65535)");
   us_t *u = calloc(1, sizeof *u);
-  if (!u) return us_throw_errno(env, ENOMEM, "calloc");
+  if (!u) return tw_throw_errno(env, ENOMEM, "calloc");
   u->tap_fd = u->udp_fd = -1;
   u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (u->stop_fd < 0) { int e = errno; free(u); return us_throw_errno(env, e, "eventfd"); }
+  if (u->stop_fd < 0) { int e = errno; free(u); return tw_throw_errno(env, e, "eventfd"); }
   pthread_mutex_init(&u->mu, NULL);
   u->vni = (uint32_t)vni;
   u->port = (uint16_t)port;
@@ -1082,7 +1055,7 @@ static napi_value us_create(napi_env env, napi_callback_info info) {
   u->gen = 1;
   u->udp_gso = 1;
   napi_value ext;
-  if (napi_create_external(env, u, us_finalize, NULL, &ext) != napi_ok) { us_destroy(u); free(u); return us_throw_errno(env, ENOMEM, "napi_create_external"); }
+  if (napi_create_external(env, u, us_finalize, NULL, &ext) != napi_ok) { us_destroy(u); free(u); return tw_throw_errno(env, ENOMEM, "napi_create_external"); }
   return ext;
 }
 
@@ -1095,8 +1068,8 @@ static napi_value us_set_fds(napi_env env, napi_callback_info info) {
   us_t *u;
   int32_t tap, udp;
   bool vnet;
-  if (argc < 4 || !arg_handle(env, argv[0], &u) || !arg_i32(env, argv[1], &tap) || !arg_bool(env, argv[2], &vnet) || !arg_i32(env, argv[3], &udp))
-    return us_throw_type(env, "usSetFds(handle, tapFd, vnetHdr, udpFd)");
+  if (argc < 4 || !arg_handle(env, argv[0], &u) || !tw_arg_i32(env, argv[1], &tap) || !tw_arg_bool(env, argv[2], &vnet) || !tw_arg_i32(env, argv[3], &udp))
+    return tw_throw_type(env, "usSetFds(handle, tapFd, vnetHdr, udpFd)");
   stop_threads(u);
   if (u->tap_fd >= 0 && u->tap_fd != tap) close(u->tap_fd);
   if (u->udp_fd >= 0 && u->udp_fd != udp) close(u->udp_fd);
@@ -1105,7 +1078,7 @@ static napi_value us_set_fds(napi_env env, napi_callback_info info) {
   u->vnet = vnet;
   if (tap >= 0 && udp >= 0) {
     int r = start_threads(u);
-    if (r != 0) return us_throw_errno(env, r, "pthread_create");
+    if (r != 0) return tw_throw_errno(env, r, "pthread_create");
   }
   return undef(env);
 }
@@ -1118,9 +1091,9 @@ static napi_value us_set_config(napi_env env, napi_callback_info info) {
   us_t *u;
   int32_t vni, port, mtu;
   uint8_t mac[6];
-  if (argc < 5 || !arg_handle(env, argv[0], &u) || !arg_i32(env, argv[1], &vni) || !arg_i32(env, argv[2], &port) || !read_mac(env, argv[3], mac) ||
-      !arg_i32(env, argv[4], &mtu) || vni < 0 || vni > 0xffffff || port < 1 || port > 65535 || mtu < 0 || mtu > 65535)
-    return us_throw_type(env, "usSetConfig(handle, vni, port, ownMac, mtu)");
+  if (argc < 5 || !arg_handle(env, argv[0], &u) || !tw_arg_i32(env, argv[1], &vni) || !tw_arg_i32(env, argv[2], &port) || !read_mac(env, argv[3], mac) ||
+      !tw_arg_i32(env, argv[4], &mtu) || vni < 0 || vni > 0xffffff || port < 1 || port > 65535 || mtu < 0 || mtu > 65535)
+    return tw_throw_type(env, "usSetConfig(handle, vni, port, ownMac, mtu)");
   pthread_mutex_lock(&u->mu);
   u->vni = (uint32_t)vni;
   u->port = (uint16_t)port;
@@ -1139,13 +1112,13 @@ static napi_value us_set_table(napi_env env, napi_callback_info info) {
   us_t *u;
   void *d;
   size_t l;
-  if (argc < 2 || !arg_handle(env, argv[0], &u) || !arg_buf(env, argv[1], &d, &l) || l % sizeof(fdb_entry_t) != 0 || l / sizeof(fdb_entry_t) > MAX_TABLE)
-    return us_throw_type(env, "usSetTable(handle, Buffer of n*10 bytes, n <= 2^20)");
+  if (argc < 2 || !arg_handle(env, argv[0], &u) || !tw_arg_buf(env, argv[1], &d, &l) || l % sizeof(fdb_entry_t) != 0 || l / sizeof(fdb_entry_t) > MAX_TABLE)
+    return tw_throw_type(env, "usSetTable(handle, Buffer of n*10 bytes, n <= 2^20)");
   size_t n = l / sizeof(fdb_entry_t);
   fdb_entry_t *copy = NULL;
   if (n) {
     copy = malloc(l);
-    if (!copy) return us_throw_errno(env, ENOMEM, "malloc");
+    if (!copy) return tw_throw_errno(env, ENOMEM, "malloc");
     memcpy(copy, d, l);
   }
   pthread_mutex_lock(&u->mu);
@@ -1169,7 +1142,7 @@ static napi_value us_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&u) != napi_ok || !u) return us_throw_type(env, "usStats(handle)");
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&u) != napi_ok || !u) return tw_throw_type(env, "usStats(handle)");
   napi_value out, drops, tx, rx;
   napi_create_object(env, &out);
   napi_create_object(env, &drops);
@@ -1198,7 +1171,7 @@ static napi_value us_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&u) != napi_ok || !u) return us_throw_type(env, "usClose(handle)");
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&u) != napi_ok || !u) return tw_throw_type(env, "usClose(handle)");
   us_destroy(u);
   return undef(env);
 }
@@ -1212,7 +1185,7 @@ static napi_value us_classify(napi_env env, napi_callback_info info) {
   void *d;
   size_t l;
   int32_t vni;
-  if (argc < 2 || !arg_buf(env, argv[0], &d, &l) || !arg_i32(env, argv[1], &vni)) return us_throw_type(env, "usClassify(buffer, vni)");
+  if (argc < 2 || !tw_arg_buf(env, argv[0], &d, &l) || !tw_arg_i32(env, argv[1], &vni)) return tw_throw_type(env, "usClassify(buffer, vni)");
   napi_value out;
   napi_create_int32(env, classify_datagram((const uint8_t *)d, l, (uint32_t)vni), &out);
   return out;

@@ -55,6 +55,16 @@ export function ensureDevice(h: NetlinkHandle, spec: DeviceSpec): DeviceResult {
     recreated = true;
     changes.push('create');
   }
+  changes.push(...convergeLinkAttrs(h, link, spec));
+  return { index: link.index, changes, recreated };
+}
+
+/**
+ * The attributes every twill device shares whatever its kind (vxlan or tap): MTU, MAC, up,
+ * and exactly <subnet>.0/32 as its address. Returns what had to change; throws on failure.
+ */
+export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: Pick<DeviceSpec, 'mtu' | 'mac' | 'address'>): string[] {
+  const changes: string[] = [];
   const set: { mtu?: number; mac?: string; up?: boolean } = {};
   if (link.mtu !== spec.mtu) set.mtu = spec.mtu;
   if (link.mac !== spec.mac) set.mac = spec.mac;
@@ -70,15 +80,14 @@ export function ensureDevice(h: NetlinkHandle, spec: DeviceSpec): DeviceResult {
     if (a.ip === spec.address && a.prefixLen === 32) haveAddr = true;
     else stale.push(a);
   }
-  const reqs = stale.map((a) => req.addrDelete(link!.index, a.ip, a.prefixLen));
+  const reqs = stale.map((a) => req.addrDelete(link.index, a.ip, a.prefixLen));
   if (!haveAddr) reqs.push(req.addrReplace(link.index, spec.address, 32));
   if (reqs.length > 0) {
-    const errs = h.apply(reqs, 'address');
-    const firstErr = errs.find((e) => e !== null);
+    const firstErr = h.apply(reqs, 'address').find((e) => e !== null);
     if (firstErr) throw firstErr;
     changes.push('address');
   }
-  return { index: link.index, changes, recreated };
+  return changes;
 }
 
 /** Removes the device (and with it every entry on it). Missing is fine. */

@@ -8,11 +8,10 @@
 // - An L3 TUN with our name makes TUNSETIFF(IFF_TAP) fail with EINVAL: deleted and retried.
 // - "Our fd is attached" is checked with TUNGETIFF, not remembered: after `ip link del` the fd
 //   is detached for good and must be replaced (the forwarder restarts its loop on the new fd).
-import type { DeviceResult } from '../dataplane/device-driver';
+import { convergeLinkAttrs, type DeviceResult } from '../dataplane/device-driver';
 import type { DeviceSpec } from '../dataplane/model';
 import { EINVAL } from '../netlink/errors';
 import type { NetlinkHandle } from '../netlink/handle';
-import { req } from '../netlink/handle';
 import type { LinkState } from '../netlink/types';
 
 /** What the device driver needs from the forwarder. */
@@ -54,27 +53,6 @@ export function ensureTapDevice(h: NetlinkHandle, spec: DeviceSpec, tap: TapPort
     changes.push(existed ? 'attach' : 'create');
   }
 
-  const set: { mtu?: number; mac?: string; up?: boolean } = {};
-  if (link.mtu !== spec.mtu) set.mtu = spec.mtu;
-  if (link.mac !== spec.mac) set.mac = spec.mac;
-  if (!link.up) set.up = true;
-  if (Object.keys(set).length > 0) {
-    h.setLink(link, set);
-    for (const k of Object.keys(set)) changes.push(k);
-  }
-
-  let haveAddr = false;
-  const stale: Array<{ ip: string; prefixLen: number }> = [];
-  for (const a of h.listAddrs(link.index)) {
-    if (a.ip === spec.address && a.prefixLen === 32) haveAddr = true;
-    else stale.push(a);
-  }
-  const reqs = stale.map((a) => req.addrDelete(link!.index, a.ip, a.prefixLen));
-  if (!haveAddr) reqs.push(req.addrReplace(link.index, spec.address, 32));
-  if (reqs.length > 0) {
-    const firstErr = h.apply(reqs, 'address').find((e) => e !== null);
-    if (firstErr) throw firstErr;
-    changes.push('address');
-  }
+  changes.push(...convergeLinkAttrs(h, link, spec));
   return { index: link.index, changes, recreated };
 }

@@ -1,0 +1,39 @@
+#define _GNU_SOURCE
+#include "napi_util.h"
+#include <stdio.h>
+#include <string.h>
+
+napi_value tw_throw_errno(napi_env env, int err, const char *syscall) {
+  napi_value msg, code, error, num, sc;
+  const char *name = strerrorname_np(err);
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s (%s)", syscall, strerror(err), name ? name : "?");
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, error, "syscall", sc);
+  napi_throw(env, error);
+  return NULL;
+}
+
+napi_value tw_throw_type(napi_env env, const char *text) {
+  napi_throw_type_error(env, "EINVAL", text);
+  return NULL;
+}
+
+int tw_arg_i32(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+int tw_arg_bool(napi_env env, napi_value v, bool *out) {
+  return napi_get_value_bool(env, v, out) == napi_ok;
+}
+
+int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is = false;
+  napi_is_buffer(env, v, &is);
+  return is && napi_get_buffer_info(env, v, data, len) == napi_ok;
+}

@@ -1,0 +1,16 @@
+/* Shared N-API helpers for twill's native files: errors carry `code` (errno name), `errno`
+ * and `syscall`, so TypeScript branches on codes, never on text. */
+#ifndef TWILL_NAPI_UTIL_H
+#define TWILL_NAPI_UTIL_H
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+napi_value tw_throw_errno(napi_env env, int err, const char *syscall);
+napi_value tw_throw_type(napi_env env, const char *text);
+int tw_arg_i32(napi_env env, napi_value v, int32_t *out);
+int tw_arg_bool(napi_env env, napi_value v, bool *out);
+int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len);
+
+#endif
