@@ -121,9 +121,9 @@ export class Daemon {
     );
     this.own = lease;
     this.leaseHeld = true;
-    // Listed after acquiring (acquire lists for itself): one 10k-key read fewer at cold start,
-    // and the watch below starts from a revision that already includes our own key.
-    const listed = await this.retry('list leases', () => this.registry!.listSubnets(), 'list');
+    // The listing acquire worked from: one 10k-key read fewer at cold start. Our own write
+    // came after its revision and arrives through the watch (decoded as ourselves, skipped).
+    const listed = this.registry.takeAcquireListing() ?? (await this.retry('list leases', () => this.registry!.listSubnets(), 'list'));
     this.metrics.setLease({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac });
     this.log.info({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac }, 'subnet lease held');
 

@@ -151,6 +151,15 @@ function nextRevision(rev: string): string {
   return (BigInt(rev) + 1n).toString();
 }
 
+function toEntries(kvs: IKeyValue[]): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const kv of kvs) {
+    const { key, value } = kvString(kv);
+    entries.set(key, value);
+  }
+  return entries;
+}
+
 function kvString(kv: IKeyValue): { key: string; value: string } {
   return { key: kv.key.toString('utf8'), value: kv.value.toString('utf8') };
 }
@@ -235,15 +244,23 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     }
   }
 
+  /**
+   * The full listing the last successful acquire worked from (taken once). A cold start can
+   * watch from its revision instead of reading 10,000 keys again: our own write comes after
+   * it and arrives through the watch like any other change.
+   */
+  takeAcquireListing(): { revision: string; entries: Map<string, string> } | null {
+    const l = this.acquireListing;
+    this.acquireListing = null;
+    return l ? { revision: l.revision, entries: toEntries(l.kvs) } : null;
+  }
+
   async listSubnets(): Promise<{ revision: string; entries: Map<string, string> }> {
     const { revision, kvs } = await this.listRaw();
-    const entries = new Map<string, string>();
-    for (const kv of kvs) {
-      const { key, value } = kvString(kv);
-      entries.set(key, value);
-    }
-    return { revision, entries };
+    return { revision, entries: toEntries(kvs) };
   }
+
+  private acquireListing: { revision: string; kvs: IKeyValue[] } | null = null;
 
   private async listRaw(): Promise<{ revision: string; kvs: IKeyValue[] }> {
     this.assertOpen();
@@ -275,9 +292,10 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
 
   private async doAcquire(req: AcquireRequest): Promise<Lease> {
     for (let attempt = 1; attempt <= RACE_RETRIES; attempt++) {
-      const { kvs } = await this.listRaw();
+      const { revision, kvs } = await this.listRaw();
       const held = await this.tryAcquire(req, kvs);
       if (held) {
+        this.acquireListing = { revision, kvs };
         this.stopRenewing();
         this.held = held;
         this.scheduleRenew(renewIntervalMs(held.ttlSeconds, held.renewMarginSeconds));
