@@ -19,6 +19,7 @@ need=(
   "iperf3:iperf3"
   "tcpdump:tcpdump"
   "openssl:openssl"
+  "iptables:iptables"
   "make:make"
   "g++:g++"
   "python3:python3"

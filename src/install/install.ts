@@ -64,6 +64,7 @@ export const REQUIRED_SOURCE_FILES = [
   'dist/src/cmd/twilld.js',
   'dist/src/cmd/twillctl.js',
   'dist/src/cmd/twill.js',
+  'dist/src/cmd/twill-cni.js',
   'build/Release/twill_native.node',
   'systemd/twilld.service',
   'systemd/twilld.env',

@@ -38,7 +38,8 @@ export interface Wrapper {
 export const WRAPPERS: readonly Wrapper[] = [
   { path: `${BIN_DIR}/twilld`, script: 'dist/src/cmd/twilld.js' },
   { path: `${BIN_DIR}/twillctl`, script: 'dist/src/cmd/twillctl.js' },
-  { path: CNI_PLUGIN_PATH, script: 'dist/src/cmd/twill.js' },
+  // The CNI plugin starts once per pod: the bundled, code-cached build (scripts/bundle-cni.mjs).
+  { path: CNI_PLUGIN_PATH, script: 'dist/src/cmd/twill-cni.js' },
 ];
 
 function shQuote(s: string): string {

@@ -1,0 +1,334 @@
+// Encoding and decoding of the dozen rtnetlink messages the CNI plugin sends and reads, by
+// hand: the `netlink` package's codecs (src/netlink/codec.ts) take 25-40 ms to load, more than
+// the reference bridge plugin's whole ADD, in a process started per pod. Unit tests
+// (test/unit/cni-rtnl.test.ts) cross-check every builder against the package's encoders.
+// Links are addressed by name (ifi_index 0 + IFLA_IFNAME) wherever the kernel allows it, which
+// spares dumping every link of the host namespace (a dump grows with the pod count).
+export const RTM = {
+  NEWLINK: 16,
+  DELLINK: 17,
+  GETLINK: 18,
+  NEWADDR: 20,
+  DELADDR: 21,
+  GETADDR: 22,
+  NEWROUTE: 24,
+  DELROUTE: 25,
+  GETROUTE: 26,
+} as const;
+
+export const NLM_F = { REQUEST: 0x1, ACK: 0x4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, DUMP: 0x300 } as const;
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLM_F_DUMP_INTR = 0x10;
+const NLM_F_CAPPED = 0x100;
+const NLM_F_ACK_TLVS = 0x200;
+const HDR = 16;
+
+export const IFF_UP = 0x1;
+export const AF_INET = 2;
+export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
+export const IFLA_INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4, SLAVE_DATA: 5 } as const;
+export const VETH_INFO_PEER = 1;
+export const IFLA_BRPORT_MODE = 4; // hairpin
+export const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
+export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, TABLE: 15 } as const;
+export const RT_TABLE_MAIN = 254;
+export const RTN_UNICAST = 1;
+export const RTPROT_BOOT = 3;
+
+// ---- encoding ----
+
+export function attr(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  const out = Buffer.alloc((len + 3) & ~3);
+  out.writeUInt16LE(len, 0);
+  out.writeUInt16LE(type, 2);
+  payload.copy(out, 4);
+  return out;
+}
+export function u32Attr(type: number, v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0, 0);
+  return attr(type, b);
+}
+export function u8Attr(type: number, v: number): Buffer {
+  return attr(type, Buffer.from([v & 0xff]));
+}
+/** NUL-terminated string attribute (IFLA_IFNAME, IFLA_INFO_KIND). */
+export function strAttr(type: number, s: string): Buffer {
+  return attr(type, Buffer.from(`${s}\0`, 'utf8'));
+}
+export function nested(type: number, parts: Buffer[]): Buffer {
+  return attr(type, Buffer.concat(parts));
+}
+
+export function ipv4Bytes(ip: string): Buffer {
+  const p = ip.split('.');
+  const b = Buffer.from(p.map(Number));
+  if (p.length !== 4 || b.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) {
+    throw new TypeError(`not an IPv4 address: ${ip}`);
+  }
+  return b;
+}
+export function macBytes(mac: string): Buffer {
+  const p = mac.split(':');
+  if (p.length !== 6 || p.some((x) => !/^[0-9a-fA-F]{2}$/.test(x))) throw new TypeError(`not a MAC address: ${mac}`);
+  return Buffer.from(p.map((x) => parseInt(x, 16)));
+}
+
+export function ifinfomsg(m: { family?: number; index?: number; flags?: number; change?: number } = {}): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt8(m.family ?? 0, 0);
+  b.writeInt32LE(m.index ?? 0, 4);
+  b.writeUInt32LE((m.flags ?? 0) >>> 0, 8);
+  b.writeUInt32LE((m.change ?? 0) >>> 0, 12);
+  return b;
+}
+export function ifaddrmsg(m: { prefixLen?: number; scope?: number; index?: number } = {}): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(m.prefixLen ?? 0, 1);
+  b.writeUInt8(m.scope ?? 0, 3);
+  b.writeUInt32LE(m.index ?? 0, 4);
+  return b;
+}
+export function rtmsg(m: { dstLen?: number; table?: number; protocol?: number; scope?: number; type?: number } = {}): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt8(AF_INET, 0);
+  b.writeUInt8(m.dstLen ?? 0, 1);
+  b.writeUInt8(m.table ?? 0, 4);
+  b.writeUInt8(m.protocol ?? 0, 5);
+  b.writeUInt8(m.scope ?? 0, 6);
+  b.writeUInt8(m.type ?? 0, 7);
+  return b;
+}
+
+export function encodeMessage(type: number, flags: number, seq: number, body: Buffer): Buffer {
+  const len = HDR + body.length;
+  const out = Buffer.alloc((len + 3) & ~3);
+  out.writeUInt32LE(len, 0);
+  out.writeUInt16LE(type, 4);
+  out.writeUInt16LE(flags, 6);
+  out.writeUInt32LE(seq >>> 0, 8);
+  body.copy(out, HDR);
+  return out;
+}
+
+// ---- decoding ----
+
+export interface Msg {
+  type: number;
+  flags: number;
+  seq: number;
+  data: Buffer;
+}
+
+export function decodeMessages(buf: Buffer): Msg[] {
+  const out: Msg[] = [];
+  let off = 0;
+  while (off + HDR <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < HDR || off + len > buf.length) break;
+    out.push({ type: buf.readUInt16LE(off + 4), flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8), data: buf.subarray(off + HDR, off + len) });
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/** Attributes of one level, by type (nested-flag and byte-order bits masked off). */
+export function parseAttrs(buf: Buffer, start = 0): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let off = start;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    out.set(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+function str(b: Buffer | undefined): string | undefined {
+  if (!b) return undefined;
+  const nul = b.indexOf(0);
+  return b.toString('utf8', 0, nul < 0 ? b.length : nul);
+}
+function ip4(b: Buffer | undefined): string | undefined {
+  return b && b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : undefined;
+}
+function mac(b: Buffer | undefined): string | undefined {
+  return b && b.length === 6 ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined;
+}
+
+export interface Link {
+  index: number;
+  name: string;
+  kind: string | undefined;
+  mtu: number;
+  up: boolean;
+  mac: string | undefined;
+  master: number | undefined;
+}
+
+export function decodeLink(data: Buffer): Link {
+  const a = parseAttrs(data, 16);
+  const info = a.get(IFLA.LINKINFO);
+  return {
+    index: data.readInt32LE(4),
+    name: str(a.get(IFLA.IFNAME)) ?? '',
+    kind: info ? str(parseAttrs(info).get(IFLA_INFO.KIND)) : undefined,
+    mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
+    up: (data.readUInt32LE(8) & IFF_UP) !== 0,
+    mac: mac(a.get(IFLA.ADDRESS)),
+    master: a.get(IFLA.MASTER)?.readUInt32LE(0),
+  };
+}
+
+export interface Addr {
+  index: number;
+  ip: string;
+  prefixLen: number;
+}
+
+export function decodeAddr(data: Buffer): Addr | undefined {
+  if (data[0] !== AF_INET) return undefined;
+  const a = parseAttrs(data, 8);
+  const ip = ip4(a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS));
+  return ip ? { index: data.readUInt32LE(4), ip, prefixLen: data[1]! } : undefined;
+}
+
+export interface Route {
+  dst: string;
+  dstLen: number;
+  gateway: string | undefined;
+  oif: number | undefined;
+  table: number;
+}
+
+export function decodeRoute(data: Buffer): Route | undefined {
+  if (data[0] !== AF_INET) return undefined;
+  const a = parseAttrs(data, 12);
+  return {
+    dst: ip4(a.get(RTA.DST)) ?? '0.0.0.0',
+    dstLen: data[1]!,
+    gateway: ip4(a.get(RTA.GATEWAY)),
+    oif: a.get(RTA.OIF)?.readUInt32LE(0),
+    table: a.get(RTA.TABLE)?.readUInt32LE(0) ?? data[4]!,
+  };
+}
+
+interface DecodedError {
+  errno: number;
+  message: string | undefined;
+}
+
+/** NLMSG_ERROR: -errno, the request's header (+ payload unless capped), then ext-ack TLVs. */
+export function decodeError(m: Msg): DecodedError {
+  const d = m.data;
+  if (d.length < 4) return { errno: 0, message: undefined };
+  const errno = -d.readInt32LE(0) || 0; // no -0 for an ACK
+  let message: string | undefined;
+  if (m.flags & NLM_F_ACK_TLVS && d.length >= 4 + HDR) {
+    const off = (4 + (m.flags & NLM_F_CAPPED ? HDR : d.readUInt32LE(4)) + 3) & ~3;
+    message = str(parseAttrs(d, off).get(1 /* NLMSGERR_ATTR_MSG */));
+  }
+  return { errno, message };
+}
+
+export interface Req {
+  type: number;
+  flags: number;
+  body: Buffer;
+  /** What the request is about, for error messages ("link twill0"). */
+  target: string;
+}
+
+// ---- request builders (pure) ----
+
+export const build = {
+  /** Set flags/MTU on an existing link found by name (RTM_NEWLINK without NLM_F_CREATE). */
+  linkSet(name: string, change: { up?: boolean; mtu?: number }): Req {
+    const attrs = [strAttr(IFLA.IFNAME, name)];
+    if (change.mtu !== undefined) attrs.push(u32Attr(IFLA.MTU, change.mtu));
+    const hdr = change.up === undefined ? ifinfomsg() : ifinfomsg({ flags: change.up ? IFF_UP : 0, change: IFF_UP });
+    return { type: RTM.NEWLINK, flags: 0, body: Buffer.concat([hdr, ...attrs]), target: `link ${name}` };
+  },
+  linkDelete(name: string): Req {
+    return { type: RTM.DELLINK, flags: 0, body: Buffer.concat([ifinfomsg(), strAttr(IFLA.IFNAME, name)]), target: `link ${name}` };
+  },
+  bridgeCreate(name: string, mtu: number, mac: string): Req {
+    return {
+      type: RTM.NEWLINK,
+      flags: NLM_F.CREATE | NLM_F.EXCL,
+      body: Buffer.concat([
+        ifinfomsg({ flags: IFF_UP, change: IFF_UP }),
+        strAttr(IFLA.IFNAME, name),
+        u32Attr(IFLA.MTU, mtu),
+        attr(IFLA.ADDRESS, macBytes(mac)),
+        nested(IFLA.LINKINFO, [strAttr(IFLA_INFO.KIND, 'bridge')]),
+      ]),
+      target: `link ${name}`,
+    };
+  },
+  /**
+   * A veth pair, host end up and enslaved to `master`, peer created directly in the namespace
+   * open at `peerNetnsFd` under its final name: one message, nothing to move later.
+   */
+  vethCreate(v: { name: string; mac: string; mtu: number; master: number; peerName: string; peerMac: string; peerNetnsFd: number }): Req {
+    // The peer cannot be created up: the kernel answers ENOTCONN when it is given IFF_UP
+    // along with IFLA_NET_NS_FD (seen on 6.18). It is brought up with its address instead.
+    const peer = Buffer.concat([
+      ifinfomsg(),
+      strAttr(IFLA.IFNAME, v.peerName),
+      u32Attr(IFLA.MTU, v.mtu),
+      attr(IFLA.ADDRESS, macBytes(v.peerMac)),
+      u32Attr(IFLA.NET_NS_FD, v.peerNetnsFd),
+    ]);
+    return {
+      type: RTM.NEWLINK,
+      flags: NLM_F.CREATE | NLM_F.EXCL,
+      body: Buffer.concat([
+        ifinfomsg({ flags: IFF_UP, change: IFF_UP }),
+        strAttr(IFLA.IFNAME, v.name),
+        u32Attr(IFLA.MTU, v.mtu),
+        attr(IFLA.ADDRESS, macBytes(v.mac)),
+        u32Attr(IFLA.MASTER, v.master),
+        nested(IFLA.LINKINFO, [strAttr(IFLA_INFO.KIND, 'veth'), nested(IFLA_INFO.DATA, [attr(VETH_INFO_PEER, peer)])]),
+      ]),
+      target: `link ${v.name}`,
+    };
+  },
+  /** `ip link set NAME type bridge_slave hairpin on|off`. */
+  bridgePortHairpin(name: string, on: boolean): Req {
+    return {
+      type: RTM.NEWLINK,
+      flags: 0,
+      body: Buffer.concat([
+        ifinfomsg(),
+        strAttr(IFLA.IFNAME, name),
+        nested(IFLA.LINKINFO, [strAttr(IFLA_INFO.SLAVE_KIND, 'bridge'), nested(IFLA_INFO.SLAVE_DATA, [u8Attr(IFLA_BRPORT_MODE, on ? 1 : 0)])]),
+      ]),
+      target: `bridge port ${name}`,
+    };
+  },
+  addrReplace(index: number, ip: string, prefixLen: number): Req {
+    const b = ipv4Bytes(ip);
+    return {
+      type: RTM.NEWADDR,
+      flags: NLM_F.CREATE | NLM_F.REPLACE,
+      body: Buffer.concat([ifaddrmsg({ prefixLen, index }), attr(IFA.LOCAL, b), attr(IFA.ADDRESS, b)]),
+      target: `address ${ip}/${prefixLen}`,
+    };
+  },
+  /** A gateway route in the main table, `ip route replace DST/LEN via GW dev OIF`. */
+  routeReplace(r: { dst: string; dstLen: number; gateway: string; oif: number; protocol?: number }): Req {
+    const attrs = [attr(RTA.GATEWAY, ipv4Bytes(r.gateway)), u32Attr(RTA.OIF, r.oif)];
+    if (r.dstLen > 0) attrs.unshift(attr(RTA.DST, ipv4Bytes(r.dst)));
+    return {
+      type: RTM.NEWROUTE,
+      flags: NLM_F.CREATE | NLM_F.REPLACE,
+      body: Buffer.concat([rtmsg({ dstLen: r.dstLen, table: RT_TABLE_MAIN, protocol: r.protocol ?? RTPROT_BOOT, scope: 0, type: RTN_UNICAST }), ...attrs]),
+      target: `route ${r.dst}/${r.dstLen}`,
+    };
+  },
+};
