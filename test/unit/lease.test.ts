@@ -122,6 +122,14 @@ test('skip reason: overlaps-own (our subnet, another PublicIP); our own lease de
   assert.ok(other.ok);
 });
 
+test('skip reason: overlaps-own also for a piece of our subnet of another length (its route would steal our pods)', () => {
+  skip('/coreos.com/network/subnets/10.244.7.128-25', value({ PublicIP: '192.168.50.99' }), 'overlaps-own', { own: lease });
+  skip('/coreos.com/network/subnets/10.244.0.0-20', value({ PublicIP: '192.168.50.99' }), 'overlaps-own', { own: lease });
+  // Not overlapping ours, or naming our own PublicIP: just the wrong length.
+  skip('/coreos.com/network/subnets/10.244.8.128-25', value({ PublicIP: '192.168.50.99' }), 'subnet-length', { own: lease });
+  skip('/coreos.com/network/subnets/10.244.7.128-25', VALUE, 'subnet-length', { own: lease });
+});
+
 test('decodeLease never throws on odd input', () => {
   const odd = ['null', 'true', '1e999', '{"PublicIP":{}}', '{"BackendType":"vxlan","PublicIP":"1.2.3.4","BackendData":null}', '\u0000', '{"__proto__":{"PublicIP":"1.2.3.4"}}'];
   for (const v of odd) {
