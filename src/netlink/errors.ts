@@ -21,7 +21,9 @@ export class NetlinkError extends Error {
 
   constructor(errno: number, op: string, target: string, kernelMessage?: string, cause?: unknown) {
     const name = errnoName(errno);
-    super(`${op} ${target}: ${name}${kernelMessage ? ` (${kernelMessage})` : ''}`, cause === undefined ? undefined : { cause });
+    // errno 0: the failure came from below the kernel (e.g. the addon did not load): say what.
+    const detail = kernelMessage ?? (errno === 0 && cause instanceof Error ? cause.message : undefined);
+    super(`${op} ${target}: ${name}${detail ? ` (${detail})` : ''}`, cause === undefined ? undefined : { cause });
     this.name = 'NetlinkError';
     this.errno = errno;
     this.errnoName = name;

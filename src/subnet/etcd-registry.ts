@@ -260,7 +260,8 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     }
     // flannel joins with path.Join, which drops a trailing slash.
     const prefix = opts.prefix.length > 1 ? opts.prefix.replace(/\/+$/, '') : opts.prefix;
-    log.info({ endpoints: opts.endpoints, prefix, tls: Boolean(options.credentials) }, 'etcd registry created');
+    const tls = Boolean(options.credentials) || opts.endpoints.some((e) => e.startsWith('https:'));
+    log.info({ endpoints: opts.endpoints, prefix, tls, clientCert: Boolean(opts.certFile) }, 'etcd registry created');
     return new EtcdRegistry(prefix, options, log);
   }
 
