@@ -7,7 +7,8 @@
  *   namespace (setns is per thread, the socket's namespace is fixed at creation: enter, create,
  *   return, all synchronously on the calling thread).
  * - a readability watcher (uv_poll) so the event socket is drained from the event loop.
- * - TAP open (TUNSETIFF needs ioctl) and sd_notify (AF_UNIX datagram).
+ * - named network namespaces (create, enter, unmount) and sd_notify (AF_UNIX datagram).
+ * - the userspace VXLAN datapath lives in userspace.c (TAP open, forwarding threads).
  *
  * Errors are thrown as Error objects with `code` (errno name), `errno` and `syscall`,
  * so TypeScript can branch on codes, never on text.
@@ -23,13 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/netlink.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
 
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
@@ -178,20 +176,6 @@ static napi_value netlink_recv(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* netlinkPortId(fd) -> the kernel-assigned port id (nl_pid) of a bound socket. */
-static napi_value netlink_port_id(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd;
-  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "netlinkPortId(fd)");
-  struct sockaddr_nl sa;
-  socklen_t sl = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) return tw_throw_errno(env, errno, "getsockname");
-  napi_value out;
-  napi_create_uint32(env, sa.nl_pid, &out);
-  return out;
-}
 
 /* ---- readability watcher ---- */
 
@@ -294,28 +278,6 @@ static napi_value unref_watch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* tapOpen(name, nonblock) -> fd. IFF_NO_PI: frames only, no packet-info prefix. */
-static napi_value tap_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char name[IFNAMSIZ + 1];
-  size_t n;
-  bool nonblock = false;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ)
-    return tw_throw_type(env, "tapOpen(name, nonblock): name must be 1..15 characters");
-  if (argc > 1) napi_get_value_bool(env, argv[1], &nonblock);
-  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
-  if (fd < 0) return tw_throw_errno(env, errno, "open(/dev/net/tun)");
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, n);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); return tw_throw_errno(env, e, "ioctl(TUNSETIFF)"); }
-  napi_value out;
-  napi_create_int32(env, fd, &out);
-  return out;
-}
 
 /* sdNotify(state) -> true when sent, false when NOTIFY_SOCKET is unset. */
 static napi_value sd_notify(napi_env env, napi_callback_info info) {
@@ -347,19 +309,23 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The netns functions take exactly one path argument. */
+static int one_path_arg(napi_env env, napi_callback_info info, char *path, size_t len) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int ok;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return argc >= 1 && get_opt_string(env, argv[0], path, len, &ok) && ok;
+}
+
 /* ---- named network namespaces (what `ip netns add/del` does, without running `ip`) ---- */
 
 /* netnsEnter(path) -> fd of the namespace we were in; the calling (main) thread is now in
  * `path`. Anything created or forked synchronously from here on lives there (netlink
  * sockets, child processes, /proc/sys opens). Always pair with netnsReturn, no await between. */
 static napi_value netns_enter(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[4096];
-  int ok;
-  if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
-    return tw_throw_type(env, "netnsEnter(path)");
+  if (!one_path_arg(env, info, path, sizeof path)) return tw_throw_type(env, "netnsEnter(path)");
   int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (orig < 0) return tw_throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
   int target = open(path, O_RDONLY | O_CLOEXEC);
@@ -396,13 +362,8 @@ static void *create_thread(void *p) {
 
 /* netnsCreate(path): `path` must exist as an empty file; it becomes a persistent namespace. */
 static napi_value netns_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[4096];
-  int ok;
-  if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
-    return tw_throw_type(env, "netnsCreate(path)");
+  if (!one_path_arg(env, info, path, sizeof path)) return tw_throw_type(env, "netnsCreate(path)");
   create_arg_t a = { path, 0, NULL };
   pthread_t t;
   int r = pthread_create(&t, NULL, create_thread, &a);
@@ -414,13 +375,8 @@ static napi_value netns_create(napi_env env, napi_callback_info info) {
 
 /* netnsUnmount(path): detach the namespace's bind mount (the namespace dies with its last user). */
 static napi_value netns_unmount(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[4096];
-  int ok;
-  if (argc < 1 || !get_opt_string(env, argv[0], path, sizeof path, &ok) || !ok)
-    return tw_throw_type(env, "netnsUnmount(path)");
+  if (!one_path_arg(env, info, path, sizeof path)) return tw_throw_type(env, "netnsUnmount(path)");
   if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return tw_throw_errno(env, errno, "umount2");
   return NULL;
 }
@@ -432,11 +388,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkSend", NULL, netlink_send, NULL, NULL, NULL, napi_default, NULL },
     { "netlinkRecv", NULL, netlink_recv, NULL, NULL, NULL, napi_default, NULL },
-    { "netlinkPortId", NULL, netlink_port_id, NULL, NULL, NULL, napi_default, NULL },
     { "watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_default, NULL },
     { "stopWatch", NULL, stop_watch, NULL, NULL, NULL, napi_default, NULL },
     { "unrefWatch", NULL, unref_watch, NULL, NULL, NULL, napi_default, NULL },
-    { "tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default, NULL },
     { "sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL },
     { "netnsEnter", NULL, netns_enter, NULL, NULL, NULL, napi_default, NULL },
     { "netnsReturn", NULL, netns_return, NULL, NULL, NULL, napi_default, NULL },

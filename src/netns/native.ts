@@ -7,11 +7,9 @@ export interface NativeAddon {
   netlinkSend(fd: number, buf: Buffer): number;
   /** Bytes received, or a negative errno (-EAGAIN) when nothing is queued / the timeout passed. */
   netlinkRecv(fd: number, buf: Buffer): number;
-  netlinkPortId(fd: number): number;
   watchReadable(fd: number, cb: (status: number) => void): unknown;
   stopWatch(handle: unknown): void;
   unrefWatch(handle: unknown): void;
-  tapOpen(name: string, nonblock: boolean): number;
   sdNotify(state: string): boolean;
   netnsEnter(path: string): number;
   netnsReturn(origFd: number): void;
