@@ -4,25 +4,14 @@
 // (test/unit/cni-rtnl.test.ts) cross-check every builder against the package's encoders.
 // Links are addressed by name (ifi_index 0 + IFLA_IFNAME) wherever the kernel allows it, which
 // spares dumping every link of the host namespace (a dump grows with the pod count).
-export const RTM = {
-  NEWLINK: 16,
-  DELLINK: 17,
-  GETLINK: 18,
-  NEWADDR: 20,
-  DELADDR: 21,
-  GETADDR: 22,
-  NEWROUTE: 24,
-  DELROUTE: 25,
-  GETROUTE: 26,
-} as const;
+import { Flags, MsgType } from '../netlink/frame';
+import type { Request as Req } from '../netlink/socket';
 
-export const NLM_F = { REQUEST: 0x1, ACK: 0x4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, DUMP: 0x300 } as const;
-export const NLMSG_ERROR = 2;
-export const NLMSG_DONE = 3;
-export const NLM_F_DUMP_INTR = 0x10;
-const NLM_F_CAPPED = 0x100;
-const NLM_F_ACK_TLVS = 0x200;
-const HDR = 16;
+// Framing lives in the seam (src/netlink/frame.ts); re-exported under the names this file uses.
+export { decodeError, decodeMessages, encodeMessage, type DecodedError, type RawMessage as Msg } from '../netlink/frame';
+export type { Request as Req } from '../netlink/socket';
+export const RTM = MsgType;
+export const NLM_F = Flags;
 
 export const IFF_UP = 0x1;
 export const AF_INET = 2;
@@ -103,37 +92,7 @@ export function rtmsg(m: { dstLen?: number; table?: number; protocol?: number; s
   return b;
 }
 
-export function encodeMessage(type: number, flags: number, seq: number, body: Buffer): Buffer {
-  const len = HDR + body.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt32LE(len, 0);
-  out.writeUInt16LE(type, 4);
-  out.writeUInt16LE(flags, 6);
-  out.writeUInt32LE(seq >>> 0, 8);
-  body.copy(out, HDR);
-  return out;
-}
-
 // ---- decoding ----
-
-export interface Msg {
-  type: number;
-  flags: number;
-  seq: number;
-  data: Buffer;
-}
-
-export function decodeMessages(buf: Buffer): Msg[] {
-  const out: Msg[] = [];
-  let off = 0;
-  while (off + HDR <= buf.length) {
-    const len = buf.readUInt32LE(off);
-    if (len < HDR || off + len > buf.length) break;
-    out.push({ type: buf.readUInt16LE(off + 4), flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8), data: buf.subarray(off + HDR, off + len) });
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
 
 /** Attributes of one level, by type (nested-flag and byte-order bits masked off). */
 export function parseAttrs(buf: Buffer, start = 0): Map<number, Buffer> {
@@ -217,31 +176,6 @@ export function decodeRoute(data: Buffer): Route | undefined {
   };
 }
 
-interface DecodedError {
-  errno: number;
-  message: string | undefined;
-}
-
-/** NLMSG_ERROR: -errno, the request's header (+ payload unless capped), then ext-ack TLVs. */
-export function decodeError(m: Msg): DecodedError {
-  const d = m.data;
-  if (d.length < 4) return { errno: 0, message: undefined };
-  const errno = -d.readInt32LE(0) || 0; // no -0 for an ACK
-  let message: string | undefined;
-  if (m.flags & NLM_F_ACK_TLVS && d.length >= 4 + HDR) {
-    const off = (4 + (m.flags & NLM_F_CAPPED ? HDR : d.readUInt32LE(4)) + 3) & ~3;
-    message = str(parseAttrs(d, off).get(1 /* NLMSGERR_ATTR_MSG */));
-  }
-  return { errno, message };
-}
-
-export interface Req {
-  type: number;
-  flags: number;
-  body: Buffer;
-  /** What the request is about, for error messages ("link twill0"). */
-  target: string;
-}
 
 // ---- request builders (pure) ----
 

@@ -22,42 +22,7 @@ export type RtNeighbor = RtStructs.Neighbor;
 export type RtNeighborAttrs = RtStructs.NeighborAttrs;
 export type VxlanAttrs = Ifla.Vxlan;
 
-export const MsgType = {
-  NOOP: 1,
-  ERROR: 2,
-  DONE: 3,
-  OVERRUN: 4,
-  NEWLINK: 16,
-  DELLINK: 17,
-  GETLINK: 18,
-  SETLINK: 19,
-  NEWADDR: 20,
-  DELADDR: 21,
-  GETADDR: 22,
-  NEWROUTE: 24,
-  DELROUTE: 25,
-  GETROUTE: 26,
-  NEWNEIGH: 28,
-  DELNEIGH: 29,
-  GETNEIGH: 30,
-} as const;
-
-export const Flags = {
-  REQUEST: 0x1,
-  MULTI: 0x2,
-  ACK: 0x4,
-  DUMP_INTR: 0x10,
-  DUMP: 0x300,
-  REPLACE: 0x100,
-  EXCL: 0x200,
-  CREATE: 0x400,
-  APPEND: 0x800,
-  // on NLMSG_ERROR
-  CAPPED: 0x100,
-  ACK_TLVS: 0x200,
-} as const;
-
-export const HEADER_LENGTH = 16;
+export { Flags, HEADER_LENGTH, MsgType, decodeError, decodeMessages, encodeMessage, type DecodedError, type RawMessage } from './frame';
 
 export function encodeBody(fill: (out: Structs.AttrStream) => void): Buffer {
   const out = new structs.AttrStream();
@@ -108,72 +73,6 @@ export function parseRoute(body: Buffer) {
 }
 export function parseNeighbor(body: Buffer) {
   return rt.parseNeighborMessage(body);
-}
-
-export interface RawMessage {
-  type: number;
-  flags: number;
-  seq: number;
-  port: number;
-  data: Buffer;
-}
-
-export function encodeMessage(type: number, flags: number, seq: number, body: Buffer): Buffer {
-  const header = Buffer.alloc(HEADER_LENGTH);
-  const len = HEADER_LENGTH + body.length;
-  header.writeUInt32LE(len, 0);
-  header.writeUInt16LE(type, 4);
-  header.writeUInt16LE(flags, 6);
-  header.writeUInt32LE(seq >>> 0, 8);
-  header.writeUInt32LE(0, 12);
-  const pad = (4 - (len % 4)) % 4;
-  return pad ? Buffer.concat([header, body, Buffer.alloc(pad)]) : Buffer.concat([header, body]);
-}
-
-/** Splits one datagram into messages; a malformed length stops parsing instead of throwing. */
-export function decodeMessages(buf: Buffer): RawMessage[] {
-  const out: RawMessage[] = [];
-  let off = 0;
-  while (off + HEADER_LENGTH <= buf.length) {
-    const len = buf.readUInt32LE(off);
-    if (len < HEADER_LENGTH || off + len > buf.length) break;
-    out.push({
-      type: buf.readUInt16LE(off + 4),
-      flags: buf.readUInt16LE(off + 6),
-      seq: buf.readUInt32LE(off + 8),
-      port: buf.readUInt32LE(off + 12),
-      data: buf.subarray(off + HEADER_LENGTH, off + len),
-    });
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
-
-export interface DecodedError {
-  errno: number; // positive; 0 = ACK
-  seq: number;
-  message: string | undefined;
-}
-
-/** NLMSG_ERROR payload: -errno, the original header (+payload unless capped), then ext-ack TLVs. */
-export function decodeError(msg: RawMessage): DecodedError {
-  const d = msg.data;
-  if (d.length < 4 + HEADER_LENGTH) return { errno: 0, seq: msg.seq, message: undefined };
-  const errno = -d.readInt32LE(0);
-  let message: string | undefined;
-  if (msg.flags & Flags.ACK_TLVS) {
-    const origLen = d.readUInt32LE(4);
-    let off = 4 + ((msg.flags & Flags.CAPPED) ? HEADER_LENGTH : origLen);
-    off = (off + 3) & ~3;
-    while (off + 4 <= d.length) {
-      const alen = d.readUInt16LE(off);
-      const atype = d.readUInt16LE(off + 2) & 0x3fff;
-      if (alen < 4 || off + alen > d.length) break;
-      if (atype === 1) message = d.toString('utf8', off + 4, off + alen).replace(/\0+$/, '');
-      off += (alen + 3) & ~3;
-    }
-  }
-  return { errno, seq: msg.seq, message };
 }
 
 /** The package decodes enum fields to their names when it knows them: map back to numbers. */

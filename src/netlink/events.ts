@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { native, EAGAIN } from '../netns/native';
-import { decodeMessages, MsgType, type RawMessage } from './codec';
+import { decodeMessages, MsgType, type RawMessage } from './frame';
 import { ENOBUFS } from './errors';
 import { decodeAddr, decodeFdb, decodeLink, decodeNeigh, decodeRoute } from './handle';
 import { AF_BRIDGE, type AddrState, type FdbState, type LinkState, type NeighState, type RouteState } from './types';

@@ -5,7 +5,7 @@
 // messages per sendmsg, NLM_F_ACK only on each chunk's last message; the kernel still
 // reports every failing message by its sequence number.
 import { native, EAGAIN } from '../netns/native';
-import { decodeError, decodeMessages, encodeMessage, Flags, MsgType, type RawMessage } from './codec';
+import { decodeError, decodeMessages, encodeMessage, Flags, MsgType, type RawMessage } from './frame';
 import { ETIMEDOUT, NetlinkError } from './errors';
 
 const NETLINK_ROUTE = 0;
@@ -108,11 +108,11 @@ export class NetlinkSocket {
       while (!done) {
         for (const m of this.recv(op, requests[i - 1]!.target)) {
           if (m.type !== MsgType.ERROR) continue;
-          const e = decodeError(m);
-          const idx = seqToIndex.get(e.seq);
+          const idx = seqToIndex.get(m.seq);
           if (idx === undefined) continue; // stale answer from an earlier, interrupted call
+          const e = decodeError(m);
           if (e.errno !== 0) results[idx] = new NetlinkError(e.errno, op, requests[idx]!.target, e.message);
-          if (e.seq === lastSeq) done = true;
+          if (m.seq === lastSeq) done = true;
         }
       }
     }
@@ -123,6 +123,25 @@ export class NetlinkSocket {
   request(req: Request, op = 'request'): void {
     const [err] = this.transact([req], op);
     if (err) throw err;
+  }
+
+  /** A non-dump request that answers with data (e.g. RTM_GETLINK by name); throws its error. */
+  get(req: Request, op = 'get'): RawMessage[] {
+    const seq = this.nextSeq();
+    this.send(encodeMessage(req.type, req.flags | Flags.REQUEST | Flags.ACK, seq, req.body), op);
+    const out: RawMessage[] = [];
+    for (;;) {
+      for (const m of this.recv(op, req.target)) {
+        if (m.seq !== seq) continue;
+        if (m.type !== MsgType.ERROR) {
+          out.push(m);
+          continue;
+        }
+        const e = decodeError(m);
+        if (e.errno !== 0) throw new NetlinkError(e.errno, op, req.target, e.message);
+        return out;
+      }
+    }
   }
 
   /** A full dump; retried when the kernel flags it as interrupted by concurrent changes. */
