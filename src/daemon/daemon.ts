@@ -8,10 +8,10 @@
 //   READY=1. Then the watch streams changes; events only recompute desired state.
 // The control plane being unhappy (etcd down, lease renewals failing, bad leases) never
 // removes kernel state: the last desired state stays programmed.
-import { randomBytes } from 'node:crypto';
 import type { DaemonConfig } from '../config/daemon';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import { computeDesired, deviceName } from '../dataplane/compute';
+import { VXLAN_OVERHEAD } from '../dataplane/model';
 import { chooseDataplane, createDataplane } from '../userspace/select';
 import { UserspaceDataplane, type Dataplane } from '../userspace/dataplane';
 import { registerUserspaceMetrics } from '../userspace/metrics';
@@ -263,6 +263,7 @@ export class Daemon {
     }
   }
 
+  private notifiedReady = false;
   private afterConvergedRunning = false;
   private afterConvergedAgain = false;
 
@@ -285,7 +286,7 @@ export class Daemon {
 
   private async afterConvergedOnce(): Promise<void> {
     if (!this.own || !this.config || !this.underlay) return;
-    const mtu = this.underlay.mtu - 50;
+    const mtu = this.underlay.mtu - VXLAN_OVERHEAD;
     const text = formatSubnetFile({
       network: formatPrefix4(this.config.network),
       subnet: `${formatIp4(firstHost(this.own.subnet))}/${this.own.subnet.len}`,
@@ -313,8 +314,6 @@ export class Daemon {
       this.log.info({ device: deviceName(this.config.backend.vni), peers: this.reconciler?.counts().route ?? 0 }, 'ready');
     }
   }
-  private notifiedReady = false;
-
   private async subnetFromFile(): Promise<Prefix4 | undefined> {
     try {
       const rec = await readSubnetFile(this.cfg.subnetFile);
@@ -409,8 +408,4 @@ export class DaemonStopping extends Error {
   constructor() {
     super('daemon is stopping');
   }
-}
-
-export function randomSuffix(): string {
-  return randomBytes(3).toString('hex');
 }

@@ -77,6 +77,12 @@ export class DeltaTracker<V> {
     return [...this.toDelete].map((k) => [k, this.actual.get(k)!]);
   }
 
+  /** Whether `value` is what the actual side holds for `key` (false when it holds nothing). */
+  actualEquals(key: string, value: V): boolean {
+    const a = this.actual.get(key);
+    return a !== undefined && this.equal(a, value);
+  }
+
   isPendingWrite(key: string): boolean {
     return this.toWrite.has(key);
   }

@@ -23,10 +23,10 @@ import type { Request } from '../netlink/socket';
 import { RT_TABLE_MAIN } from '../netlink/types';
 import { DeltaTracker } from './delta-tracker';
 import { ensureDevice } from './device-driver';
-import type { DesiredState, DeviceSpec, EntryKind } from './model';
+import { TWILL_ROUTE_PROTOCOL, type DesiredState, type DeviceSpec, type EntryKind } from './model';
 import {
   deleteFdb, deleteNeigh, deleteRoute, desiredFdb, desiredNeighs, desiredRoutes, fdbEqual, fdbVal, neighEqual, neighVal,
-  readFdb, readNeighs, readRoutes, routeEqual, routeKey, routeVal, writeFdb, writeNeigh, writeRoute, TWILL_ROUTE_PROTOCOL_CHECK,
+  readFdb, readNeighs, readRoutes, routeEqual, routeKey, routeVal, writeFdb, writeNeigh, writeRoute,
   type FdbVal, type NeighVal, type RouteVal,
 } from './tables';
 
@@ -173,7 +173,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
         const r = ev.route;
         if (r.table !== RT_TABLE_MAIN) return;
         const key = routeKey(r);
-        if (!TWILL_ROUTE_PROTOCOL_CHECK(r.protocol) && this.routes.getDesired(key) === undefined) return;
+        if (r.protocol !== TWILL_ROUTE_PROTOCOL && this.routes.getDesired(key) === undefined) return;
         this.observe('route', this.routes, key, ev.action === 'del' ? undefined : routeVal(r), ev.action === 'del' ? routeVal(r) : undefined);
         return;
       }
@@ -192,8 +192,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     // A delete event for a route other than the one we track (e.g. a different gateway) says
     // nothing about ours.
     if (value === undefined && deletedVal !== undefined) {
-      const cur = t.getActual(key);
-      if (cur !== undefined && JSON.stringify(cur) !== JSON.stringify(deletedVal)) return;
+      if (t.getActual(key) !== undefined && !t.actualEquals(key, deletedVal)) return;
     }
     const wasDesired = t.getDesired(key);
     const wasOk = wasDesired !== undefined && t.getActual(key) !== undefined && !t.isPendingWrite(key);

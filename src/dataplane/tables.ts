@@ -88,5 +88,3 @@ export function deleteFdb(v: FdbVal): Request {
   // Without dst: removes every remote of this MAC (also a multi-remote entry).
   return req.fdbDelete(v.index, v.mac);
 }
-
-export const TWILL_ROUTE_PROTOCOL_CHECK = (protocol: number): boolean => protocol === TWILL_ROUTE_PROTOCOL;

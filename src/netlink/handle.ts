@@ -378,4 +378,3 @@ export class NetlinkHandle {
   }
 }
 
-export { NUD_PERMANENT };

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isIPv4 } from 'node:net';
+import { parsePrefix4, prefixContains, type Prefix4 } from '../ip/ipv4';
 
 export interface SubnetEnv {
   /** Cluster network, e.g. "10.244.0.0/16". */
@@ -144,9 +144,7 @@ export function parseSubnetEnv(record: Readonly<Record<string, string>>): Subnet
   };
   const network = get('FLANNEL_NETWORK');
   const subnet = get('FLANNEL_SUBNET');
-  const [netAddr, netLen] = checkCidr(network, 'FLANNEL_NETWORK');
-  const [subAddr, subLen] = checkCidr(subnet, 'FLANNEL_SUBNET');
-  if (subLen < netLen || maskOf(netAddr, netLen) !== maskOf(subAddr, netLen)) {
+  if (!prefixContains(checkCidr(network, 'FLANNEL_NETWORK'), checkCidr(subnet, 'FLANNEL_SUBNET'))) {
     throw new SubnetFileError(`FLANNEL_SUBNET ${subnet} is not inside FLANNEL_NETWORK ${network}`, { key: 'FLANNEL_SUBNET' });
   }
   const mtuText = get('FLANNEL_MTU');
@@ -169,19 +167,12 @@ function checkMtu(mtu: number, key: string): void {
   }
 }
 
-/** Returns [address as uint32, prefix length]. */
-function checkCidr(cidr: string, key: string): [number, number] {
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr);
-  const len = m ? Number(m[2]) : NaN;
-  if (!m || !isIPv4(m[1]!) || !(len >= 0 && len <= 32)) {
-    throw new SubnetFileError(`${key} "${cidr}" is not an IPv4 address/prefix-length`, { key });
+function checkCidr(cidr: string, key: string): Prefix4 {
+  try {
+    return parsePrefix4(cidr);
+  } catch (err) {
+    throw new SubnetFileError(`${key} "${cidr}" is not an IPv4 address/prefix-length`, { key, cause: err });
   }
-  const addr = m[1]!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return [addr, len];
-}
-
-function maskOf(addr: number, len: number): number {
-  return len === 0 ? 0 : Math.floor(addr / 2 ** (32 - len));
 }
 
 function isENOENT(err: unknown): boolean {
