@@ -25,7 +25,7 @@ import { deleteNetns, inNetns, netnsExists } from '../src/netns/netns';
 import type { Lease } from '../src/subnet/lease';
 import { UserspaceDataplane, type Dataplane } from '../src/userspace/dataplane';
 import type { NativeStats } from '../src/userspace/native';
-import { fmt, median, percentile, table } from './stats';
+import { fmt, median, table } from './stats';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -74,22 +74,3 @@ export function parseRoute(body: Buffer) {
 export function parseNeighbor(body: Buffer) {
   return rt.parseNeighborMessage(body);
 }
-
-/** The package decodes enum fields to their names when it knows them: map back to numbers. */
-function enumNum(e: Record<string, string | number>, v: unknown): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string') {
-    const n = e[v];
-    if (typeof n === 'number') return n;
-  }
-  return 0;
-}
-export function routeScopeNum(v: unknown): number {
-  return enumNum(rt.RouteScope as unknown as Record<string, number>, v);
-}
-export function routeTypeNum(v: unknown): number {
-  return enumNum(rt.RouteType as unknown as Record<string, number>, v);
-}
-export function routeProtocolNum(v: unknown): number {
-  return enumNum(rt.RouteProtocol as unknown as Record<string, number>, v);
-}

@@ -5,7 +5,7 @@
 import { NetlinkSocket, type Request } from './socket';
 import {
   encodeAddress, encodeLink, encodeLinkInfo, encodeNeighbor, encodeRoute, encodeVethData, encodeVxlanData,
-  Flags, MsgType, parseAddress, parseLink, parseLinkInfo, parseNeighbor, parseRoute, parseVxlan, routeProtocolNum, routeScopeNum, routeTypeNum, type RawMessage,
+  Flags, MsgType, parseAddress, parseLink, parseLinkInfo, parseVxlan, type RawMessage,
 } from './codec';
 import { isGone, NetlinkError } from './errors';
 import { decodeFdbBody, decodeNeighBody, decodeRouteBody, encodeNeighBody, encodeRouteBody } from './fast-codec';
@@ -91,16 +91,6 @@ export function decodeAddr(m: RawMessage): AddrState | undefined {
 
 export function decodeRoute(m: RawMessage): RouteState | undefined {
   return decodeRouteBody(m.data);
-}
-
-function stateNum(s: unknown): number {
-  if (typeof s === 'number') return s;
-  if (!s || typeof s !== 'object') return 0;
-  const o = s as Record<string, unknown>;
-  const bits: Record<string, number> = { incomplete: 1, reachable: 2, stale: 4, delay: 8, probe: 0x10, failed: 0x20, noarp: 0x40, permanent: 0x80 };
-  let n = typeof o['__unknown'] === 'number' ? (o['__unknown'] as number) : 0;
-  for (const [k, v] of Object.entries(bits)) if (o[k]) n |= v;
-  return n;
 }
 
 export function decodeNeigh(m: RawMessage): NeighState | undefined {

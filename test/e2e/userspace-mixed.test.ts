@@ -11,8 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { spawn } from 'node:child_process';
-import { isRoot, ipJson, waitFor } from '../support/netns';
+import { isRoot, ipJson, tcpTransfer, waitFor } from '../support/netns';
 import { createTestLab, httpGetInNs, pingFrom } from '../support/lab';
 import type { Lab, LabHost, LabPod } from '../../src/lab/lab';
 import { ETCD_PREFIX } from '../../src/lab/lab';
@@ -107,29 +106,7 @@ test('every pod pings every other pod', (t) => {
 
 /** Bulk TCP from pod a to pod b, compared by sha256 on both ends. */
 async function podTransfer(a: LabPod, b: LabPod, bytes: number): Promise<void> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const env = { ...process.env };
-  delete env['NODE_EXTRA_CA_CERTS'];
-  const server = `const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;` +
-    `const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{process.stdout.write(n+':'+h.digest('hex'));k.end();s.close()})});` +
-    `s.listen(${port},'${podIp(b)}',()=>process.stderr.write('listening\\n'));setTimeout(()=>process.exit(3),60000).unref();`;
-  const srv = spawn('ip', ['netns', 'exec', b.ns, process.execPath, '-e', server], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let got = '';
-  let err = '';
-  srv.stdout.on('data', (d) => (got += d));
-  srv.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<void>((resolve) => srv.on('exit', () => resolve()));
-  await waitFor(() => err.includes('listening'), 10_000, 'tcp server listening', 20);
-  const client = `const net=require('net'),c=require('crypto');const b=c.randomBytes(${bytes});const sha=c.createHash('sha256').update(b).digest('hex');` +
-    `const k=net.connect(${port},'${podIp(b)}',()=>k.end(b));k.on('data',()=>{});k.on('close',()=>process.stdout.write(b.length+':'+sha));`;
-  const cl = spawn('ip', ['netns', 'exec', a.ns, process.execPath, '-e', client], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let sent = '';
-  cl.stdout.on('data', (d) => (sent += d));
-  await new Promise<void>((resolve) => cl.on('exit', () => resolve()));
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
-  clearTimeout(timer);
-  if (srv.exitCode === null) srv.kill();
+  const { sent, got } = await tcpTransfer(a.ns, b.ns, podIp(b), bytes, 30_000);
   assert.match(sent, /^\d+:[0-9a-f]{64}$/, `${a.name} -> ${b.name}: client finished`);
   assert.equal(got, sent, `${a.name} -> ${b.name}: the server received exactly what was sent`);
 }

@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { Netns, ipJson, isRoot, waitFor } from '../support/netns';
+import { randomBytes } from 'node:crypto';
+import { Netns, ipJson, isRoot, tcpTransfer, waitFor } from '../support/netns';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { NetlinkEventSocket } from '../../src/netlink/events';
 import { KernelReconciler } from '../../src/dataplane/reconciler';
@@ -147,38 +147,13 @@ test('pings cross both ways; the kernel VTEP counts our frames as received; tcpd
   assert.match(out, /10\.244\.2\.0 > 10\.244\.1\.0: ICMP echo/, out);
 });
 
-/** Sends `bytes` random bytes over TCP from `from` to `to`'s <subnet>.0; returns both sides' view. */
-async function tcpTransfer(from: Netns, to: Netns, target: string, bytes: number): Promise<{ sent: string; got: string }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = `const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;` +
-    `const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{process.stdout.write(n+':'+h.digest('hex'));k.end();s.close()})});` +
-    `s.listen(${port},'${target}',()=>process.stderr.write('listening\\n'));setTimeout(()=>process.exit(3),60000).unref();`;
-  const srv = spawn('ip', ['netns', 'exec', to.name, process.execPath, '-e', server], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnv() });
-  let got = '';
-  let err = '';
-  srv.stdout.on('data', (d) => (got += d));
-  srv.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<void>((resolve) => srv.on('exit', () => resolve()));
-  await waitFor(() => err.includes('listening'), 10_000, 'tcp server listening', 20);
-  const client = `const net=require('net'),c=require('crypto');const b=c.randomBytes(${bytes});const sha=c.createHash('sha256').update(b).digest('hex');` +
-    `const k=net.connect(${port},'${target}',()=>k.end(b));k.on('data',()=>{});k.on('close',()=>process.stdout.write(b.length+':'+sha));`;
-  const cl = spawn('ip', ['netns', 'exec', from.name, process.execPath, '-e', client], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnv() });
-  let sent = '';
-  cl.stdout.on('data', (d) => (sent += d));
-  await new Promise<void>((resolve) => cl.on('exit', () => resolve()));
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
-  clearTimeout(timer);
-  if (srv.exitCode === null) srv.kill();
-  return { sent, got };
-}
 
 test('TCP: 48 MB each way arrive intact (software TSO on send, partial checksums and superframes on receive)', { skip }, async () => {
   const before = du.stats()!;
-  const a = await tcpTransfer(U, K, '10.244.1.0', 48 << 20);
+  const a = await tcpTransfer(U.name, K.name, '10.244.1.0', 48 << 20);
   assert.match(a.sent, /^50331648:[0-9a-f]{64}$/);
   assert.equal(a.got, a.sent, 'userspace -> kernel: same bytes');
-  const b = await tcpTransfer(K, U, '10.244.2.0', 48 << 20);
+  const b = await tcpTransfer(K.name, U.name, '10.244.2.0', 48 << 20);
   assert.equal(b.got, b.sent, 'kernel -> userspace: same bytes');
   const s = du.stats()!;
   assert.ok(s.txGsoFrames > before.txGsoFrames, 'superframes from the TAP were segmented');

@@ -5,8 +5,7 @@
 // the same with offloads off (one frame per TAP read/write), the diagnostic mode.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { Netns, isRoot, waitFor } from '../support/netns';
+import { Netns, isRoot, tcpTransfer } from '../support/netns';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { computeDesired } from '../../src/dataplane/compute';
 import { parseNetworkConfig } from '../../src/config/network';
@@ -29,12 +28,6 @@ let hb: NetlinkHandle;
 let da: UserspaceDataplane | undefined;
 let db: UserspaceDataplane | undefined;
 
-const nodeEnv = (): NodeJS.ProcessEnv => {
-  const env = { ...process.env };
-  delete env['NODE_EXTRA_CA_CERTS'];
-  return env;
-};
-
 async function startPair(offloads: boolean): Promise<void> {
   da?.stop();
   db?.stop();
@@ -52,30 +45,6 @@ async function startPair(offloads: boolean): Promise<void> {
   await Promise.all(ready);
 }
 
-async function transfer(from: Netns, to: Netns, target: string, bytes: number): Promise<{ sent: string; got: string }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = `const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;` +
-    `const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{process.stdout.write(n+':'+h.digest('hex'));k.end();s.close()})});` +
-    `s.listen(${port},'${target}',()=>process.stderr.write('listening\\n'));setTimeout(()=>process.exit(3),60000).unref();`;
-  const srv = spawn('ip', ['netns', 'exec', to.name, process.execPath, '-e', server], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnv() });
-  let got = '';
-  let err = '';
-  srv.stdout.on('data', (d) => (got += d));
-  srv.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<void>((resolve) => srv.on('exit', () => resolve()));
-  await waitFor(() => err.includes('listening'), 10_000, 'tcp server listening', 20);
-  const client = `const net=require('net'),c=require('crypto');const b=c.randomBytes(${bytes});const sha=c.createHash('sha256').update(b).digest('hex');` +
-    `const k=net.connect(${port},'${target}',()=>k.end(b));k.on('data',()=>{});k.on('close',()=>process.stdout.write(b.length+':'+sha));`;
-  const cl = spawn('ip', ['netns', 'exec', from.name, process.execPath, '-e', client], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnv() });
-  let sent = '';
-  cl.stdout.on('data', (d) => (sent += d));
-  await new Promise<void>((resolve) => cl.on('exit', () => resolve()));
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
-  clearTimeout(timer);
-  if (srv.exitCode === null) srv.kill();
-  return { sent, got };
-}
 
 before(() => {
   if (skip) return;
@@ -104,10 +73,10 @@ test('offloads on: 64 MB each way intact; sends are UDP GSO batches, receives ar
   await startPair(true);
   const a0 = da!.stats()!;
   const b0 = db!.stats()!;
-  const ab = await transfer(A, B, '10.244.2.0', 64 << 20);
+  const ab = await tcpTransfer(A.name, B.name, '10.244.2.0', 64 << 20);
   assert.match(ab.sent, /^67108864:[0-9a-f]{64}$/);
   assert.equal(ab.got, ab.sent, 'A -> B intact');
-  const ba = await transfer(B, A, '10.244.1.0', 64 << 20);
+  const ba = await tcpTransfer(B.name, A.name, '10.244.1.0', 64 << 20);
   assert.equal(ba.got, ba.sent, 'B -> A intact');
   const a1 = da!.stats()!;
   const b1 = db!.stats()!;
@@ -128,9 +97,9 @@ test('offloads on: 64 MB each way intact; sends are UDP GSO batches, receives ar
 test('offloads off: one frame per read and write, still intact', { skip }, async () => {
   await startPair(false);
   const a0 = da!.stats()!;
-  const ab = await transfer(A, B, '10.244.2.0', 16 << 20);
+  const ab = await tcpTransfer(A.name, B.name, '10.244.2.0', 16 << 20);
   assert.equal(ab.got, ab.sent, 'A -> B intact');
-  const ba = await transfer(B, A, '10.244.1.0', 16 << 20);
+  const ba = await tcpTransfer(B.name, A.name, '10.244.1.0', 16 << 20);
   assert.equal(ba.got, ba.sent, 'B -> A intact');
   const a1 = da!.stats()!;
   assert.equal(a1.txGsoFrames, a0.txGsoFrames, 'no superframes without offloads');

@@ -73,3 +73,35 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Sends `bytes` random bytes over TCP from namespace `fromNs` to a server bound at `target` in
+ * namespace `toNs`; returns "<bytes>:<sha256>" as the client sent it and as the server got it.
+ */
+export async function tcpTransfer(fromNs: string, toNs: string, target: string, bytes: number, serverWaitMs = 20_000): Promise<{ sent: string; got: string }> {
+  const { spawn } = await import('node:child_process');
+  const env = { ...process.env };
+  delete env['NODE_EXTRA_CA_CERTS'];
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const server = `const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;` +
+    `const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{process.stdout.write(n+':'+h.digest('hex'));k.end();s.close()})});` +
+    `s.listen(${port},'${target}',()=>process.stderr.write('listening\\n'));setTimeout(()=>process.exit(3),60000).unref();`;
+  const srv = spawn('ip', ['netns', 'exec', toNs, process.execPath, '-e', server], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let got = '';
+  let err = '';
+  srv.stdout.on('data', (d) => (got += d));
+  srv.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<void>((resolve) => srv.on('exit', () => resolve()));
+  await waitFor(() => err.includes('listening'), 10_000, 'tcp server listening', 20);
+  const client = `const net=require('net'),c=require('crypto');const b=c.randomBytes(${bytes});const sha=c.createHash('sha256').update(b).digest('hex');` +
+    `const k=net.connect(${port},'${target}',()=>k.end(b));k.on('data',()=>{});k.on('close',()=>process.stdout.write(b.length+':'+sha));`;
+  const cl = spawn('ip', ['netns', 'exec', fromNs, process.execPath, '-e', client], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let sent = '';
+  cl.stdout.on('data', (d) => (sent += d));
+  await new Promise<void>((resolve) => cl.on('exit', () => resolve()));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, serverWaitMs)))]);
+  clearTimeout(timer);
+  if (srv.exitCode === null) srv.kill();
+  return { sent, got };
+}
