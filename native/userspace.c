@@ -519,13 +519,19 @@ static void tx_frame(us_t *u, const view_t *v, txout_t *o, uint64_t *c, uint8_t 
   o->bytes[o->nmsg - 1] = len;
 }
 
+/* Each thread starts from the published counters and an empty view (gen -1 forces the first
+ * refresh to copy the forwarding table). */
+static void thread_begin(us_t *u, uint64_t c[C_COUNT], view_t *v) {
+  for (int i = 0; i < C_COUNT; i++) c[i] = __atomic_load_n(&u->counters[i], __ATOMIC_RELAXED);
+  memset(v, 0, sizeof *v);
+  v->gen = (uint64_t)-1;
+}
+
 static void *tx_main(void *arg) {
   us_t *u = (us_t *)arg;
   uint64_t c[C_COUNT];
-  for (int i = 0; i < C_COUNT; i++) c[i] = __atomic_load_n(&u->counters[i], __ATOMIC_RELAXED);
   view_t v;
-  memset(&v, 0, sizeof v);
-  v.gen = (uint64_t)-1;
+  thread_begin(u, c, &v);
   txout_t *o = calloc(1, sizeof *o);
   uint8_t *bufs = malloc((size_t)TX_BATCH * TAP_BUF);
   if (!o || !bufs) { free(o); free(bufs); return NULL; }
@@ -820,10 +826,8 @@ static void rx_message(us_t *u, const view_t *v, rxin_t *in, uint64_t *c, uint8_
 static void *rx_main(void *arg) {
   us_t *u = (us_t *)arg;
   uint64_t c[C_COUNT];
-  for (int i = 0; i < C_COUNT; i++) c[i] = __atomic_load_n(&u->counters[i], __ATOMIC_RELAXED);
   view_t v;
-  memset(&v, 0, sizeof v);
-  v.gen = (uint64_t)-1;
+  thread_begin(u, c, &v);
   rxin_t *in = calloc(1, sizeof *in);
   uint8_t *bufs = malloc((size_t)RX_BATCH * RX_BUF);
   if (!in || !bufs) { free(in); free(bufs); return NULL; }
