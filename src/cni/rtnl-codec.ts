@@ -6,6 +6,7 @@
 // spares dumping every link of the host namespace (a dump grows with the pod count).
 import { Flags, MsgType } from '../netlink/frame';
 import type { Request as Req } from '../netlink/socket';
+import type { AddrState, LinkState } from '../netlink/types';
 
 // Framing lives in the seam (src/netlink/frame.ts); re-exported under the names this file uses.
 export { decodeError, decodeMessages, encodeMessage, type DecodedError, type RawMessage as Msg } from '../netlink/frame';
@@ -119,15 +120,8 @@ function mac(b: Buffer | undefined): string | undefined {
   return b && b.length === 6 ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined;
 }
 
-export interface Link {
-  index: number;
-  name: string;
-  kind: string | undefined;
-  mtu: number;
-  up: boolean;
-  mac: string | undefined;
-  master: number | undefined;
-}
+/** The seam's link view without the VXLAN details the plugin never reads. */
+export type Link = Omit<LinkState, 'vxlan'>;
 
 export function decodeLink(data: Buffer): Link {
   const a = parseAttrs(data, 16);
@@ -143,11 +137,7 @@ export function decodeLink(data: Buffer): Link {
   };
 }
 
-export interface Addr {
-  index: number;
-  ip: string;
-  prefixLen: number;
-}
+export type Addr = AddrState;
 
 export function decodeAddr(data: Buffer): Addr | undefined {
   if (data[0] !== AF_INET) return undefined;
