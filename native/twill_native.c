@@ -8,6 +8,7 @@
  *   return, all synchronously on the calling thread).
  * - a readability watcher (uv_poll) so the event socket is drained from the event loop.
  * - named network namespaces (create, enter, unmount) and sd_notify (AF_UNIX datagram).
+ * - the uid at the other end of a unix socket (SO_PEERCRED; Node's net module does not tell).
  * - the userspace VXLAN datapath lives in userspace.c (TAP open, forwarding threads).
  *
  * Errors are thrown as Error objects with `code` (errno name), `errno` and `syscall`,
@@ -381,6 +382,21 @@ static napi_value netns_unmount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* peerUid(fd) -> uid of the process that connected (or listens) at the other end. */
+static napi_value peer_uid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "peerUid(fd)");
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  napi_value out;
+  napi_create_uint32(env, cred.uid, &out);
+  return out;
+}
+
 napi_value twill_userspace_init(napi_env env, napi_value exports); /* native/userspace.c */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -396,6 +412,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netnsReturn", NULL, netns_return, NULL, NULL, NULL, napi_default, NULL },
     { "netnsCreate", NULL, netns_create, NULL, NULL, NULL, napi_default, NULL },
     { "netnsUnmount", NULL, netns_unmount, NULL, NULL, NULL, napi_default, NULL },
+    { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return twill_userspace_init(env, exports); /* native/userspace.c: the us* functions */

@@ -46,7 +46,10 @@ function lazyShim(spec) {
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
-    b.onResolve({ filter: /^node:(fs\/promises|crypto|net)$/ }, (args) => ({ path: args.path, namespace: 'lazy-builtin' }));
+    // The shim's own require() of the module must reach Node, not the shim again.
+    b.onResolve({ filter: /^node:(fs\/promises|crypto|net)$/ }, (args) =>
+      args.namespace === 'lazy-builtin' ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy-builtin' },
+    );
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: lazyShim(args.path), loader: 'js' }));
   },
 };

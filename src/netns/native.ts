@@ -15,6 +15,8 @@ export interface NativeAddon {
   netnsReturn(origFd: number): void;
   netnsCreate(path: string): void;
   netnsUnmount(path: string): void;
+  /** uid of the peer of a connected unix socket (SO_PEERCRED). */
+  peerUid(fd: number): number;
 }
 
 let cached: NativeAddon | undefined;

@@ -1,0 +1,163 @@
+// `twill serve`: the CNI plugin kept warm. The runtime-facing executable is the native
+// front-end (native/cni_front.c); it hands each call here over the abstract unix socket
+// "@twill-cni" of its network namespace and relays the answer, so a call costs the plugin's
+// work (a few ms) instead of a Node.js start (~40 ms). The answer is exactly what the Node
+// plugin would print: both run `run(env, stdin)` from skel.ts. When this server is not there,
+// the front-end runs the Node plugin itself, so stopping or restarting it is always safe.
+//
+// Trust: commands run as root for whoever asks, so only root may ask (SO_PEERCRED). Calls run
+// one at a time (they are synchronous, a few ms each), in the order they complete.
+// Wire format: see native/cni_front.c.
+import * as net from 'node:net';
+import { native } from '../netns/native';
+import { run, type Outcome } from './skel';
+
+export const SOCKET_NAME = 'twill-cni';
+const MAX_ENV = 64 * 1024;
+const MAX_STDIN = 4 * 1024 * 1024;
+const IDLE_MS = 10_000;
+const RETRY_LISTEN_MS = 5_000;
+
+export class WireError extends Error {
+  readonly code = 'ERR_CNI_WIRE';
+}
+
+export interface Request {
+  env: Record<string, string>;
+  stdin: string;
+}
+
+/** The whole request, undefined while more bytes are needed; throws on a malformed one. */
+export function decodeRequest(buf: Buffer): Request | undefined {
+  if (buf.length < 12) return undefined;
+  if (buf.toString('latin1', 0, 4) !== 'TWC1') throw new WireError('not a twill CNI request');
+  const envLen = buf.readUInt32BE(4);
+  const stdinLen = buf.readUInt32BE(8);
+  if (envLen > MAX_ENV || stdinLen > MAX_STDIN) throw new WireError(`request too large (env ${envLen}, stdin ${stdinLen} bytes)`);
+  if (buf.length < 12 + envLen + stdinLen) return undefined;
+  const env: Record<string, string> = {};
+  for (const kv of buf.toString('utf8', 12, 12 + envLen).split('\0')) {
+    const eq = kv.indexOf('=');
+    // The front-end sends only these; anything else is ignored rather than trusted.
+    if (eq > 0 && (kv.startsWith('CNI_') || kv.startsWith('TWILL_CNI_DEBUG='))) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return { env, stdin: buf.toString('utf8', 12 + envLen, 12 + envLen + stdinLen) };
+}
+
+export function encodeAnswer(outcome: Outcome): Buffer {
+  const body = Buffer.from(outcome.stdout ? `${outcome.stdout}\n` : '');
+  const head = Buffer.alloc(12);
+  head.write('TWR1', 0, 'latin1');
+  head.writeUInt32BE(outcome.exitCode, 4);
+  head.writeUInt32BE(body.length, 8);
+  return Buffer.concat([head, body]);
+}
+
+export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+function peerUid(socket: net.Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return native().peerUid(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+function handle(socket: net.Socket, log: Log): void {
+  const uid = peerUid(socket);
+  if (uid !== 0) {
+    log('warn', 'refused a CNI call from a non-root peer', { uid: uid ?? null });
+    socket.destroy();
+    return;
+  }
+  let buf: Buffer = Buffer.alloc(0);
+  let done = false;
+  socket.setTimeout(IDLE_MS, () => socket.destroy());
+  socket.on('error', () => socket.destroy());
+  socket.on('data', (chunk: Buffer) => {
+    if (done) return;
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    let req: Request | undefined;
+    try {
+      req = decodeRequest(buf);
+    } catch (err) {
+      // No answer: the front-end then runs the Node plugin, which copes with anything.
+      log('warn', 'dropped a malformed CNI request', { error: (err as Error).message });
+      done = true;
+      socket.destroy();
+      return;
+    }
+    if (!req) return;
+    done = true;
+    const t0 = performance.now();
+    const outcome = run(req.env, req.stdin);
+    socket.end(encodeAnswer(outcome));
+    // One line per call, as the reference plugins' runtimes log them; failures carry the answer.
+    const fields = { command: req.env['CNI_COMMAND'] ?? null, containerId: req.env['CNI_CONTAINERID'] ?? null, ifname: req.env['CNI_IFNAME'] ?? null, exitCode: outcome.exitCode, ms: Math.round((performance.now() - t0) * 10) / 10 };
+    if (outcome.exitCode === 0) log('info', 'CNI call', fields);
+    else log('warn', 'CNI call failed', { ...fields, answer: outcome.stdout });
+  });
+}
+
+export interface CniServer {
+  close(): Promise<void>;
+}
+
+/** Listens on @<name> in the current network namespace; waits while another server holds it. */
+export function startServer(log: Log, name = SOCKET_NAME): CniServer {
+  const server = net.createServer((s) => handle(s, log));
+  let retry: NodeJS.Timeout | undefined;
+  let closed = false;
+  const listen = (): void => {
+    server.listen(`\0${name}`);
+  };
+  server.on('listening', () => log('info', 'serving CNI calls', { socket: `@${name}` }));
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EADDRINUSE' && !closed) {
+      // Another server of this namespace (an upgrade overlapping the old one): take over when it goes.
+      log('warn', `@${name} is held by another process; retrying in ${RETRY_LISTEN_MS / 1000} s`);
+      retry = setTimeout(listen, RETRY_LISTEN_MS);
+      return;
+    }
+    log('error', 'CNI server failed', { error: err.message, code: err.code ?? null });
+  });
+  listen();
+  return {
+    close: () =>
+      new Promise((resolve) => {
+        closed = true;
+        if (retry) clearTimeout(retry);
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function jsonLog(level: string, msg: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ level, time: Date.now(), msg, ...fields })}\n`);
+}
+
+/** `twill serve`: runs until SIGTERM/SIGINT. */
+export function serveMain(argv: readonly string[]): void {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(
+      'Usage: twill serve\n\nKeeps the twill CNI plugin warm for the native front-end (/opt/cni/bin/twill):\n' +
+        `listens on the abstract unix socket @${SOCKET_NAME} of this network namespace and answers\n` +
+        'CNI calls from root exactly as the plugin would. Logs JSON lines on stderr.\n',
+    );
+    return;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`twill serve: unexpected argument ${JSON.stringify(argv[0])} (see --help)\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const server = startServer(jsonLog);
+  const stop = (): void => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
