@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provisions one VM of the Vagrant lab (see Vagrantfile): Node.js 20, etcd (first VM only),
 # twill built from /twill-src and installed with `twillctl install`, the network config in
-# etcd, and the twilld service. Safe to re-run (`vagrant provision`): every step checks first.
+# etcd, and the twilld and twill-cni services. Safe to re-run (`vagrant provision`): every step checks first.
 set -euo pipefail
 
 : "${TWILL_NODE_IP:?set by the Vagrantfile}"
@@ -76,8 +76,8 @@ say "twillctl install --etcd-endpoints http://${TWILL_ETCD_IP}:2379 --iface ${if
 "$NODE" dist/src/cmd/twillctl.js install --etcd-endpoints "http://${TWILL_ETCD_IP}:2379" --iface "$iface" --node "$NODE"
 
 systemctl daemon-reload
-systemctl enable twilld
-systemctl restart twilld
+systemctl enable twilld twill-cni
+systemctl restart twilld twill-cni
 
 say "waiting for twilld to be ready"
 for _ in $(seq 1 60); do

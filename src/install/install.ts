@@ -19,7 +19,10 @@ import {
   CURRENT_LINK,
   ENV_PATH,
   RELEASES_DIR,
-  UNIT_PATH,
+  CNI_FRONT_BINARY,
+  CNI_PLUGIN_PATH,
+  UNIT_DIR,
+  UNITS,
   WRAPPERS,
   releaseId,
   renderConflist,
@@ -66,7 +69,9 @@ export const REQUIRED_SOURCE_FILES = [
   'dist/src/cmd/twill.js',
   'dist/src/cmd/twill-cni.js',
   'build/Release/twill_native.node',
+  CNI_FRONT_BINARY,
   'systemd/twilld.service',
+  'systemd/twill-cni.service',
   'systemd/twilld.env',
 ];
 
@@ -117,6 +122,8 @@ function stageRelease(src: string, dest: string): void {
   fs.mkdirSync(path.join(dest, 'build', 'Release'), { recursive: true });
   fs.copyFileSync(path.join(src, 'build', 'Release', 'twill_native.node'), path.join(dest, 'build', 'Release', 'twill_native.node'));
   fs.chmodSync(path.join(dest, 'build', 'Release', 'twill_native.node'), 0o755);
+  fs.copyFileSync(path.join(src, CNI_FRONT_BINARY), path.join(dest, CNI_FRONT_BINARY));
+  fs.chmodSync(path.join(dest, CNI_FRONT_BINARY), 0o755);
   copyTree(path.join(src, 'systemd'), path.join(dest, 'systemd'));
   // The unit's Documentation= points here.
   if (fs.existsSync(path.join(src, 'README.md'))) fs.copyFileSync(path.join(src, 'README.md'), path.join(dest, 'README.md'));
@@ -181,13 +188,20 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   fs.renameSync(tmpLink, current);
   written.push(CURRENT_LINK);
 
-  // 3. Wrappers and the unit: ours, always replaced.
+  // 3. Wrappers, the CNI front-end and the units: ours, always replaced. The front-end is a
+  // copy, not a link into the release: runtimes may copy or stat plugins, and it only carries
+  // bytes (its wire format is versioned), so any release's copy works with any server.
   for (const w of WRAPPERS) {
     await writeFileAtomic(path.join(root, w.path), renderWrapper(w, nodePath), 0o755);
     written.push(w.path);
   }
-  await writeFileAtomic(path.join(root, UNIT_PATH), fs.readFileSync(path.join(src, 'systemd', 'twilld.service'), 'utf8'), 0o644);
-  written.push(UNIT_PATH);
+  await writeFileAtomic(path.join(root, CNI_PLUGIN_PATH), fs.readFileSync(path.join(src, CNI_FRONT_BINARY)), 0o755);
+  written.push(CNI_PLUGIN_PATH);
+  for (const unit of UNITS) {
+    const rel = `${UNIT_DIR}/${unit}`;
+    await writeFileAtomic(path.join(root, rel), fs.readFileSync(path.join(src, 'systemd', unit), 'utf8'), 0o644);
+    written.push(rel);
+  }
 
   // 4. Operator-owned configuration: written once, then left alone.
   const envText = renderEnvFile(fs.readFileSync(path.join(src, 'systemd', 'twilld.env'), 'utf8'), {

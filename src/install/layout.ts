@@ -5,8 +5,14 @@
 //                                    addon, production node_modules, systemd/ (for reinstall)
 //   opt/twill/current -> releases/<id>   switched with one rename(2), so a CNI ADD that starts
 //                                    during an upgrade runs entirely the old or the new release
-//   usr/local/bin/twilld, twillctl   wrappers; opt/cni/bin/twill   the CNI plugin's wrapper
-//   etc/systemd/system/twilld.service, etc/twill/twilld.env, etc/cni/net.d/10-twill.conflist
+//   usr/local/bin/twilld, twillctl   wrappers
+//   opt/cni/bin/twill                the CNI plugin: the native front-end (native/cni_front.c),
+//                                    which hands calls to `twill serve` or else execs
+//   opt/twill/libexec/twill-cni      the Node plugin's wrapper (also runs `twill-cni serve`);
+//                                    the front-end finds it at ../../twill/libexec/twill-cni from
+//                                    its own directory (binding.gyp's TWILL_FALLBACK_REL)
+//   etc/systemd/system/twilld.service, twill-cni.service, etc/twill/twilld.env,
+//   etc/cni/net.d/10-twill.conflist
 //
 // Wrappers find the release relative to their own location (readlink -f "$0"), so the same
 // files work at "/" and under any --root (the lab runs them from <labdir>/root), and they name
@@ -19,10 +25,16 @@ export const CURRENT_LINK = 'opt/twill/current';
 export const BIN_DIR = 'usr/local/bin';
 export const CNI_BIN_DIR = 'opt/cni/bin';
 export const CNI_CONF_DIR = 'etc/cni/net.d';
-export const UNIT_PATH = 'etc/systemd/system/twilld.service';
+export const UNIT_DIR = 'etc/systemd/system';
+/** Unit files, from the package's systemd/ directory. */
+export const UNITS = ['twilld.service', 'twill-cni.service'] as const;
 export const ENV_PATH = 'etc/twill/twilld.env';
 export const CONFLIST_PATH = `${CNI_CONF_DIR}/10-twill.conflist`;
 export const CNI_PLUGIN_PATH = `${CNI_BIN_DIR}/twill`;
+/** The native front-end inside a release (and the package); copied to CNI_PLUGIN_PATH. */
+export const CNI_FRONT_BINARY = 'build/Release/twill-cni';
+/** The Node plugin, where the front-end looks for it (see the layout above). */
+export const CNI_NODE_PLUGIN_PATH = 'opt/twill/libexec/twill-cni';
 
 /** Defaults the daemon and the CNI plugin agree on (see twilld --help). */
 export const SUBNET_FILE = '/run/twill/subnet.env';
@@ -39,7 +51,7 @@ export const WRAPPERS: readonly Wrapper[] = [
   { path: `${BIN_DIR}/twilld`, script: 'dist/src/cmd/twilld.js' },
   { path: `${BIN_DIR}/twillctl`, script: 'dist/src/cmd/twillctl.js' },
   // The CNI plugin starts once per pod: the bundled, code-cached build (scripts/bundle-cni.mjs).
-  { path: CNI_PLUGIN_PATH, script: 'dist/src/cmd/twill-cni.js' },
+  { path: CNI_NODE_PLUGIN_PATH, script: 'dist/src/cmd/twill-cni.js' },
 ];
 
 function shQuote(s: string): string {

@@ -57,7 +57,7 @@ export async function writeSubnetFile(filePath: string, contents: string): Promi
  * in the same directory (rename is only atomic within a filesystem), fsync, rename, fsync the
  * directory. Creates missing parent directories. The mode is set explicitly (umask-independent).
  */
-export async function writeFileAtomic(filePath: string, contents: string, mode: number): Promise<void> {
+export async function writeFileAtomic(filePath: string, contents: string | Uint8Array, mode: number): Promise<void> {
   const dir = path.dirname(filePath);
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
   const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

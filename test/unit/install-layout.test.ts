@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CONFLIST_PATH, WRAPPERS, releaseId, renderConflist, renderEnvFile, renderWrapper } from '../../src/install/layout';
+import { CNI_NODE_PLUGIN_PATH, CNI_PLUGIN_PATH, CONFLIST_PATH, WRAPPERS, releaseId, renderConflist, renderEnvFile, renderWrapper } from '../../src/install/layout';
 import { productionPackages } from '../../src/install/prod-deps';
 import { InstallError } from '../../src/install/errors';
 
@@ -16,8 +16,11 @@ test('wrappers find the release relative to themselves and exec the given node',
   assert.ok(text.startsWith('#!/bin/sh\n'));
   assert.match(text, /^root=\$\(dirname "\$\(readlink -f "\$0"\)"\)\/\.\.\/\.\.\/\.\.$/m);
   assert.match(text, /^exec '\/usr\/bin\/node' "\$root\/opt\/twill\/current\/dist\/src\/cmd\/twilld\.js" "\$@"$/m);
-  const cni = WRAPPERS.find((w) => w.path === 'opt/cni/bin/twill')!;
+  const cni = WRAPPERS.find((w) => w.path === 'opt/twill/libexec/twill-cni')!;
   assert.match(renderWrapper(cni, '/usr/bin/node'), /\/\.\.\/\.\.\/\.\.\n/);
+  assert.match(renderWrapper(cni, '/usr/bin/node'), /current\/dist\/src\/cmd\/twill-cni\.js" "\$@"$/m);
+  // opt/cni/bin/twill is the native front-end, not a wrapper.
+  assert.equal(WRAPPERS.find((w) => w.path === 'opt/cni/bin/twill'), undefined);
   // A node path with a quote stays one shell word.
   assert.match(renderWrapper(twilld, "/opt/it's/node"), /^exec '\/opt\/it'\\''s\/node' /m);
 });
@@ -104,4 +107,11 @@ test("this package's closure has its runtime deps and none of its dev deps", () 
   const deps = productionPackages(path.resolve(__dirname, '../../..'));
   for (const d of ['node_modules/etcd3', 'node_modules/pino', 'node_modules/netlink', 'node_modules/ipaddr.js', 'node_modules/@grpc/grpc-js']) assert.ok(deps.includes(d), d);
   for (const d of ['node_modules/typescript', 'node_modules/esbuild', 'node_modules/node-gyp']) assert.ok(!deps.includes(d), d);
+});
+
+test("the front-end's compiled-in path to the Node plugin matches the install layout", () => {
+  const gyp = fs.readFileSync(path.resolve(__dirname, '../../../binding.gyp'), 'utf8');
+  const rel = /TWILL_FALLBACK_REL=\\"([^"\\]+)\\"/.exec(gyp)?.[1];
+  assert.ok(rel, 'binding.gyp defines TWILL_FALLBACK_REL');
+  assert.equal(path.posix.normalize(path.posix.join(path.posix.dirname(CNI_PLUGIN_PATH), rel)), CNI_NODE_PLUGIN_PATH);
 });

@@ -52,7 +52,9 @@ test('install puts every file in place with the right mode', () => {
     ['usr/local/bin/twilld', 0o755],
     ['usr/local/bin/twillctl', 0o755],
     ['opt/cni/bin/twill', 0o755],
+    ['opt/twill/libexec/twill-cni', 0o755],
     ['etc/systemd/system/twilld.service', 0o644],
+    ['etc/systemd/system/twill-cni.service', 0o644],
     ['etc/twill/twilld.env', 0o644],
     ['etc/cni/net.d/10-twill.conflist', 0o644],
   ];
@@ -67,7 +69,7 @@ test('install puts every file in place with the right mode', () => {
   assert.ok(!path.isAbsolute(link), link);
   assert.match(link, /^releases\/\d+\.\d+\.\d+-\d{8}-\d{6}-[0-9a-f]{6}$/);
   const rel = path.join(root, 'opt/twill/current');
-  for (const f of ['package.json', 'dist/src/cmd/twilld.js', 'dist/src/cmd/twill.js', 'dist/src/cmd/twillctl.js', 'build/Release/twill_native.node', 'systemd/twilld.service', 'node_modules/etcd3/package.json', 'node_modules/pino/package.json', 'node_modules/netlink/package.json']) {
+  for (const f of ['package.json', 'dist/src/cmd/twilld.js', 'dist/src/cmd/twill.js', 'dist/src/cmd/twillctl.js', 'build/Release/twill_native.node', 'build/Release/twill-cni', 'systemd/twilld.service', 'systemd/twill-cni.service', 'node_modules/etcd3/package.json', 'node_modules/pino/package.json', 'node_modules/netlink/package.json']) {
     assert.ok(fs.existsSync(path.join(rel, f)), `release has ${f}`);
   }
   // Production dependencies only, without their tests; no tests or benchmarks of our own.
@@ -85,7 +87,11 @@ test('install puts every file in place with the right mode', () => {
     conflist.plugins.map((p) => p.type),
     ['twill', 'portmap'],
   );
-  assert.equal(fs.readFileSync(path.join(root, 'etc/systemd/system/twilld.service'), 'utf8'), fs.readFileSync(path.join(PKG, 'systemd/twilld.service'), 'utf8'));
+  for (const unit of ['twilld.service', 'twill-cni.service']) {
+    assert.equal(fs.readFileSync(path.join(root, 'etc/systemd/system', unit), 'utf8'), fs.readFileSync(path.join(PKG, 'systemd', unit), 'utf8'));
+  }
+  // The runtime-facing plugin is the native front-end, byte for byte the package's build.
+  assert.deepEqual(fs.readFileSync(path.join(root, 'opt/cni/bin/twill')), fs.readFileSync(path.join(PKG, 'build/Release/twill-cni')));
 });
 
 test('the installed programs run from the install root', () => {
@@ -96,10 +102,19 @@ test('the installed programs run from the install root', () => {
   const c = run(path.join(root, 'usr/local/bin/twillctl'), ['--help']);
   assert.equal(c.status, 0, c.stderr);
   assert.match(c.stdout, /twillctl <command>/);
-  // The CNI wrapper, as a runtime runs it: only CNI_* and PATH in the environment.
-  const v = spawnSync(path.join(root, 'opt/cni/bin/twill'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION', PATH: '/usr/bin:/bin' }, input: '{"cniVersion":"1.0.0"}' });
-  assert.equal(v.status, 0, v.stderr + v.stdout);
-  assert.ok((JSON.parse(v.stdout) as { supportedVersions: string[] }).supportedVersions.includes('1.0.0'));
+  // The CNI plugin as a runtime runs it (only CNI_* and PATH in the environment), and the Node
+  // plugin behind it. Run in a fresh network namespace (unshare), so no `twill serve` of this
+  // machine can answer: the front-end must find and run the installed Node plugin itself.
+  for (const plugin of ['opt/cni/bin/twill', 'opt/twill/libexec/twill-cni']) {
+    const v = spawnSync('unshare', ['--net', path.join(root, plugin)], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION', PATH: '/usr/bin:/bin' }, input: '{"cniVersion":"0.4.0"}' });
+    assert.equal(v.status, 0, `${plugin}: ${v.stderr}${v.stdout}`);
+    const answer = JSON.parse(v.stdout) as { cniVersion: string; supportedVersions: string[] };
+    assert.equal(answer.cniVersion, '0.4.0', plugin);
+    assert.ok(answer.supportedVersions.includes('1.1.0'), plugin);
+  }
+  const s = run(path.join(root, 'opt/twill/libexec/twill-cni'), ['serve', '--help']);
+  assert.equal(s.status, 0, s.stderr);
+  assert.match(s.stdout, /Usage: twill serve/);
 });
 
 test('a second install keeps an edited settings file and conflist, switches to a new release', () => {
@@ -146,14 +161,20 @@ test('unusable settings are refused before anything is written', () => {
 const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
 const noAnalyze = analyze.error ? 'systemd-analyze is not installed' : false;
 
-test('systemd-analyze verify accepts the installed unit', { skip: noAnalyze }, () => {
-  // verify insists that ExecStart= exists; point it at the wrapper inside the temporary root
-  // (the rest of the unit is verified as installed).
-  const unit = fs.readFileSync(path.join(root, 'etc/systemd/system/twilld.service'), 'utf8');
-  assert.match(unit, /^ExecStart=\/usr\/local\/bin\/twilld$/m);
-  const copy = path.join(tmp, 'twilld.service');
-  fs.writeFileSync(copy, unit.replace(/^ExecStart=\/usr\/local\/bin\/twilld$/m, `ExecStart=${path.join(root, 'usr/local/bin/twilld')}`));
-  const r = run('systemd-analyze', ['verify', copy]);
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stderr.trim(), '', 'no warnings');
-});
+for (const [unitName, exec] of [
+  ['twilld.service', '/usr/local/bin/twilld'],
+  ['twill-cni.service', '/opt/twill/libexec/twill-cni serve'],
+] as const) {
+  test(`systemd-analyze verify accepts the installed ${unitName}`, { skip: noAnalyze }, () => {
+    // verify insists that ExecStart= exists; point it at the wrapper inside the temporary root
+    // (the rest of the unit is verified as installed).
+    const unit = fs.readFileSync(path.join(root, 'etc/systemd/system', unitName), 'utf8');
+    const line = `ExecStart=${exec}`;
+    assert.ok(unit.split('\n').includes(line), `${unitName} has ${line}`);
+    const copy = path.join(tmp, unitName);
+    fs.writeFileSync(copy, unit.replace(line, `ExecStart=${path.join(root, exec.replace(/^\//, ''))}`));
+    const r = run('systemd-analyze', ['verify', copy]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.trim(), '', 'no warnings');
+  });
+}
