@@ -1,20 +1,26 @@
-// CNI plugin latency: twill (module graph, dist/src/cmd/twill.js, and the esbuild bundle,
-// dist/src/cmd/twill-cni.js) against Debian's reference `bridge` + `host-local` plugins, in the
-// same host namespace, in the same run, interleaved (the order rotates every iteration so
-// neither side systematically runs on a warmer machine). ADD and DEL p50/p99 over ≥ 50 pods
-// each, printed with ratios to the reference; then where twill's time goes: bare `node`
-// start-up, + loading the plugin (VERSION), + the work (ADD).
+// CNI plugin latency: twill as installed (`twillctl install` into a temp root) against Debian's
+// reference `bridge` + `host-local` plugins, in the same host namespace, in the same run,
+// interleaved (the order rotates every iteration so neither side systematically runs on a
+// warmer machine). ADD and DEL p50/p99 over ≥ 50 pods each, printed with ratios to the
+// reference. twill variants:
+//  - twill: the runtime-facing plugin, opt/cni/bin/twill (native front-end), with `twill serve`
+//    running in the host namespace, as the twill-cni unit keeps it on a real host;
+//  - node plugin: opt/twill/libexec/twill-cni, the bundled Node plugin with its V8 code cache,
+//    which is what the front-end runs when no server answers.
+// Then where the time goes: process start-up (VERSION of each), and the work the server
+// reports per call.
 //
 // Runs as root. The outer process creates the throwaway namespaces and re-runs itself inside
 // the host namespace (`--inner`), so every plugin is spawned directly, as a runtime would,
 // without an `ip netns exec` per call. Children get only PATH and CNI_* variables: no
 // NODE_EXTRA_CA_CERTS (it adds ~80 ms to every node start and runtimes do not pass it).
-// Usage: node dist/bench/cni.js [--pods 60] [--warmup 3] [--startup-runs 30]
-//        (build first: tsc, then `node scripts/bundle-cni.mjs` for the bundle variants)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+// Usage: node dist/bench/cni.js [--pods 60] [--warmup 3] [--startup-runs 30]   (build first)
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { install } from '../src/install/install';
+import { CNI_NODE_PLUGIN_PATH, CNI_PLUGIN_PATH } from '../src/install/layout';
 import { fmt, median, percentile, table } from './stats';
 
 function arg(name: string, def: number): number {
@@ -26,14 +32,8 @@ const WARMUP = arg('warmup', 3);
 const STARTUP_RUNS = arg('startup-runs', 30);
 const PARALLEL = 10;
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const CNI_PATH = '/usr/lib/cni';
 const ENV_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
-// The plugin runs from a copy of the built tree (see snapshotTree), set by --tree.
-const treeAt = process.argv.indexOf('--tree');
-const TREE = treeAt > 0 ? process.argv[treeAt + 1]! : ROOT;
-const TWILL = path.join(TREE, 'dist', 'src', 'cmd', 'twill.js');
-const BUNDLE = path.join(TREE, 'dist', 'src', 'cmd', 'twill-cni.js');
 
 interface Variant {
   key: string;
@@ -47,11 +47,14 @@ interface Setup {
   host: string;
   pods: Record<string, string[]>; // variant key → pod namespace names
   tmp: string;
+  /** The install root (twillctl install --root). */
+  root: string;
 }
 
-function variants(tmp: string): Variant[] {
+function variants(setup: Pick<Setup, 'tmp' | 'root'>): Variant[] {
+  const { tmp, root } = setup;
   const twillConf = { cniVersion: '1.0.0', name: 'benchnet', type: 'twill', subnetFile: path.join(tmp, 'subnet.env'), dataDir: path.join(tmp, 'twill') };
-  const out: Variant[] = [
+  return [
     {
       key: 'ref',
       label: 'bridge+host-local',
@@ -67,16 +70,36 @@ function variants(tmp: string): Variant[] {
         ipam: { type: 'host-local', ranges: [[{ subnet: '10.245.4.0/22' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: path.join(tmp, 'host-local') },
       },
     },
-    { key: 'twill', label: 'twill (dist/src/cmd/twill.js)', argv: [process.execPath, TWILL], conf: twillConf },
+    { key: 'twill', label: 'twill (front-end + twill serve)', argv: [path.join(root, CNI_PLUGIN_PATH)], conf: twillConf },
+    // Same network as above: one bridge and one address pool, as on a host where the server stops.
+    { key: 'node', label: 'twill Node plugin (no server)', argv: [path.join(root, CNI_NODE_PLUGIN_PATH)], conf: twillConf, env: { TWILL_CNI_CODE_CACHE: path.join(tmp, 'code-cache') } },
   ];
-  if (fs.existsSync(BUNDLE)) {
-    out.push({ key: 'bundle', label: 'twill bundle + V8 code cache', argv: [process.execPath, BUNDLE], conf: twillConf, env: { TWILL_CNI_CODE_CACHE: path.join(tmp, 'code-cache') } });
-    out.push({ key: 'nocache', label: 'twill bundle, no code cache', argv: [process.execPath, BUNDLE], conf: twillConf, env: { TWILL_CNI_CODE_CACHE: '' } });
-  }
-  return out;
 }
 
 // ---- inner: runs inside the host namespace ----
+
+/** `twill serve` in this (the host) namespace; resolves once it listens. */
+async function startServer(root: string): Promise<{ proc: ChildProcess; log: () => string }> {
+  let log = '';
+  const proc = spawn(path.join(root, CNI_NODE_PLUGIN_PATH), ['serve'], { env: { PATH: ENV_PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr!.on('data', (d: Buffer) => (log += d));
+  const deadline = Date.now() + 15_000;
+  while (!log.includes('"msg":"serving CNI calls"')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`twill serve did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { proc, log: () => log };
+}
+
+/** Milliseconds the server spent on each successful call of `command` (its own log lines). */
+function serverMs(log: string, command: string): number[] {
+  return log
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string; command?: string; ms?: number; containerId?: string })
+    .filter((l) => l.msg === 'CNI call' && l.command === command && l.containerId?.startsWith('pod-'))
+    .map((l) => l.ms!);
+}
 
 function run(v: Variant, command: string, id: string, netns: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -113,7 +136,8 @@ function startups(cases: Record<string, { argv: string[]; env: Record<string, st
 }
 
 async function inner(setup: Setup): Promise<void> {
-  const vs = variants(setup.tmp);
+  const vs = variants(setup);
+  const server = await startServer(setup.root);
   const add: Record<string, number[]> = {};
   const del: Record<string, number[]> = {};
   const addRatio: Record<string, number[]> = {};
@@ -157,41 +181,24 @@ async function inner(setup: Setup): Promise<void> {
     await Promise.all(pods.map((p, i) => run(v, 'DEL', `par-${v.key}-${i}`, nsPath(p))));
   }
 
-  // Where the time goes: bare start-up, + loading the plugin (VERSION), + the work (ADD, above).
+  // Where the time goes: process start-up (VERSION of each) and the server's own time per call.
   const versionIn = '{"cniVersion":"1.0.0"}';
-  const cases: Record<string, { argv: string[]; env: Record<string, string>; input: string }> = {
+  const byKey = Object.fromEntries(vs.map((v) => [v.key, v]));
+  const st = startups({
     bare: { argv: [process.execPath, '-e', ''], env: {}, input: '' },
-    goVersion: { argv: [path.join(CNI_PATH, 'bridge')], env: { CNI_COMMAND: 'VERSION' }, input: versionIn },
-    twVersion: { argv: [process.execPath, TWILL], env: { CNI_COMMAND: 'VERSION' }, input: versionIn },
-  };
-  if (fs.existsSync(BUNDLE)) {
-    cases['buVersion'] = { argv: [process.execPath, BUNDLE], env: { CNI_COMMAND: 'VERSION', TWILL_CNI_CODE_CACHE: path.join(setup.tmp, 'code-cache') }, input: versionIn };
-    cases['ncVersion'] = { argv: [process.execPath, BUNDLE], env: { CNI_COMMAND: 'VERSION', TWILL_CNI_CODE_CACHE: '' }, input: versionIn };
-  }
-  const st = startups(cases);
-  const { bare, goVersion, twVersion } = st;
-  const buVersion = st['buVersion'] ?? [];
-  const ncVersion = st['ncVersion'] ?? [];
+    refVersion: { argv: byKey['ref']!.argv, env: { CNI_COMMAND: 'VERSION' }, input: versionIn },
+    twillVersion: { argv: byKey['twill']!.argv, env: { CNI_COMMAND: 'VERSION' }, input: versionIn },
+    nodeVersion: { argv: byKey['node']!.argv, env: { CNI_COMMAND: 'VERSION', ...byKey['node']!.env }, input: versionIn },
+  });
+  const serverAdd = serverMs(server.log(), 'ADD');
+  const serverDel = serverMs(server.log(), 'DEL');
+  server.proc.kill('SIGTERM');
+  if (serverAdd.length !== PODS || serverDel.length !== PODS) throw new Error(`twill serve answered ${serverAdd.length} ADDs and ${serverDel.length} DELs of ${PODS}: the front-end fell back?`);
 
-  process.stdout.write(JSON.stringify({ add, del, addRatio, delRatio, batch, bare, goVersion, twVersion, buVersion, ncVersion, labels: Object.fromEntries(vs.map((v) => [v.key, v.label])) }));
+  process.stdout.write(JSON.stringify({ add, del, addRatio, delRatio, batch, ...st, serverAdd, serverDel, labels: Object.fromEntries(vs.map((v) => [v.key, v.label])) }));
 }
 
 // ---- outer: namespaces, re-exec, report ----
-
-/**
- * Copies what the plugin runs (dist/src, the native addon, package.json) to `dir`: other
- * builds in the same tree rewrite dist/ while a long benchmark runs, and a module read
- * half-written would fail or skew a measurement. Checks that the copy loads.
- */
-function snapshotTree(dir: string): void {
-  fs.cpSync(path.join(ROOT, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'twill_native.node'), path.join(dir, 'build', 'Release', 'twill_native.node'));
-  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
-  const cni = path.join(dir, 'dist', 'src', 'cni');
-  const check = ['add', 'del', 'check', 'gc', 'status', 'skel'].map((m) => `require(${JSON.stringify(path.join(cni, `${m}.js`))})`).join(';');
-  execFileSync(process.execPath, ['-e', `${check}; if (typeof require(${JSON.stringify(path.join(cni, 'add.js'))}).cmdAdd !== 'function') process.exit(1)`]);
-}
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -219,21 +226,15 @@ function report(r: any): void { // eslint-disable-line @typescript-eslint/no-exp
   const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   console.log(`CNI ADD/DEL latency, ${(r.add['ref'] as number[]).length} pods per plugin, interleaved, one host namespace (${os.cpus().length} CPUs, load average ${load} at the end)`);
   console.log(table(rows));
-  const bare = median(r.bare);
-  const tv = median(r.twVersion);
-  const twAdd = median(r.add['twill']);
+  const ms = (xs: number[]) => `${fmt(median(xs))} ms`;
   console.log('\nWhere the time goes (medians):');
-  const b: string[][] = [['', 'process start', '+ load plugin (VERSION)', '+ work (ADD − VERSION)', 'ADD']];
-  b.push(['bridge (Go)', `${fmt(median(r.goVersion))} ms (VERSION)`, '-', `${fmt(median(r.add['ref']) - median(r.goVersion))} ms`, `${fmt(median(r.add['ref']))} ms`]);
-  b.push(['twill', `${fmt(bare)} ms (node -e '')`, `${fmt(tv - bare)} ms`, `${fmt(twAdd - tv)} ms`, `${fmt(twAdd)} ms`]);
-  for (const [key, versions, label] of [['bundle', r.buVersion, 'bundle + code cache'], ['nocache', r.ncVersion, 'bundle, no cache']] as const) {
-    if (versions.length === 0 || !r.add[key]) continue;
-    const bv = median(versions);
-    const bAdd = median(r.add[key]);
-    b.push([label, `${fmt(bare)} ms (node -e '')`, `${fmt(bv - bare)} ms`, `${fmt(bAdd - bv)} ms`, `${fmt(bAdd)} ms`]);
-  }
+  const b: string[][] = [['', 'process start (VERSION)', 'ADD', 'DEL']];
+  b.push(['bridge (Go)', ms(r.refVersion), ms(r.add['ref']), ms(r.del['ref'])]);
+  b.push(['twill front-end', `${ms(r.twillVersion)} (incl. a server round trip)`, ms(r.add['twill']), ms(r.del['twill'])]);
+  b.push(['  inside twill serve', '-', ms(r.serverAdd), ms(r.serverDel)]);
+  b.push(['twill Node plugin', `${ms(r.nodeVersion)} (node -e '' alone: ${ms(r.bare)})`, ms(r.add['node']), ms(r.del['node'])]);
   console.log(table(b));
-  console.log(`\nnode start-up alone is ${fmt(bare / median(r.add['ref']), 2)}× the reference's whole ADD.`);
+  console.log(`\nnode start-up alone is ${fmt(median(r.bare) / median(r.add['ref']), 2)}× the reference's whole ADD.`);
 }
 
 async function outer(): Promise<void> {
@@ -242,15 +243,16 @@ async function outer(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-bench-cni-'));
   fs.writeFileSync(path.join(tmp, 'subnet.env'), 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.4.1/22\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
   const host = `twt-cnib-${tag}`;
-  const setup: Setup = { host, pods: {}, tmp };
   const created: string[] = [];
-  const tree = path.join(tmp, 'tree');
-  snapshotTree(tree);
+  // Installed exactly as operators do; later builds of this tree cannot change it mid-run.
+  const root = path.join(tmp, 'root');
+  await install({ root });
+  const setup: Setup = { host, pods: {}, tmp, root };
   try {
     ip('netns', 'add', host);
     created.push(host);
     ip('-n', host, 'link', 'set', 'lo', 'up');
-    for (const v of variants(tmp)) {
+    for (const v of variants(setup)) {
       setup.pods[v.key] = [];
       for (let i = 0; i < PODS + PARALLEL + WARMUP; i++) {
         const name = `twt-cnib-${tag}-${v.key.slice(0, 2)}${i}`;
@@ -261,7 +263,7 @@ async function outer(): Promise<void> {
     }
     const env = { ...process.env };
     delete env['NODE_EXTRA_CA_CERTS'];
-    const out = execFileSync('ip', ['netns', 'exec', host, process.execPath, __filename, '--inner', JSON.stringify(setup), '--tree', tree, ...process.argv.slice(2)], {
+    const out = execFileSync('ip', ['netns', 'exec', host, process.execPath, __filename, '--inner', JSON.stringify(setup), ...process.argv.slice(2)], {
       env,
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,

@@ -11,6 +11,7 @@ import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';
 import { BRIDGE_IP, buildHost, buildUnderlay } from './topology';
 import { addPod, removePod } from './pods';
+import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
 
 export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
 export const ETCD_PREFIX = '/coreos.com/network';
@@ -22,6 +23,8 @@ export interface LabHost {
   dir: string;
   daemon?: SpawnedProc;
   daemonArgs?: string[];
+  /** `twill serve` of this host (see src/cni/server.ts), when started. */
+  cniServer?: SpawnedProc;
 }
 
 export interface LabPod {
@@ -254,6 +257,37 @@ export class Lab {
     return host.daemon;
   }
 
+  /**
+   * Starts `twill serve` in the host's namespace, as the twill-cni unit does on a real host:
+   * the installed front-end then hands CNI calls to it instead of starting Node.js.
+   */
+  startCniServer(host: LabHost): SpawnedProc {
+    if (host.cniServer && isRunning(host.cniServer)) return host.cniServer;
+    const root = this.state.installRoot;
+    const log = path.join(host.dir, 'twill-cni.log');
+    host.cniServer = root
+      ? this.spawnIn(host.ns, path.join(root, CNI_NODE_PLUGIN_PATH), ['serve'], log, 'twill-cni')
+      : this.spawnIn(host.ns, process.execPath, [path.join(ROOT, 'dist', 'src', 'cmd', 'twill.js'), 'serve'], log, 'twill.js');
+    this.save();
+    return host.cniServer;
+  }
+
+  async stopCniServer(host: LabHost): Promise<void> {
+    if (host.cniServer) await stopProc(host.cniServer);
+  }
+
+  /** Waits until the host's CNI server listens (it logs so once bound). */
+  async waitCniServer(host: LabHost, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const log = path.join(host.dir, 'twill-cni.log');
+    for (;;) {
+      if (readFrom(log, 0).includes('"msg":"serving CNI calls"')) return;
+      if (host.cniServer && !isRunning(host.cniServer)) throw new Error(`twill serve on ${host.name} exited; see ${log}`);
+      if (Date.now() > deadline) throw new Error(`twill serve on ${host.name} not listening within ${timeoutMs} ms; see ${log}`);
+      await sleep(25);
+    }
+  }
+
   async stopDaemon(host: LabHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (host.daemon) await stopProc(host.daemon, signal);
   }
@@ -304,6 +338,7 @@ export class Lab {
     // must finish whatever state the lab is in.
     for (const p of [...this.state.pods]) await removePod(this, p.name, { bestEffort: true });
     for (const h of this.state.hosts) await this.stopDaemon(h);
+    for (const h of this.state.hosts) await this.stopCniServer(h);
     await this.stopEtcd();
     for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
     for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);

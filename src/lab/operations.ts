@@ -70,7 +70,10 @@ export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport
   // A daemon started now must log "ready" after its start, not an earlier run's line.
   const since = new Map(lab.state.hosts.map((h) => [h.name, lab.daemonRunning(h) ? 0 : lab.logSize(h)]));
   for (const h of lab.state.hosts) lab.startDaemon(h);
+  // And twill-cni's `twill serve`, so the installed front-end answers without starting Node.
+  for (const h of lab.state.hosts) lab.startCniServer(h);
   for (const h of lab.state.hosts) await lab.waitReady(h, 30_000, since.get(h.name) ?? 0);
+  for (const h of lab.state.hosts) await lab.waitCniServer(h);
 
   say(`pods via the twill CNI plugin (${o.pods} per host)`);
   for (const h of hosts) for (let k = 1; k <= o.pods; k++) await lab.addPod(h, `${h.name}-p${k}`);

@@ -364,7 +364,7 @@ test('exhaustion is a clear error (103) and leaves nothing behind', { skip }, as
   const failed = rs.filter((r) => r.code !== 0);
   assert.equal(ok.length, 5);
   assert.equal(failed.length, 1);
-  assert.equal(failed[0]!.json.code, 103);
+  assert.equal(failed[0]!.json.code, 103, failed[0]!.stdout);
   assert.match(failed[0]!.json.msg, /no free address/);
   assert.equal(allocations('smallnet').length, 5);
   const st = await cni('STATUS', {}, conf);
