@@ -15,11 +15,13 @@ const USAGE = `Usage: twillctl <command> [flags]
 Commands:
   install [--root DIR] [--etcd-endpoints URLS] [--iface IF] [--node PATH]
       Install the programs under DIR/opt/twill (default root: /), the wrappers
-      /usr/local/bin/twilld and twillctl, the CNI plugin /opt/cni/bin/twill, the conflist
-      /etc/cni/net.d/10-twill.conflist, the unit /etc/systemd/system/twilld.service and the
-      settings /etc/twill/twilld.env. --etcd-endpoints and --iface go into a new settings file;
-      an existing settings file or conflist is kept as it is. Does not start anything: run
-      \`systemctl daemon-reload && systemctl enable --now twilld\` afterwards.
+      /usr/local/bin/twilld and twillctl, the CNI plugin /opt/cni/bin/twill (native front-end)
+      and /opt/twill/libexec/twill-cni (the Node plugin), the conflist
+      /etc/cni/net.d/10-twill.conflist, the units twilld.service and twill-cni.service in
+      /etc/systemd/system and the settings /etc/twill/twilld.env. --etcd-endpoints and --iface
+      go into a new settings file; an existing settings file or conflist is kept as it is. Does
+      not start anything: run
+      \`systemctl daemon-reload && systemctl enable --now twilld twill-cni\` afterwards.
   leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--json]
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
   status [--http-addr ADDR] [--json]

@@ -174,6 +174,8 @@ test("the server's answers are the Node plugin's, errors included", { skip }, as
 });
 
 test('20 parallel ADDs through the server get 20 distinct addresses; DELs free them all', { skip }, async () => {
+  const fds = (): number => fs.readdirSync(`/proc/${server!.proc.pid}/fd`).length;
+  const fdsBefore = fds(); // the server has answered calls already: warm
   const ids = Array.from({ length: 20 }, (_, i) => `front-${process.pid}-par${i}`);
   const ns = ids.map(() => newPod());
   const adds = await Promise.all(ids.map((id, i) => call(host, front(), { CNI_COMMAND: 'ADD', ...attach(ns[i]!, id) }, conf())));
@@ -185,6 +187,7 @@ test('20 parallel ADDs through the server get 20 distinct addresses; DELs free t
   for (const d of dels) assert.equal(d.code, 0, d.stdout + d.stderr);
   assert.deepEqual(allocations(), []);
   assert.equal(ids.filter((id) => served(id).length === 2).length, 20);
+  assert.equal(fds(), fdsBefore, 'the server leaks no descriptors (netlink sockets, netns fds, connections)');
 });
 
 test('a non-root caller is refused by the server and answered by the Node plugin', { skip }, async () => {
