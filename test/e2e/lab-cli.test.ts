@@ -66,7 +66,7 @@ function labNamespaces(): string[] {
 }
 
 function recordedProcs(state: LabState): SpawnedProc[] {
-  return [state.etcd, ...state.hosts.map((h) => h.daemon)].filter((p): p is SpawnedProc => p !== undefined);
+  return [state.etcd, ...state.hosts.flatMap((h) => [h.daemon, h.cniServer])].filter((p): p is SpawnedProc => p !== undefined);
 }
 
 let state: LabState | undefined;
@@ -98,6 +98,19 @@ test('twill-lab up --hosts 2 --pods 1: every pod reaches every pod; exit 0', { s
   for (const h of state.hosts) {
     const cmdline = fs.readFileSync(`/proc/${h.daemon!.pid}/cmdline`, 'utf8');
     assert.ok(cmdline.includes(path.join(dir, 'root')), cmdline);
+  }
+  // Each host's `twill-cni serve` (from the install too) answered its pod's ADD: the installed
+  // front-end handed the call over instead of starting Node.
+  for (const h of state.hosts) {
+    assert.ok(h.cniServer, `${h.name} has a CNI server`);
+    assert.ok(fs.readFileSync(`/proc/${h.cniServer.pid}/cmdline`, 'utf8').includes(path.join(dir, 'root')));
+    const calls = fs
+      .readFileSync(path.join(h.dir, 'twill-cni.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"msg":"CNI call"'))
+      .map((l) => JSON.parse(l) as { command: string; containerId: string; exitCode: number });
+    const pod = state.pods.find((p) => p.host === h.name)!;
+    assert.ok(calls.some((c) => c.command === 'ADD' && c.containerId === pod.containerId && c.exitCode === 0), `${h.name}: ${JSON.stringify(calls)}`);
   }
 });
 
