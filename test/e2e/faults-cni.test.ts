@@ -1,6 +1,9 @@
 // Fault suite (issue 5), case 7: the CNI plugin under load and garbage, on a lab host whose
 // subnet file is written by a real twilld. The plugin runs exactly as a runtime runs it: a new
-// process in the host's namespace, CNI_* variables, config on stdin.
+// process in the host's namespace, CNI_* variables, config on stdin. The lab is installed
+// (twillctl install) and its host runs `twill-cni serve`, as on a real host: the load goes
+// through the installed front-end; the fuzz alternates between the front-end (so the server)
+// and the Node plugin run directly, and the server must survive it all.
 //   load: 50 parallel ADDs, then 50 parallel DELs — 0 duplicate addresses, 0 leaked
 //         allocation files or veths.
 //   fuzz: ≥ 10,000 invocations with random/mutated stdin JSON, missing or odd variables,
@@ -18,6 +21,9 @@ import { isRoot, ipJson } from '../support/netns';
 import { createTestLab } from '../support/lab';
 import { cniInvoke, hostVeths, newPodNs, podConf, podDataDir, type CniCall } from '../support/pods';
 import { preserveLogs, recordFigure } from '../support/faults';
+import { isRunning } from '../../src/lab/procs';
+import { install } from '../../src/install/install';
+import { CNI_PLUGIN_PATH } from '../../src/install/layout';
 import type { Lab, LabHost, LabPod } from '../../src/lab/lab';
 import { makeCase, mulberry32, type Case, type FuzzWorld } from '../support/cni-fuzz';
 
@@ -30,13 +36,19 @@ const PARALLEL = Math.max(3, os.cpus().length * 2);
 let lab: Lab;
 let host: LabHost;
 let subnet: { base: string; len: number };
+let front: string;
 
 before(async () => {
   if (skip) return;
-  lab = await createTestLab();
+  const installRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-faults-cni-root-'));
+  await install({ root: installRoot });
+  front = path.join(installRoot, CNI_PLUGIN_PATH);
+  lab = await createTestLab({ installRoot });
   host = lab.addHost();
   lab.startDaemon(host);
+  lab.startCniServer(host);
   await lab.waitReady(host);
+  await lab.waitCniServer(host);
   const m = /^FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.\d+\/(\d+)$/m.exec(fs.readFileSync(lab.subnetFile(host), 'utf8'));
   assert.ok(m, 'subnet file');
   subnet = { base: m[1]!, len: Number(m[2]) };
@@ -46,6 +58,7 @@ after(async () => {
   if (skip) return;
   if (lab) preserveLogs(lab, 'cni');
   await lab?.down();
+  if (lab?.state.installRoot) fs.rmSync(lab.state.installRoot, { recursive: true, force: true });
 });
 
 function allocationFiles(dir = podDataDir(host)): string[] {
@@ -56,6 +69,11 @@ function attachEnv(command: string, pod: LabPod, id = pod.containerId, ifname = 
   return { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: ifname, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_PATH: '/usr/lib/cni' };
 }
 
+/** Calls `twill serve` has logged (answered) so far. */
+function servedCalls(): number {
+  return fs.readFileSync(path.join(host.dir, 'twill-cni.log'), 'utf8').split('\n').filter((l) => l.includes('"msg":"CNI call')).length;
+}
+
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -64,7 +82,7 @@ test('case 7a: 50 parallel ADDs then 50 parallel DELs: 0 duplicate addresses, 0 
   const pods = Array.from({ length: 50 }, (_, i) => newPodNs(lab, host, `lp${i}`));
   const conf = JSON.stringify(podConf(lab, host));
   const t0 = performance.now();
-  const adds = await Promise.all(pods.map((p) => cniInvoke(host.ns, attachEnv('ADD', p), conf)));
+  const adds = await Promise.all(pods.map((p) => cniInvoke(host.ns, attachEnv('ADD', p), conf, 30_000, front)));
   const addWall = performance.now() - t0;
   const failed = adds.filter((r) => r.code !== 0);
   assert.deepEqual(failed.map((r) => r.stdout), [], 'every ADD succeeded');
@@ -80,7 +98,7 @@ test('case 7a: 50 parallel ADDs then 50 parallel DELs: 0 duplicate addresses, 0 
     assert.equal(a && `${a.local}/${a.prefixlen}`, ips[i]);
   }
   const t1 = performance.now();
-  const dels = await Promise.all(pods.map((p) => cniInvoke(host.ns, attachEnv('DEL', p), conf)));
+  const dels = await Promise.all(pods.map((p) => cniInvoke(host.ns, attachEnv('DEL', p), conf, 30_000, front)));
   const delWall = performance.now() - t1;
   assert.deepEqual(dels.filter((r) => r.code !== 0).map((r) => r.stdout), [], 'every DEL succeeded');
   const leakedFiles = allocationFiles().length;
@@ -160,6 +178,7 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
   const rootBefore = new Set(walk(root));
   const outsideBefore = new Set(fs.readdirSync(lab.dir));
   const eth0Before = JSON.stringify(ipJson(host.ns, 'addr', 'show', 'dev', 'eth0'));
+  const servedBefore = servedCalls();
   const rnd = mulberry32(SEED);
   const failures: Array<{ i: number; note: string; why: string }> = [];
   let invocations = 0;
@@ -174,7 +193,8 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
       const i = next++;
       if (i >= FUZZ_N) return;
       const c = makeCase(rnd, w, i);
-      const r = await cniInvoke(host.ns, c.env, c.stdin, 30_000);
+      const plugin = i % 2 === 0 ? front : undefined; // the server's path, then Node's own
+      const r = await cniInvoke(host.ns, c.env, c.stdin, 30_000, plugin);
       invocations++;
       const code = r.code === 0 ? 'ok' : String((r.json as { code?: number } | undefined)?.code ?? `exit${r.code}`);
       byCode.set(code, (byCode.get(code) ?? 0) + 1);
@@ -184,7 +204,7 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
       if (r.code === 0 && c.env['CNI_COMMAND'] === 'ADD') {
         addSuccesses++;
         // Clean up as the runtime would: DEL with the same variables and config must succeed.
-        const d = await cniInvoke(host.ns, { ...c.env, CNI_COMMAND: 'DEL' }, c.stdin, 30_000);
+        const d = await cniInvoke(host.ns, { ...c.env, CNI_COMMAND: 'DEL' }, c.stdin, 30_000, plugin);
         invocations++;
         if (d.code !== 0 || d.stderr) failures.push({ i, note: `DEL after ${c.note}`, why: `${d.code} ${d.stdout} ${d.stderr}`.slice(0, 300) });
       }
@@ -199,12 +219,14 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
   const stray = walk(root).filter((f) => !rootBefore.has(f) && !/^data[^/]*\/[A-Za-z0-9][A-Za-z0-9_.-]*\/(last_reserved_ip\.0|\d+\.\d+\.\d+\.\d+)$/.test(f));
   const strayLab = fs.readdirSync(lab.dir).filter((f) => !outsideBefore.has(f));
   const eth0Same = JSON.stringify(ipJson(host.ns, 'addr', 'show', 'dev', 'eth0')) === eth0Before;
-  const pass = invocations >= FUZZ_N && failures.length === 0 && leakedAllocs.length === 0 && leakedVeths.length === 0 && stray.length === 0 && strayLab.length === 0 && eth0Same;
+  const serverAlive = host.cniServer !== undefined && isRunning(host.cniServer);
+  const served = servedCalls() - servedBefore;
+  const pass = invocations >= FUZZ_N && failures.length === 0 && leakedAllocs.length === 0 && leakedVeths.length === 0 && stray.length === 0 && strayLab.length === 0 && eth0Same && serverAlive;
   const codes = [...byCode].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}:${v}`).join(' ');
   recordFigure({
     id: '7b',
     case: `CNI fuzz: ${invocations} invocations (seed ${SEED})`,
-    figure: `${failures.length} bad answers (stack traces, crashes, non-spec errors); ${successes} successes (${addSuccesses} ADDs, each DELed); ${leakedAllocs.length} leaked allocations; ${leakedVeths.length} leaked veths; ${stray.length + strayLab.length} stray files; ${wallS.toFixed(0)} s`,
+    figure: `${failures.length} bad answers (stack traces, crashes, non-spec errors); ${successes} successes (${addSuccesses} ADDs, each DELed); ${leakedAllocs.length} leaked allocations; ${leakedVeths.length} leaked veths; ${stray.length + strayLab.length} stray files; half via the front-end: twill serve answered ${served} calls and ${serverAlive ? 'still runs' : 'DIED'}; ${wallS.toFixed(0)} s`,
     goal: '≥ 10,000 invocations, 0 bad answers, 0 leaks, 0 stray files',
     pass,
   });
@@ -213,6 +235,7 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
   assert.deepEqual(failures.slice(0, 10), []);
   assert.deepEqual(leakedAllocs, [], 'no leaked allocation');
   assert.deepEqual(leakedVeths, [], 'no leaked veth');
+  assert.ok(serverAlive, 'twill serve survived the fuzz');
   assert.deepEqual(stray, [], 'no file outside the data dirs');
   assert.deepEqual(strayLab, [], 'nothing new next to the fuzz dir');
   assert.ok(eth0Same, "the host's underlay interface is untouched");

@@ -24,11 +24,13 @@ export interface CniCall {
  * runtime in that namespace would exec it). `env` is the complete CNI environment: only PATH
  * is added, as runtimes do.
  */
-export function cniInvoke(hostNs: string, env: Record<string, string>, stdin: string | Buffer, timeoutMs = 30_000): Promise<CniCall> {
+export function cniInvoke(hostNs: string, env: Record<string, string>, stdin: string | Buffer, timeoutMs = 30_000, plugin?: string): Promise<CniCall> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
+    // `plugin`: an executable (an installed opt/cni/bin/twill); default: node on CNI_BIN.
+    const [cmd, args] = plugin ? [plugin, []] : [process.execPath, [CNI_BIN]];
     const child = inNetns(`/run/netns/${hostNs}`, () =>
-      spawn(process.execPath, [CNI_BIN], {
+      spawn(cmd, args, {
         env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
         stdio: ['pipe', 'pipe', 'pipe'],
       }),
