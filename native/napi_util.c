@@ -37,3 +37,19 @@ int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len) {
   napi_is_buffer(env, v, &is);
   return is && napi_get_buffer_info(env, v, data, len) == napi_ok;
 }
+
+static int only_arg(napi_env env, napi_callback_info info, napi_value *v) {
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, v, NULL, NULL);
+  return argc >= 1;
+}
+
+int tw_only_i32(napi_env env, napi_callback_info info, int32_t *out) {
+  napi_value v;
+  return only_arg(env, info, &v) && tw_arg_i32(env, v, out);
+}
+
+int tw_only_external(napi_env env, napi_callback_info info, void **out) {
+  napi_value v;
+  return only_arg(env, info, &v) && napi_get_value_external(env, v, out) == napi_ok && *out != NULL;
+}

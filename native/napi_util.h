@@ -12,5 +12,8 @@ napi_value tw_throw_type(napi_env env, const char *text);
 int tw_arg_i32(napi_env env, napi_value v, int32_t *out);
 int tw_arg_bool(napi_env env, napi_value v, bool *out);
 int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len);
+/* For functions of one argument: an int32 (an fd), or an external handle (non-NULL). */
+int tw_only_i32(napi_env env, napi_callback_info info, int32_t *out);
+int tw_only_external(napi_env env, napi_callback_info info, void **out);
 
 #endif

@@ -253,12 +253,8 @@ static napi_value watch_readable(napi_env env, napi_callback_info info) {
 }
 
 static napi_value stop_watch(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watcher_t *w;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&w) != napi_ok || !w)
-    return tw_throw_type(env, "stopWatch(handle)");
+  if (!tw_only_external(env, info, (void **)&w)) return tw_throw_type(env, "stopWatch(handle)");
   if (w->closing) return NULL;
   w->closing = 1;
   uv_poll_stop(&w->poll);
@@ -269,12 +265,8 @@ static napi_value stop_watch(napi_env env, napi_callback_info info) {
 
 /* unrefWatch(handle): let the process exit while only this watcher is active. */
 static napi_value unref_watch(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watcher_t *w;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&w) != napi_ok || !w)
-    return tw_throw_type(env, "unrefWatch(handle)");
+  if (!tw_only_external(env, info, (void **)&w)) return tw_throw_type(env, "unrefWatch(handle)");
   if (!w->closing) uv_unref((uv_handle_t *)&w->poll);
   return NULL;
 }
@@ -339,11 +331,8 @@ static napi_value netns_enter(napi_env env, napi_callback_info info) {
 }
 
 static napi_value netns_return(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "netnsReturn(fd)");
+  if (!tw_only_i32(env, info, &fd)) return tw_throw_type(env, "netnsReturn(fd)");
   /* Staying in a foreign namespace would silently misdirect everything after: abort. */
   if (setns(fd, CLONE_NEWNET) < 0) abort();
   close(fd);
@@ -384,11 +373,8 @@ static napi_value netns_unmount(napi_env env, napi_callback_info info) {
 
 /* peerUid(fd) -> uid of the process that connected (or listens) at the other end. */
 static napi_value peer_uid(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "peerUid(fd)");
+  if (!tw_only_i32(env, info, &fd)) return tw_throw_type(env, "peerUid(fd)");
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");

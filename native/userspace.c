@@ -970,11 +970,8 @@ static napi_value us_open_tap(napi_env env, napi_callback_info info) {
 
 /* usTapName(fd) -> the device name the fd is attached to, or null once the device is gone. */
 static napi_value us_tap_name(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "usTapName(fd)");
+  if (!tw_only_i32(env, info, &fd)) return tw_throw_type(env, "usTapName(fd)");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   napi_value out;
@@ -1142,11 +1139,8 @@ static void set_num(napi_env env, napi_value obj, const char *name, uint64_t v) 
 
 /* usStats(h) -> { txFrames, ..., drops: { tx: {reason: n}, rx: {reason: n} }, udpGso } */
 static napi_value us_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&u) != napi_ok || !u) return tw_throw_type(env, "usStats(handle)");
+  if (!tw_only_external(env, info, (void **)&u)) return tw_throw_type(env, "usStats(handle)");
   napi_value out, drops, tx, rx;
   napi_create_object(env, &out);
   napi_create_object(env, &drops);
@@ -1171,11 +1165,8 @@ static napi_value us_stats(napi_env env, napi_callback_info info) {
 
 /* usClose(h): stop threads, close fds. Idempotent. A persistent TAP device stays. */
 static napi_value us_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&u) != napi_ok || !u) return tw_throw_type(env, "usClose(handle)");
+  if (!tw_only_external(env, info, (void **)&u)) return tw_throw_type(env, "usClose(handle)");
   us_destroy(u);
   return undef(env);
 }
