@@ -6,6 +6,8 @@
 //   config) → first full list of leases → acquire/reuse our lease → first desired state to
 //   the reconciler (nothing in the kernel is touched before this) → converge → subnet file →
 //   READY=1. Then the watch streams changes; events only recompute desired state.
+//   The etcd reads (config, listing) are sent first and answered while the local facts are
+//   gathered (registry.prefetch): same order of use, fewer round trips on the clock.
 // The control plane being unhappy (etcd down, lease renewals failing, bad leases) never
 // removes kernel state: the last desired state stays programmed.
 import type { DaemonConfig } from '../config/daemon';
@@ -78,19 +80,13 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    this.http = await startHttpServer(
+    // Listening starts now; awaited below, after the first etcd requests are on their way.
+    const http = startHttpServer(
       this.cfg.httpAddr,
       { ready: () => this.readiness(), metrics: () => this.metricsRegistry.render() },
       child(this.log, 'http'),
     );
-    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
-    this.log.info({ underlay: this.underlay }, 'underlay interface');
-
-    const mac = await this.retry('VTEP MAC state', () => loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac()));
-    this.vtepMac = mac.mac;
-    if (mac.replacedCorrupt) this.log.warn({ stateDir: this.cfg.stateDir, mac: mac.mac }, 'VTEP MAC file was corrupt; a new MAC was generated');
-    else if (mac.created) this.log.info({ mac: mac.mac }, 'generated VTEP MAC (kept in the state dir from now on)');
-
+    http.catch(() => undefined); // its failure is thrown by the await below
     this.registry = await this.retry('etcd client', () => EtcdRegistry.create(
       {
         endpoints: this.cfg.etcdEndpoints,
@@ -102,6 +98,18 @@ export class Daemon {
       child(this.log, 'registry'),
     ));
     this.wireRegistryEvents(this.registry);
+    // The config and the subnet listing (10,000 keys in a large cluster) are read while the
+    // local facts below are gathered: etcd's answers are then in, or nearly, when needed.
+    this.registry.prefetch();
+    this.http = await http;
+
+    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
+    this.log.info({ underlay: this.underlay }, 'underlay interface');
+
+    const mac = await this.retry('VTEP MAC state', () => loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac()));
+    this.vtepMac = mac.mac;
+    if (mac.replacedCorrupt) this.log.warn({ stateDir: this.cfg.stateDir, mac: mac.mac }, 'VTEP MAC file was corrupt; a new MAC was generated');
+    else if (mac.created) this.log.info({ mac: mac.mac }, 'generated VTEP MAC (kept in the state dir from now on)');
 
     this.config = await this.waitForConfig(this.registry);
     const preferred = await this.subnetFromFile();
@@ -312,6 +320,10 @@ export class Daemon {
       this.notifiedReady = true;
       this.notifier.ready();
       this.log.info({ device: deviceName(this.config.backend.vni), peers: this.reconciler?.counts().route ?? 0 }, 'ready');
+      // Started from the bundle without a usable code cache: its launcher saves one now, when
+      // the whole cold-start path has been compiled (src/daemon/launcher.ts).
+      const saveCodeCache = (globalThis as Record<symbol, unknown>)[Symbol.for('twill.daemon.codeCacheReady')];
+      if (typeof saveCodeCache === 'function') setImmediate(saveCodeCache as () => void);
     }
   }
   private async subnetFromFile(): Promise<Prefix4 | undefined> {

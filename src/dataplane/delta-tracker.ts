@@ -35,6 +35,15 @@ export class DeltaTracker<V> {
 
   /** Replace the whole desired side (keys not in `next` become deletions if present). */
   replaceDesired(next: ReadonlyMap<string, V>): void {
+    if (this.desired.size === 0 && this.actual.size === 0) {
+      // First fill (a cold start: 30,000 entries): everything is simply to be written.
+      for (const [key, v] of next) {
+        this.desired.set(key, v);
+        this.toWrite.add(key);
+      }
+      this.toDelete.clear();
+      return;
+    }
     for (const key of [...this.desired.keys()]) if (!next.has(key)) this.deleteDesired(key);
     for (const [key, v] of next) {
       const cur = this.desired.get(key);
@@ -44,11 +53,13 @@ export class DeltaTracker<V> {
 
   /** The kernel's truth, from a full dump. */
   replaceActual(next: ReadonlyMap<string, V>): void {
-    const keys = new Set([...this.actual.keys(), ...next.keys()]);
+    // Only keys whose actual side may have changed need a recheck: a desired key in neither
+    // the old nor the new actual side keeps its state (at a cold start: all 10,000 of them).
+    const before = [...this.actual.keys()];
     this.actual.clear();
     for (const [k, v] of next) this.actual.set(k, v);
-    for (const k of keys) this.recheck(k);
-    for (const k of this.desired.keys()) this.recheck(k);
+    for (const k of before) if (!next.has(k)) this.recheck(k);
+    for (const k of next.keys()) this.recheck(k);
   }
 
   /** One observed change (a netlink event, or a write we made). undefined = gone. */
@@ -67,6 +78,16 @@ export class DeltaTracker<V> {
   /** A delete succeeded (or found nothing). */
   deleted(key: string): void {
     this.setActual(key, undefined);
+  }
+
+  /** Keys with a pending write (a snapshot: writing them back changes the live set). */
+  pendingWriteKeys(): string[] {
+    return [...this.toWrite];
+  }
+
+  /** Keys with a pending delete (a snapshot). */
+  pendingDeleteKeys(): string[] {
+    return [...this.toDelete];
   }
 
   pendingWrites(): Array<[string, V]> {

@@ -5,7 +5,7 @@
 // messages per sendmsg, NLM_F_ACK only on each chunk's last message; the kernel still
 // reports every failing message by its sequence number.
 import { native, EAGAIN } from '../netns/native';
-import { decodeError, decodeMessages, encodeMessage, Flags, MsgType, type RawMessage } from './frame';
+import { decodeError, decodeMessages, encodeMessage, Flags, HEADER_LENGTH, MsgType, type RawMessage } from './frame';
 import { ETIMEDOUT, NetlinkError } from './errors';
 
 const NETLINK_ROUTE = 0;
@@ -31,6 +31,7 @@ export interface OpenOptions {
 export class NetlinkSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private readonly recvBuf = Buffer.allocUnsafe(RECV_BYTES);
+  private sendBuf = Buffer.alloc(BATCH_BYTES + 4096);
   private closed = false;
 
   private constructor(private readonly fd: number, readonly netns: string | undefined) {}
@@ -88,7 +89,6 @@ export class NetlinkSocket {
     let i = 0;
     while (i < requests.length) {
       const seqToIndex = new Map<number, number>();
-      const parts: Buffer[] = [];
       let bytes = 0;
       const start = i;
       while (i < requests.length && (i === start || bytes < BATCH_BYTES)) {
@@ -96,14 +96,12 @@ export class NetlinkSocket {
         const last = i === requests.length - 1 || bytes + r.body.length + 16 >= BATCH_BYTES;
         const seq = this.nextSeq();
         seqToIndex.set(seq, i);
-        const msg = encodeMessage(r.type, r.flags | Flags.REQUEST | (last ? Flags.ACK : 0), seq, r.body);
-        parts.push(msg);
-        bytes += msg.length;
+        bytes = this.frame(bytes, r.type, r.flags | Flags.REQUEST | (last ? Flags.ACK : 0), seq, r.body);
         i++;
         if (last) break;
       }
       const lastSeq = this.seq;
-      this.send(Buffer.concat(parts), op);
+      this.send(this.sendBuf.subarray(0, bytes), op);
       let done = false;
       while (!done) {
         for (const m of this.recv(op, requests[i - 1]!.target)) {
@@ -117,6 +115,30 @@ export class NetlinkSocket {
       }
     }
     return results;
+  }
+
+  /**
+   * Appends one message to the send buffer at `off` (as encodeMessage would lay it out) and
+   * returns the new end. One buffer per socket instead of a Buffer per message and a concat
+   * per batch: a cold start frames 30,000 messages.
+   */
+  private frame(off: number, type: number, flags: number, seq: number, body: Buffer): number {
+    const len = HEADER_LENGTH + body.length;
+    const end = off + ((len + 3) & ~3);
+    if (end > this.sendBuf.length) {
+      const bigger = Buffer.alloc(Math.max(end, this.sendBuf.length * 2));
+      this.sendBuf.copy(bigger, 0, 0, off);
+      this.sendBuf = bigger;
+    }
+    const b = this.sendBuf;
+    b.writeUInt32LE(len, off);
+    b.writeUInt16LE(type, off + 4);
+    b.writeUInt16LE(flags, off + 6);
+    b.writeUInt32LE(seq >>> 0, off + 8);
+    b.writeUInt32LE(0, off + 12); // nlmsg_pid: the kernel fills in ours
+    body.copy(b, off + HEADER_LENGTH);
+    b.fill(0, off + len, end);
+    return end;
   }
 
   /** Like transact for one request, throwing its error. */

@@ -95,10 +95,21 @@ const RETRY_MAX_MS = 5_000;
 const WATCH_BACKOFF_MIN_MS = 100;
 const WATCH_BACKOFF_MAX_MS = 5_000;
 const CANCEL_TIMEOUT_MS = 1_000;
+/** How old a prefetched subnet listing may be for acquire to use it (see prefetch()). */
+const PREFETCH_MAX_AGE_MS = 2_000;
 const WATCH_RECONNECT_MIN_MS = 200;
 const WATCH_RECONNECT_MAX_MS = 5_000;
 
 let keyFileWarned = false;
+
+/** One key of a subnet listing, decoded once. */
+interface ListedKey {
+  kv: IKeyValue;
+  key: string;
+  value: string;
+  /** null: not a lease key (see parseSubnetKey). */
+  subnet: Prefix4 | null;
+}
 
 interface Held {
   lease: Lease;
@@ -272,8 +283,51 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
 
   // ---- reads ---------------------------------------------------------------------------------
 
+  /**
+   * Starts reading the network config and the subnet listing now, so that both round trips
+   * (and etcd's work for a 10,000-key range) overlap whatever the caller does next. The next
+   * getConfigText() and the first acquire attempt use the answers; a failed read is simply
+   * made again then, and so is one older than PREFETCH_MAX_AGE_MS when it is wanted (a stale
+   * config, or a listing the watch would have to replay from).
+   * Nothing here writes: an early listing is as good as a later one for acquire, whose writes
+   * are all conditional transactions.
+   */
+  prefetch(): void {
+    this.assertOpen();
+    const config = this.getConfigText().then((text) => ({ text, at: Date.now() }));
+    const listing = this.listRaw().then((l) => ({ ...l, at: Date.now() }));
+    // Failures surface when (and if) the answer is used.
+    config.catch(() => undefined);
+    listing.catch(() => undefined);
+    this.prefetchedConfig = config;
+    this.prefetchedListing = listing;
+  }
+
+  private prefetchedConfig: Promise<{ text: string | null; at: number }> | null = null;
+  private prefetchedListing: Promise<{ revision: string; kvs: IKeyValue[]; at: number }> | null = null;
+
+  /** The prefetched listing if it arrived and is fresh enough; null means "list now". */
+  private async takePrefetchedListing(): Promise<{ revision: string; kvs: IKeyValue[] } | null> {
+    const p = this.prefetchedListing;
+    this.prefetchedListing = null;
+    if (!p) return null;
+    try {
+      const l = await p;
+      return Date.now() - l.at <= PREFETCH_MAX_AGE_MS ? l : null;
+    } catch {
+      return null;
+    }
+  }
+
   async getConfigText(): Promise<string | null> {
     this.assertOpen();
+    const pre = this.prefetchedConfig;
+    this.prefetchedConfig = null;
+    if (pre) {
+      // A failed or stale early read: read again (the same call as below).
+      const got = await pre.catch(() => null);
+      if (got && Date.now() - got.at <= PREFETCH_MAX_AGE_MS) return got.text;
+    }
     try {
       return await this.client.get(`${this.prefix}/config`).string();
     } catch (err) {
@@ -289,7 +343,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   takeAcquireListing(): { revision: string; entries: Map<string, string> } | null {
     const l = this.acquireListing;
     this.acquireListing = null;
-    return l ? { revision: l.revision, entries: toEntries(l.kvs) } : null;
+    return l;
   }
 
   async listSubnets(): Promise<{ revision: string; entries: Map<string, string> }> {
@@ -297,7 +351,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     return { revision, entries: toEntries(kvs) };
   }
 
-  private acquireListing: { revision: string; kvs: IKeyValue[] } | null = null;
+  private acquireListing: { revision: string; entries: Map<string, string> } | null = null;
 
   private async listRaw(): Promise<{ revision: string; kvs: IKeyValue[] }> {
     this.assertOpen();
@@ -329,10 +383,20 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
 
   private async doAcquire(req: AcquireRequest): Promise<Lease> {
     for (let attempt = 1; attempt <= RACE_RETRIES; attempt++) {
-      const { revision, kvs } = await this.listRaw();
-      const held = await this.tryAcquire(req, kvs);
+      const { revision, kvs } = (attempt === 1 ? await this.takePrefetchedListing() : null) ?? (await this.listRaw());
+      // Keys and values as strings, and key → subnet, once: tryAcquire and the daemon's first
+      // desired state both read all of them (10,000 at a large cluster's cold start).
+      const listed: ListedKey[] = new Array(kvs.length);
+      for (let i = 0; i < kvs.length; i++) {
+        const kv = kvs[i]!;
+        const key = kv.key.toString('utf8');
+        listed[i] = { kv, key, value: kv.value.toString('utf8'), subnet: parseSubnetKey(this.prefix, key) };
+      }
+      const held = await this.tryAcquire(req, listed);
       if (held) {
-        this.acquireListing = { revision, kvs };
+        const entries = new Map<string, string>();
+        for (const e of listed) entries.set(e.key, e.value);
+        this.acquireListing = { revision, entries };
         this.stopRenewing();
         this.held = held;
         this.scheduleRenew(renewIntervalMs(held.ttlSeconds, held.renewMarginSeconds));
@@ -345,17 +409,22 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   }
 
   /** One round: null means "someone changed the key under us, list again". */
-  private async tryAcquire(req: AcquireRequest, kvs: IKeyValue[]): Promise<Held | null> {
+  private async tryAcquire(req: AcquireRequest, listed: ListedKey[]): Promise<Held | null> {
     const { config } = req;
-    const entries = kvs
-      .map((kv) => ({ kv, ...kvString(kv) }))
-      .map((e) => ({ ...e, subnet: parseSubnetKey(this.prefix, e.key) }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // In key order (etcd answers a range in key order already: then this is one pass).
+    const byKey = (a: ListedKey, b: ListedKey): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+    let sorted = true;
+    for (let i = 1; i < listed.length && sorted; i++) sorted = byKey(listed[i - 1]!, listed[i]!) <= 0;
+    const entries = sorted ? listed : [...listed].sort(byKey);
 
     // 1. Our own key from an earlier run, found by PublicIP as flannel does.
-    let mine: (typeof entries)[number] | null = null;
+    let mine: ListedKey | null = null;
+    // A value without escapes can name our PublicIP only if it contains its dotted form (the
+    // one form parseIp4 accepts): a cheap test that skips decoding 10,000 foreign leases.
+    const ipText = formatIp4(req.publicIp);
     for (const e of entries) {
-      if (!e.subnet || leaseValuePublicIp(e.value) !== req.publicIp) continue;
+      if (!e.subnet || (!e.value.includes(ipText) && !e.value.includes('\\'))) continue;
+      if (leaseValuePublicIp(e.value) !== req.publicIp) continue;
       if (!isSubnetCompatible(config, e.subnet)) {
         // The network config changed under it: flannel deletes such a lease; so do we, but only
         // if nobody rewrote it meanwhile.
@@ -371,7 +440,8 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     }
     if (mine) return this.reuse(req, mine.subnet!, mine.kv);
 
-    const taken = entries.flatMap((e) => (e.subnet ? [e.subnet] : []));
+    const taken: Prefix4[] = [];
+    for (const e of entries) if (e.subnet) taken.push(e.subnet);
 
     // 2. The subnet we had before (subnet file), if it is still free and fits the config.
     if (req.preferred) {
