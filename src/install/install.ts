@@ -65,6 +65,8 @@ export function ownPackageRoot(): string {
 export const REQUIRED_SOURCE_FILES = [
   'package.json',
   'dist/src/cmd/twilld.js',
+  'dist/src/cmd/twilld-bundle.js',
+  'dist/src/cmd/twilld-bundle.payload',
   'dist/src/cmd/twillctl.js',
   'dist/src/cmd/twill.js',
   'dist/src/cmd/twill-cni.js',

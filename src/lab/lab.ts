@@ -62,7 +62,8 @@ export interface LabOptions {
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-export const TWILLD = path.join(ROOT, 'dist', 'src', 'cmd', 'twilld.js');
+// The bundled daemon (scripts/bundle-daemon.mjs): same code, faster start than dist/src/cmd/twilld.js.
+export const TWILLD = path.join(ROOT, 'dist', 'src', 'cmd', 'twilld-bundle.js');
 
 export function defaultLabDir(name: string): string {
   return path.join('/run/twill-lab', name);
@@ -238,7 +239,7 @@ export class Lab {
       ...extraArgs,
     ];
     const env = { ...cleanEnv(), ...extraEnv };
-    // From an install root: its wrapper, which execs node on the installed twilld.js (same PID;
+    // From an install root: its wrapper, which execs node on the installed bundle (same PID;
     // the marker 'twilld' matches both the wrapper's shell before the exec and node after it).
     // Node flags such as --cpu-prof are refused in NODE_OPTIONS, so with those node runs the
     // installed script directly.
@@ -249,9 +250,9 @@ export class Lab {
       cmd = path.join(root, 'usr', 'local', 'bin', 'twilld');
       cmdArgs = args.slice(1);
     } else if (root) {
-      cmdArgs = [...nodeArgs, path.join(root, 'opt', 'twill', 'current', 'dist', 'src', 'cmd', 'twilld.js'), ...args.slice(nodeArgs.length + 1)];
+      cmdArgs = [...nodeArgs, path.join(root, 'opt', 'twill', 'current', 'dist', 'src', 'cmd', path.basename(TWILLD)), ...args.slice(nodeArgs.length + 1)];
     }
-    host.daemon = this.spawnIn(host.ns, cmd, cmdArgs, this.daemonLog(host), root ? 'twilld' : 'twilld.js', undefined, env);
+    host.daemon = this.spawnIn(host.ns, cmd, cmdArgs, this.daemonLog(host), root ? 'twilld' : path.basename(TWILLD), undefined, env);
     host.daemonArgs = extraArgs;
     this.save();
     return host.daemon;

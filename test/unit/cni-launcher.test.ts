@@ -7,7 +7,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cacheFile, readTrusted, trustedDir } from '../../src/cni/launcher';
+import { cacheFileName } from '../../src/cni/launcher';
+import { readTrusted, trustedDir } from '../../src/launch/code-cache';
 
 const root = path.resolve(__dirname, '../../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-cni-launcher-'));
@@ -25,7 +26,7 @@ function runLaunch(cacheDir: string, command: string): string {
 test('a cache is written on the first run of a command and used by the next', () => {
   const dir = path.join(tmp, 'cache');
   assert.equal(runLaunch(dir, 'ADD'), 'none');
-  const file = cacheFile(dir, 'testbuild', 'ADD');
+  const file = path.join(dir, cacheFileName('testbuild', 'ADD'));
   assert.ok(fs.existsSync(file));
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
@@ -66,9 +67,9 @@ test('untrusted directories and files are never used', () => {
 });
 
 test('cache file names carry build, Node version, arch and a sanitised command', () => {
-  const f = path.basename(cacheFile('/x', 'abc123', 'ADD;rm -rf'));
+  const f = cacheFileName('abc123', 'ADD;rm -rf');
   assert.equal(f, `twill-cni-abc123-${process.version}-${process.arch}-ADD.v8cache`);
-  assert.match(path.basename(cacheFile('/x', 'abc123', '')), /-NONE\.v8cache$/);
+  assert.match(cacheFileName('abc123', ''), /-NONE\.v8cache$/);
 });
 
 test('the real bundle builds and runs VERSION and STATUS, with its code cache', () => {
