@@ -188,6 +188,9 @@ export class Lab {
         spawn(cmd, args, { cwd, env: env ?? cleanEnv(), detached: true, stdio: ['ignore', fd, fd] }),
       );
       if (child.pid === undefined) throw new Error(`could not start ${cmd} in ${ns}`);
+      // While this process lives, remember how it ended: "exited" alone says too little.
+      const pid = child.pid;
+      child.on('exit', (code, signal) => exits.set(pid, signal ? `signal ${signal}` : `exit code ${code}`));
       child.unref();
       return { pid: child.pid, marker };
     } finally {
@@ -303,7 +306,7 @@ export class Lab {
     for (;;) {
       const log = readFrom(this.daemonLog(host), sinceBytes);
       if (log.split('\n').some((l) => l.includes('"msg":"ready"'))) return;
-      if (host.daemon && !isRunning(host.daemon)) throw new Error(`twilld on ${host.name} exited; log:\n${log.slice(-2000)}`);
+      if (host.daemon && !isRunning(host.daemon)) throw new Error(`twilld on ${host.name} exited (${exitOf(host.daemon)}); log:\n${log.slice(-2000)}`);
       if (Date.now() > deadline) throw new Error(`twilld on ${host.name} not ready within ${timeoutMs} ms; log:\n${log.slice(-2000)}`);
       await sleep(50);
     }
@@ -346,6 +349,13 @@ export class Lab {
     if (netnsExists(this.state.underlayNs)) deleteNetns(this.state.underlayNs);
     fs.rmSync(this.state.dir, { recursive: true, force: true });
   }
+}
+
+/** How processes this process spawned ended (pid → "exit code N" / "signal S"). */
+const exits = new Map<number, string>();
+
+function exitOf(p: SpawnedProc): string {
+  return exits.get(p.pid) ?? 'not a child of this process, or not reaped yet';
 }
 
 function readFrom(file: string, offset: number): string {

@@ -14,7 +14,10 @@ export function isRunning(p: SpawnedProc): boolean {
     const stat = fs.readFileSync(`/proc/${p.pid}/stat`, 'utf8');
     // A zombie (state Z) has exited; only its parent has not collected it yet.
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return cmdline.includes(p.marker) && state !== 'Z';
+    if (state === 'Z' || state === 'X') return false;
+    // Inside execve (a wrapper script exec'ing node) the new image's arguments are not set up
+    // yet and cmdline reads empty for a moment: still our process, not an exited one.
+    return cmdline === '' || cmdline.includes(p.marker);
   } catch {
     return false;
   }
