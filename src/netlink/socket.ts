@@ -141,6 +141,78 @@ export class NetlinkSocket {
     return end;
   }
 
+  /**
+   * Frames `requests` into chunks of about BATCH_BYTES, each ending with an ACK request, in one
+   * buffer of its own (every chunk must stay intact until all are sent). `chunkEnd(i)` may end
+   * a chunk early after request i. Returns the chunks, their last sequence numbers, and the
+   * chunk index of every request.
+   */
+  private frameChunks(requests: readonly Request[], chunkEnd: (i: number) => boolean): { bufs: Buffer[]; lastSeqs: number[]; chunkOf: Int32Array; seqs: Uint32Array } {
+    const saved = this.sendBuf;
+    const bufs: Buffer[] = [];
+    const lastSeqs: number[] = [];
+    const chunkOf = new Int32Array(requests.length);
+    const seqs = new Uint32Array(requests.length);
+    let bytes = 0;
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i]!;
+      const last = i === requests.length - 1 || bytes + r.body.length + 16 >= BATCH_BYTES || chunkEnd(i);
+      const seq = this.nextSeq();
+      seqs[i] = seq;
+      chunkOf[i] = bufs.length;
+      bytes = this.frame(bytes, r.type, r.flags | Flags.REQUEST | (last ? Flags.ACK : 0), seq, r.body);
+      if (last) {
+        bufs.push(Buffer.from(this.sendBuf.subarray(0, bytes)));
+        lastSeqs.push(seq);
+        bytes = 0;
+      }
+    }
+    this.sendBuf = saved;
+    return { bufs, lastSeqs, chunkOf, seqs };
+  }
+
+  /** Per request null or its error, from the raw replies of each chunk. */
+  private static results(requests: readonly Request[], seqs: Uint32Array, replies: Buffer[], op: string): Array<NetlinkError | null> {
+    const index = new Map<number, number>();
+    for (let i = 0; i < seqs.length; i++) index.set(seqs[i]!, i);
+    const out: Array<NetlinkError | null> = new Array(requests.length).fill(null);
+    for (const raw of replies) {
+      for (const m of decodeMessages(raw)) {
+        if (m.type !== MsgType.ERROR) continue;
+        const idx = index.get(m.seq);
+        if (idx === undefined) continue; // stale answer from an earlier, interrupted call
+        const e = decodeError(m);
+        if (e.errno !== 0) out[idx] = new NetlinkError(e.errno, op, requests[idx]!.target, e.message);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Two streams at once: `first` on this socket, `then` on `other` (same namespace), where
+   * request j of `then` is sent only after request `waitFor[j]` of `first` (-1: none) has been
+   * acknowledged. Same results as transact, per stream. See native/nl_pipeline.c.
+   */
+  transactPipelined(first: readonly Request[], then: readonly Request[], waitFor: ArrayLike<number>, other: NetlinkSocket, op = 'request'): { first: Array<NetlinkError | null>; then: Array<NetlinkError | null> } {
+    const a = this.frameChunks(first, () => false);
+    const needOf = (j: number): number => (waitFor[j]! < 0 ? 0 : a.chunkOf[waitFor[j]!]! + 1);
+    // A chunk of `then` ends where the next request needs more of `first` than it does.
+    const b = other.frameChunks(then, (j) => j + 1 < then.length && needOf(j + 1) !== needOf(j));
+    const needA: number[] = [];
+    for (let j = 0; j < then.length; j++) {
+      const c = b.chunkOf[j]!;
+      needA[c] = Math.max(needA[c] ?? 0, needOf(j));
+    }
+    let replies: [Buffer[], Buffer[]];
+    try {
+      replies = native().netlinkPipeline(this.fd, a.bufs, a.lastSeqs, other.fd, b.bufs, b.lastSeqs, needA);
+    } catch (err) {
+      const e = err as { errno?: number; syscall?: string };
+      throw new NetlinkError(e.errno ?? 0, op, e.syscall ?? 'pipeline', undefined, err);
+    }
+    return { first: NetlinkSocket.results(first, a.seqs, replies[0], op), then: NetlinkSocket.results(then, b.seqs, replies[1], op) };
+  }
+
   /** Like transact for one request, throwing its error. */
   request(req: Request, op = 'request'): void {
     const [err] = this.transact([req], op);

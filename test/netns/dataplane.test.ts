@@ -202,3 +202,52 @@ test('MTU follows the underlay', { skip }, async () => {
   assert.equal(ipJson<Record<string, any>>(ns.name, 'link', 'show', 'twill.1')[0]!['mtu'], 1350);
   r.stop();
 });
+
+test('a large first fill goes out as two streams: three entries per peer, no route before its neighbour and FDB entry', { skip }, async () => {
+  // A fresh device, 1,000 peers: every entry is a write, nothing to delete (a cold start).
+  ns.ip('link', 'del', 'twill.1');
+  const big = parseNetworkConfig('{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}');
+  const peers: Lease[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const hex = (n: number) => n.toString(16).padStart(2, '0');
+    peers.push(lease(`10.${1 + (i >> 8)}.${i & 255}.0/24`, `198.18.${i >> 7}.${(i & 127) + 1}`, `0e:00:01:${hex(i >> 8)}:${hex(i & 255)}:01`));
+  }
+  const want = computeDesired({ config: big, own, peers, underlay: { index: underlayIndex, ip: '192.0.2.1', mtu: 1500 } }).desired;
+
+  // The kernel's own account of the order: notifications, in the order the kernel made them.
+  const seen = new Set<string>();
+  const early: string[] = [];
+  const events = new NetlinkEventSocket(ns.path);
+  events.on('event', (e) => {
+    if (e.kind === 'neigh' && e.action === 'new') seen.add(`n ${e.neigh.ip}`);
+    else if (e.kind === 'fdb' && e.action === 'new') seen.add(`f ${e.fdb.mac}`);
+    else if (e.kind === 'route' && e.action === 'new' && e.route.protocol === 113) {
+      const n = want.neighs.get(e.route.gateway ?? '');
+      if (!n || !seen.has(`n ${n.ip}`) || !seen.has(`f ${n.mac}`)) early.push(e.route.dst);
+    }
+  });
+  let pipelined = 0;
+  const plain = h.applyPipelined.bind(h);
+  h.applyPipelined = (...a: Parameters<typeof plain>) => {
+    pipelined++;
+    return plain(...a);
+  };
+  const r = new KernelReconciler(h, quietLog, 60_000);
+  try {
+    const done = runToConvergence(r);
+    r.setDesired(want);
+    await done;
+    await waitFor(() => seen.size >= 2000, 5000, 'notifications of 1,000 neighbours and FDB entries');
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(pipelined, 1, 'the fill went through applyPipelined');
+    assert.deepEqual(r.counts(), { route: 1000, neigh: 1000, fdb: 1000 });
+    assert.equal(routes().length, 1000);
+    assert.equal(neighs().length, 1000);
+    assert.equal(fdb().filter((e) => e.dst?.startsWith('198.18.')).length, 1000);
+    assert.deepEqual(early, [], 'no route before its neighbour and FDB entry');
+  } finally {
+    r.stop();
+    events.close();
+    h.applyPipelined = plain;
+  }
+});
