@@ -1,10 +1,7 @@
 #define _GNU_SOURCE
 #include "napi_util.h"
 #include <stdio.h>
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <linux/netlink.h>
 
 napi_value tw_throw_errno(napi_env env, int err, const char *syscall) {
   napi_value msg, code, error, num, sc;
@@ -55,23 +52,4 @@ int tw_only_i32(napi_env env, napi_callback_info info, int32_t *out) {
 int tw_only_external(napi_env env, napi_callback_info info, void **out) {
   napi_value v;
   return only_arg(env, info, &v) && napi_get_value_external(env, v, out) == napi_ok && *out != NULL;
-}
-
-ssize_t tw_nl_send(int fd, const void *data, size_t len) {
-  struct sockaddr_nl sa;
-  memset(&sa, 0, sizeof sa);
-  sa.nl_family = AF_NETLINK;
-  ssize_t n;
-  do {
-    n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
-  } while (n < 0 && errno == EINTR);
-  return n;
-}
-
-ssize_t tw_nl_recv(int fd, void *buf, size_t len) {
-  ssize_t n;
-  do {
-    n = recv(fd, buf, len, MSG_TRUNC);
-  } while (n < 0 && errno == EINTR);
-  return n;
 }

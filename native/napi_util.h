@@ -16,10 +16,4 @@ int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len);
 int tw_only_i32(napi_env env, napi_callback_info info, int32_t *out);
 int tw_only_external(napi_env env, napi_callback_info info, void **out);
 
-/* sendto the kernel / recv (with MSG_TRUNC: the real size of a longer message) on a netlink
- * socket, retried on EINTR. -1 with errno set on failure. */
-#include <sys/types.h>
-ssize_t tw_nl_send(int fd, const void *data, size_t len);
-ssize_t tw_nl_recv(int fd, void *buf, size_t len);
-
 #endif

@@ -10,7 +10,6 @@
  * - named network namespaces (create, enter, unmount) and sd_notify (AF_UNIX datagram).
  * - the uid at the other end of a unix socket (SO_PEERCRED; Node's net module does not tell).
  * - the userspace VXLAN datapath lives in userspace.c (TAP open, forwarding threads).
- * - two request streams at once, one held back by the other (nl_pipeline.c).
  *
  * Errors are thrown as Error objects with `code` (errno name), `errno` and `syscall`,
  * so TypeScript can branch on codes, never on text.
@@ -137,7 +136,13 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
   size_t len;
   if (argc < 2 || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
     return tw_throw_type(env, "netlinkSend(fd, buffer)");
-  ssize_t n = tw_nl_send(fd, data, len);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  } while (n < 0 && errno == EINTR);
   if (n < 0) return tw_throw_errno(env, errno, "sendto(netlink)");
   napi_value out;
   napi_create_int64(env, n, &out);
@@ -156,7 +161,10 @@ static napi_value netlink_recv(napi_env env, napi_callback_info info) {
   size_t len;
   if (argc < 2 || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
     return tw_throw_type(env, "netlinkRecv(fd, buffer)");
-  ssize_t n = tw_nl_recv(fd, data, len);
+  ssize_t n;
+  do {
+    n = recv(fd, data, len, MSG_TRUNC);
+  } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     napi_value out;
     napi_create_int32(env, -EAGAIN, &out);
@@ -376,7 +384,6 @@ static napi_value peer_uid(napi_env env, napi_callback_info info) {
 }
 
 napi_value twill_userspace_init(napi_env env, napi_value exports); /* native/userspace.c */
-napi_value twill_pipeline_init(napi_env env, napi_value exports);  /* native/nl_pipeline.c */
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -394,7 +401,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  twill_pipeline_init(env, exports);         /* native/nl_pipeline.c: netlinkPipeline */
   return twill_userspace_init(env, exports); /* native/userspace.c: the us* functions */
 }
 

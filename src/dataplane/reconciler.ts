@@ -47,8 +47,6 @@ export interface ReconcilerEvents {
 }
 
 const MAX_BACKOFF_MS = 30_000;
-/** Below this many route writes one stream is as quick (see applyPipelined). */
-const PIPELINE_MIN_ROUTES = 256;
 
 /** How a dataplane realises the device and the FDB. */
 export interface DeviceBackend {
@@ -309,100 +307,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     }
   }
 
-  /**
-   * A large fill with nothing to delete (a cold start: 10,000 peers) goes out as two streams at
-   * once: FDB and neighbour writes on one socket, route writes on another, each route held
-   * back until the FDB entry and neighbour it relies on are acknowledged
-   * (NetlinkHandle.applyPipelined). The kernel spends ~90% of such a fill on routes and runs
-   * them alongside the rest, so this saves most of the FDB and neighbour time while keeping the
-   * rule below (a route never exists before its neighbour and FDB entry). undefined: not such a
-   * fill, or a route whose neighbour is not desired: the one-stream path decides.
-   */
-  private applyPipelined(): boolean | undefined {
-    const routeKeys = this.routes.pendingWriteKeys();
-    if (routeKeys.length < PIPELINE_MIN_ROUTES) return undefined;
-    if (this.routes.pendingDeleteKeys().length + this.neighs.pendingDeleteKeys().length + this.fdb.pendingDeleteKeys().length > 0) return undefined;
-    const neighPending = new Set(this.neighs.pendingWriteKeys());
-    const fdbPending = new Set(this.fdb.pendingWriteKeys());
-    const first: Request[] = [];
-    const firstKeys: string[] = [];
-    const firstIsFdb: boolean[] = [];
-    const placed = new Map<string, number>();
-    const place = (isFdb: boolean, key: string): number => {
-      const id = (isFdb ? 'f ' : 'n ') + key;
-      let at = placed.get(id);
-      if (at === undefined) {
-        at = first.length;
-        placed.set(id, at);
-        first.push(isFdb ? writeFdb(this.fdb.getDesired(key)!) : writeNeigh(this.neighs.getDesired(key)!));
-        firstKeys.push(key);
-        firstIsFdb.push(isFdb);
-      }
-      return at;
-    };
-    const then: Request[] = [];
-    const waitFor = new Int32Array(routeKeys.length);
-    for (let j = 0; j < routeKeys.length; j++) {
-      const r = this.routes.getDesired(routeKeys[j]!)!;
-      const n = r.gateway !== undefined ? this.neighs.getDesired(r.gateway) : undefined;
-      if (!n) return undefined;
-      let dep = -1;
-      if (n.mac !== undefined && fdbPending.has(n.mac)) dep = place(true, n.mac);
-      if (neighPending.has(r.gateway!)) dep = Math.max(dep, place(false, r.gateway!));
-      waitFor[j] = dep;
-      then.push(writeRoute(r));
-    }
-    // Entries no route relies on (none in twill's model, but the trackers decide, not the model).
-    for (const k of fdbPending) place(true, k);
-    for (const k of neighPending) place(false, k);
-
-    let res: { first: Array<NetlinkError | null>; then: Array<NetlinkError | null> };
-    try {
-      res = this.h.applyPipelined(first, then, waitFor, 'converge');
-    } catch (err) {
-      this.noteError('route', err as Error);
-      this.needFull = true;
-      return false;
-    }
-    let failures = 0;
-    const fail = (kind: EntryKind, err: NetlinkError): void => {
-      failures++;
-      if (failures === 1) this.noteError(kind, err);
-      else this.emit('failed', { kind, error: err });
-    };
-    let fdbOk = 0;
-    let neighOk = 0;
-    for (let i = 0; i < first.length; i++) {
-      const isFdb = firstIsFdb[i]!;
-      const err = res.first[i];
-      if (err) fail(isFdb ? 'fdb' : 'neigh', err);
-      else if (isFdb) {
-        this.fdb.written(firstKeys[i]!);
-        fdbOk++;
-      } else {
-        this.neighs.written(firstKeys[i]!);
-        neighOk++;
-      }
-    }
-    let routeOk = 0;
-    for (let j = 0; j < then.length; j++) {
-      const err = res.then[j];
-      if (err) fail('route', err);
-      else {
-        this.routes.written(routeKeys[j]!);
-        routeOk++;
-      }
-    }
-    if (fdbOk) this.emit('applied', { kind: 'fdb', writes: fdbOk, deletes: 0 });
-    if (neighOk) this.emit('applied', { kind: 'neigh', writes: neighOk, deletes: 0 });
-    if (routeOk) this.emit('applied', { kind: 'route', writes: routeOk, deletes: 0 });
-    if (failures > 1) this.log.warn({ failures }, 'some dataplane entries failed; they stay pending and are retried');
-    return failures === 0;
-  }
-
   private applyPending(): boolean {
-    const piped = this.applyPipelined();
-    if (piped !== undefined) return piped;
     // One entry per request, in parallel arrays: at a cold start with 10,000 peers this is
     // 30,000 requests, and per-request objects and closures were a measurable part of it.
     const reqs: Request[] = [];

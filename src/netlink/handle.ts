@@ -237,22 +237,8 @@ export class NetlinkHandle {
     return new NetlinkHandle(NetlinkSocket.open(opts));
   }
 
-  /** The second socket of applyPipelined, opened on first use in the same namespace. */
-  private second: NetlinkSocket | undefined;
-
   close(): void {
     this.sock.close();
-    this.second?.close();
-  }
-
-  /**
-   * Writes `first` and `then` at once on two sockets; request j of `then` goes out only after
-   * request waitFor[j] of `first` (-1: none) is acknowledged (NetlinkSocket.transactPipelined).
-   * Per request null (done) or its error, for each list.
-   */
-  applyPipelined(first: readonly Request[], then: readonly Request[], waitFor: ArrayLike<number>, op = 'apply'): { first: Array<NetlinkError | null>; then: Array<NetlinkError | null> } {
-    this.second ??= NetlinkSocket.open(this.sock.netns !== undefined ? { netns: this.sock.netns } : {});
-    return this.sock.transactPipelined(first, then, waitFor, this.second, op);
   }
 
   /** One batch; per request null (done) or its error. Deletes of missing objects count as done. */

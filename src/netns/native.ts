@@ -15,11 +15,6 @@ export interface NativeAddon {
   netnsReturn(origFd: number): void;
   netnsCreate(path: string): void;
   netnsUnmount(path: string): void;
-  /**
-   * Two request streams on two sockets at once; B chunk i waits until needA[i] A chunks are
-   * acknowledged (native/nl_pipeline.c). Returns the raw replies of every chunk of A and of B.
-   */
-  netlinkPipeline(fdA: number, chunksA: Buffer[], lastSeqsA: number[], fdB: number, chunksB: Buffer[], lastSeqsB: number[], needA: number[]): [Buffer[], Buffer[]];
   /** uid of the peer of a connected unix socket (SO_PEERCRED). */
   peerUid(fd: number): number;
 }
