@@ -88,10 +88,11 @@ static int read_stdin(buf_t *in) {
   }
 }
 
-static int write_all(int fd, const char *p, size_t n) {
+/* On the server's socket, send() with MSG_NOSIGNAL: a server gone mid-request is an error to
+ * fall back on, not a SIGPIPE. stdout and the memfd are plain files: write(). */
+static int write_all(int fd, const char *p, size_t n, int is_socket) {
   while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == ENOTSOCK) w = write(fd, p, n);
+    ssize_t w = is_socket ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -1;
@@ -156,7 +157,7 @@ static int ask_server(const buf_t *in) {
   memcpy(req.p, "TWC1", 4);
   put_u32((unsigned char *)req.p + 4, env_len);
   put_u32((unsigned char *)req.p + 8, (uint32_t)in->len);
-  int sent = write_all(fd, req.p, req.len);
+  int sent = write_all(fd, req.p, req.len, 1);
   free(req.p);
   if (sent < 0) { close(fd); return -1; }
   shutdown(fd, SHUT_WR);
@@ -169,7 +170,7 @@ static int ask_server(const buf_t *in) {
   if (!out || read_full(fd, out, out_len, ANSWER_TIMEOUT_MS) < 0) { free(out); close(fd); return -1; }
   close(fd);
   /* The answer is whole: from here on it is the result, even if stdout is gone. */
-  write_all(1, (const char *)out, out_len);
+  write_all(1, (const char *)out, out_len, 0);
   free(out);
   return (int)code;
 }
@@ -185,7 +186,7 @@ static void exec_node_plugin(char **argv, const buf_t *in) {
   snprintf(target, sizeof target, "%s/%s", self, TWILL_FALLBACK_REL);
 
   int mfd = memfd_create("twill-cni-stdin", MFD_CLOEXEC);
-  if (mfd < 0 || (in->len && write_all(mfd, in->p, in->len) < 0) || lseek(mfd, 0, SEEK_SET) < 0 || dup2(mfd, 0) < 0) {
+  if (mfd < 0 || (in->len && write_all(mfd, in->p, in->len, 0) < 0) || lseek(mfd, 0, SEEK_SET) < 0 || dup2(mfd, 0) < 0) {
     perror("twill: passing stdin on");
     exit(1);
   }

@@ -11,6 +11,7 @@
 // The control plane being unhappy (etcd down, lease renewals failing, bad leases) never
 // removes kernel state: the last desired state stays programmed.
 import type { DaemonConfig } from '../config/daemon';
+import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import { computeDesired, deviceName } from '../dataplane/compute';
 import { VXLAN_OVERHEAD } from '../dataplane/model';
@@ -322,8 +323,7 @@ export class Daemon {
       this.log.info({ device: deviceName(this.config.backend.vni), peers: this.reconciler?.counts().route ?? 0 }, 'ready');
       // Started from the bundle without a usable code cache: its launcher saves one now, when
       // the whole cold-start path has been compiled (src/daemon/launcher.ts).
-      const saveCodeCache = (globalThis as Record<symbol, unknown>)[Symbol.for('twill.daemon.codeCacheReady')];
-      if (typeof saveCodeCache === 'function') setImmediate(saveCodeCache as () => void);
+      setImmediate(saveCodeCacheNow);
     }
   }
   private async subnetFromFile(): Promise<Prefix4 | undefined> {

@@ -16,18 +16,13 @@ declare const __TWILLD_BUILD_ID__: string | undefined;
 
 export const DEFAULT_DAEMON_CACHE_DIR = '/var/cache/twill/twilld';
 
-/** Where the launcher leaves the save function; the daemon calls it once it is first ready (daemon.ts). */
-export const READY_HOOK = Symbol.for('twill.daemon.codeCacheReady');
-
 export function launchDaemon(payload: string, buildId: string, filename: string, env = process.env): CacheUse {
   return runWithCodeCache({
     payload,
     filename,
     dir: env['TWILL_DAEMON_CODE_CACHE'] ?? DEFAULT_DAEMON_CACHE_DIR,
     name: `twilld-${buildId}-${process.version}-${process.arch}.v8cache`,
-    onSaveWanted: (save) => {
-      (globalThis as Record<symbol, unknown>)[READY_HOOK] = save;
-    },
+    saveOnRequest: true, // daemon.ts asks once it is first ready
   });
 }
 

@@ -269,6 +269,8 @@ export class Lab {
     if (host.cniServer && isRunning(host.cniServer)) return host.cniServer;
     const root = this.state.installRoot;
     const log = path.join(host.dir, 'twill-cni.log');
+    // waitCniServer reads what this server logs, not an earlier one's lines.
+    this.cniLogFrom.set(host.name, fileSize(log));
     host.cniServer = root
       ? this.spawnIn(host.ns, path.join(root, CNI_NODE_PLUGIN_PATH), ['serve'], log, 'twill-cni')
       : this.spawnIn(host.ns, process.execPath, [path.join(ROOT, 'dist', 'src', 'cmd', 'twill.js'), 'serve'], log, 'twill.js');
@@ -280,12 +282,15 @@ export class Lab {
     if (host.cniServer) await stopProc(host.cniServer);
   }
 
+  private readonly cniLogFrom = new Map<string, number>();
+
   /** Waits until the host's CNI server listens (it logs so once bound). */
   async waitCniServer(host: LabHost, timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const log = path.join(host.dir, 'twill-cni.log');
+    const from = this.cniLogFrom.get(host.name) ?? 0;
     for (;;) {
-      if (readFrom(log, 0).includes('"msg":"serving CNI calls"')) return;
+      if (readFrom(log, from).includes('"msg":"serving CNI calls"')) return;
       if (host.cniServer && !isRunning(host.cniServer)) throw new Error(`twill serve on ${host.name} exited; see ${log}`);
       if (Date.now() > deadline) throw new Error(`twill serve on ${host.name} not listening within ${timeoutMs} ms; see ${log}`);
       await sleep(25);
@@ -313,11 +318,7 @@ export class Lab {
   }
 
   logSize(host: LabHost): number {
-    try {
-      return fs.statSync(this.daemonLog(host)).size;
-    } catch {
-      return 0;
-    }
+    return fileSize(this.daemonLog(host));
   }
 
   /** Adds a pod on `host` through the CNI plugin, as a runtime does (see pods.ts). Idempotent per name. */
@@ -356,6 +357,14 @@ const exits = new Map<number, string>();
 
 function exitOf(p: SpawnedProc): string {
   return exits.get(p.pid) ?? 'not a child of this process, or not reaped yet';
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 function readFrom(file: string, offset: number): string {

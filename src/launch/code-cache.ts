@@ -63,6 +63,19 @@ function writeAtomic(file: string, data: Buffer): void {
 
 export type CacheUse = 'off' | 'none' | 'used' | 'rejected';
 
+/**
+ * The launcher and the bundle it runs are separate module graphs (the bundle carries its own
+ * copy of this file), so a launcher offers its save function through a global symbol and the
+ * program asks for it when it has compiled what matters (the daemon: once ready).
+ */
+const SAVE_NOW = Symbol.for('twill.codeCache.saveNow');
+
+/** Program side: save the code cache now, if the launcher wants one (else nothing). */
+export function saveCodeCacheNow(): void {
+  const save = (globalThis as Record<symbol, unknown>)[SAVE_NOW];
+  if (typeof save === 'function') (save as () => void)();
+}
+
 export interface CachedRun {
   /** The bundle: a CommonJS function expression `(exports, require, module, __filename, __dirname) => …`. */
   payload: string;
@@ -73,10 +86,10 @@ export interface CachedRun {
   /** File name inside `dir` for this build (and whatever else must match, e.g. the command). */
   name: string;
   /**
-   * Called with the function that saves a fresh cache, when one should be saved; it is also
-   * run at exit if not called before. Default: at exit only.
+   * Also save when the program calls saveCodeCacheNow() (not only at exit, which always saves
+   * a fresh cache if none was saved before).
    */
-  onSaveWanted?: (save: () => void) => void;
+  saveOnRequest?: boolean;
 }
 
 /** Compiles and runs the bundle, with the cache when there is a good one. */
@@ -94,7 +107,7 @@ export function runWithCodeCache(r: CachedRun): CacheUse {
     // At exit at the latest, so the cache holds at least what this run compiled; the program's
     // output is written by then.
     process.on('exit', save);
-    r.onSaveWanted?.(save);
+    if (r.saveOnRequest) (globalThis as Record<symbol, unknown>)[SAVE_NOW] = save;
   }
   const use: CacheUse = !file ? 'off' : !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
   const mod = { exports: {} };
