@@ -3,7 +3,9 @@
 // address, so the kernel's VXLAN socket sends from the right source. VNI, local IP, port,
 // lower device and learning cannot be changed on a live vxlan link: if any differs the device
 // is deleted and recreated (everything on it goes with it; the caller then resyncs entries).
-// MTU, MAC and up/down are changed in place. The device carries exactly <subnet>.0/32.
+// MTU, MAC and up/down are changed in place. The device carries exactly <subnet>.0/32 once
+// our lease is held; before that (a cold start programming peers while the lease is written)
+// its addresses are left alone.
 import type { NetlinkHandle } from '../netlink/handle';
 import { req } from '../netlink/handle';
 import type { LinkState } from '../netlink/types';
@@ -14,6 +16,17 @@ export interface DeviceResult {
   /** What had to change; empty when the device was already as desired. */
   changes: string[];
   recreated: boolean;
+  /**
+   * Entries on the device may be gone: it was (re)created, or it was down (IPv4 flushes a
+   * device's routes and neighbours when it goes down). MTU, MAC and address changes keep them.
+   */
+  entriesLost: boolean;
+}
+
+/** What convergeLinkAttrs changed, and whether the device had been down. */
+export interface LinkAttrsResult {
+  changes: string[];
+  broughtUp: boolean;
 }
 
 function vxlanMismatch(link: LinkState, spec: DeviceSpec): string | undefined {
@@ -55,15 +68,17 @@ export function ensureDevice(h: NetlinkHandle, spec: DeviceSpec): DeviceResult {
     recreated = true;
     changes.push('create');
   }
-  changes.push(...convergeLinkAttrs(h, link, spec));
-  return { index: link.index, changes, recreated };
+  const attrs = convergeLinkAttrs(h, link, spec);
+  changes.push(...attrs.changes);
+  return { index: link.index, changes, recreated, entriesLost: recreated || attrs.broughtUp };
 }
 
 /**
  * The attributes every twill device shares whatever its kind (vxlan or tap): MTU, MAC, up,
- * and exactly <subnet>.0/32 as its address. Returns what had to change; throws on failure.
+ * and exactly <subnet>.0/32 as its address (left alone while the spec has none). Returns what
+ * had to change; throws on failure.
  */
-export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: Pick<DeviceSpec, 'mtu' | 'mac' | 'address'>): string[] {
+export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: Pick<DeviceSpec, 'mtu' | 'mac' | 'address'>): LinkAttrsResult {
   const changes: string[] = [];
   const set: { mtu?: number; mac?: string; up?: boolean } = {};
   if (link.mtu !== spec.mtu) set.mtu = spec.mtu;
@@ -73,6 +88,8 @@ export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: Pick<
     h.setLink(link, set);
     for (const k of Object.keys(set)) changes.push(k);
   }
+  const broughtUp = set.up === true;
+  if (spec.address === undefined) return { changes, broughtUp };
 
   let haveAddr = false;
   const stale: Array<{ ip: string; prefixLen: number }> = [];
@@ -80,14 +97,15 @@ export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: Pick<
     if (a.ip === spec.address && a.prefixLen === 32) haveAddr = true;
     else stale.push(a);
   }
-  const reqs = stale.map((a) => req.addrDelete(link.index, a.ip, a.prefixLen));
-  if (!haveAddr) reqs.push(req.addrReplace(link.index, spec.address, 32));
+  // Ours first: removing a device's last address would flush every route on it.
+  const reqs = haveAddr ? [] : [req.addrReplace(link.index, spec.address, 32)];
+  for (const a of stale) reqs.push(req.addrDelete(link.index, a.ip, a.prefixLen));
   if (reqs.length > 0) {
     const firstErr = h.apply(reqs, 'address').find((e) => e !== null);
     if (firstErr) throw firstErr;
     changes.push('address');
   }
-  return changes;
+  return { changes, broughtUp };
 }
 
 /** Removes the device (and with it every entry on it). Missing is fine. */

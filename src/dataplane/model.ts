@@ -14,8 +14,11 @@ export interface DeviceSpec {
   mac: string;
   /** Underlay MTU − 50 (VXLAN over IPv4 overhead). */
   mtu: number;
-  /** <subnet>.0, configured as /32. */
-  address: string;
+  /**
+   * <subnet>.0, configured as /32. Undefined while our lease is not yet held (a cold start
+   * programs peers meanwhile): the device's addresses are then left as they are.
+   */
+  address: string | undefined;
 }
 
 export interface RouteEntry {

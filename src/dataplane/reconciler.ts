@@ -8,8 +8,9 @@
 // - Netlink events update the actual side incrementally: an entry someone deleted or changed
 //   becomes pending and is rewritten on the next run (drift repair, typically < 10 ms).
 //   Routes vanish silently when a device goes down or is deleted (IPv4 sends no RTM_DELROUTE
-//   for those): any event touching our device therefore triggers a device check and, if the
-//   device had to be fixed, a full resync.
+//   for those, nor when its last IPv4 address is removed): any event touching our device
+//   therefore triggers a device check, and a full resync if the device was recreated or down
+//   or lost an address (a new MTU, MAC or added address keeps the entries).
 // - A failed entry stays pending; the rest still apply. Runs are synchronous (netlink
 //   requests are answered inside sendmsg), so there is never more than one run at a time.
 // The device side is a backend: the kernel VXLAN device (FDB entries in the kernel), or the
@@ -48,12 +49,20 @@ export interface ReconcilerEvents {
 
 const MAX_BACKOFF_MS = 30_000;
 
+export interface DeviceEnsured {
+  index: number;
+  /** What had to change; empty when the device was already as desired. */
+  changes: string[];
+  /** Entries on the device may be gone (created, recreated, was down): dump and rewrite them. */
+  entriesLost: boolean;
+}
+
 /** How a dataplane realises the device and the FDB. */
 export interface DeviceBackend {
   /** For logs: "vxlan device", "tap device". */
   readonly label: string;
   /** Create or fix the device; what had to change, and its ifindex. Throws on failure. */
-  ensureDevice(h: NetlinkHandle, spec: DeviceSpec): { index: number; changes: string[] };
+  ensureDevice(h: NetlinkHandle, spec: DeviceSpec): DeviceEnsured;
   /**
    * undefined: the FDB lives in the kernel and is converged with netlink like routes.
    * Otherwise: the backend takes the whole FDB (before routes are written) and says what changed.
@@ -86,6 +95,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   private readonly fdb = new DeltaTracker<FdbVal>(fdbEqual);
   private needFull = true;
   private needDeviceCheck = true;
+  /** The desired device changed since it was last ensured: what ensureDevice fixes then is not drift. */
+  private deviceSpecChanged = true;
   private fullReason = 'start';
   private scheduled: NodeJS.Immediate | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -137,7 +148,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   setDesired(d: DesiredState): void {
     const prev = this.desired;
     this.desired = d;
-    if (!prev || JSON.stringify(prev.device) !== JSON.stringify(d.device)) this.needDeviceCheck = true;
+    if (!prev || JSON.stringify(prev.device) !== JSON.stringify(d.device)) {
+      this.needDeviceCheck = true;
+      this.deviceSpecChanged = true;
+    }
     if (!prev) this.needFull = true;
     this.applyDesiredToTrackers();
     this.isConverged = false;
@@ -166,6 +180,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       case 'addr':
         if (this.devIndex && ev.addr.index === this.devIndex) {
           this.needDeviceCheck = true;
+          // Removing a device's last IPv4 address flushes its routes, silently: dump again.
+          if (ev.action === 'del') {
+            this.needFull = true;
+            if (!this.fullReason) this.fullReason = 'address removed';
+          }
           this.kick();
         }
         return;
@@ -208,17 +227,19 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   }
 
   /** What the trackers' desired sides were last built from: rebuilding from the same is a no-op. */
-  private trackersFrom: { desired: DesiredState; devIndex: number } | undefined;
+  private trackersFrom: { routes: unknown; neighs: unknown; fdb: unknown; devIndex: number } | undefined;
 
   private applyDesiredToTrackers(): void {
     if (!this.desired || !this.devIndex) return;
-    // At 10,000 peers a rebuild walks 30,000 entries; a cold start would do it twice more
-    // (device index learnt, then the full resync) for nothing.
-    if (this.trackersFrom?.desired === this.desired && this.trackersFrom.devIndex === this.devIndex) return;
-    this.trackersFrom = { desired: this.desired, devIndex: this.devIndex };
-    this.routes.replaceDesired(desiredRoutes(this.desired, this.devIndex));
-    this.neighs.replaceDesired(desiredNeighs(this.desired, this.devIndex));
-    if (this.kernelFdb) this.fdb.replaceDesired(desiredFdb(this.desired, this.devIndex));
+    // At 10,000 peers a rebuild walks 30,000 entries: skipped for a table whose desired map
+    // is the very one already applied (a new device spec alone, a cold start's full resync).
+    const d = this.desired;
+    const from = this.trackersFrom;
+    const same = from !== undefined && from.devIndex === this.devIndex;
+    this.trackersFrom = { routes: d.routes, neighs: d.neighs, fdb: d.fdb, devIndex: this.devIndex };
+    if (!same || from.routes !== d.routes) this.routes.replaceDesired(desiredRoutes(d, this.devIndex));
+    if (!same || from.neighs !== d.neighs) this.neighs.replaceDesired(desiredNeighs(d, this.devIndex));
+    if (this.kernelFdb && (!same || from.fdb !== d.fdb)) this.fdb.replaceDesired(desiredFdb(d, this.devIndex));
   }
 
   private kick(): void {
@@ -250,12 +271,17 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       if (this.needDeviceCheck || this.needFull) {
         this.needDeviceCheck = false;
         const dev = this.backend.ensureDevice(this.h, desired.device);
+        const asked = this.deviceSpecChanged;
+        this.deviceSpecChanged = false;
         if (dev.changes.length > 0) {
           this.log.info({ device: desired.device.name, changes: dev.changes, index: dev.index }, `${this.backend.label} converged`);
           this.emit('applied', { kind: 'device', writes: dev.changes.length, deletes: 0 });
-          if (!this.needFull) this.emit('drift', { kind: 'device', key: desired.device.name });
-          this.needFull = true;
-          if (!this.fullReason) this.fullReason = 'device changed';
+          if (!this.needFull && !asked) this.emit('drift', { kind: 'device', key: desired.device.name });
+          // An address, MTU or MAC change keeps the entries: no 30,000-entry dump for those.
+          if (dev.entriesLost) {
+            this.needFull = true;
+            if (!this.fullReason) this.fullReason = 'device changed';
+          }
         }
         if (dev.index !== this.devIndex) {
           this.devIndex = dev.index;

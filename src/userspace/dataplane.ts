@@ -10,7 +10,7 @@
 // - stop() stops the forwarding threads; the TAP (persistent), its address, routes and
 //   neighbours stay, as kernel mode leaves its state for the next start.
 import type { DesiredState, DeviceSpec } from '../dataplane/model';
-import { Reconciler, type DeviceBackend, type ReconcilerLog } from '../dataplane/reconciler';
+import { Reconciler, type DeviceBackend, type DeviceEnsured, type ReconcilerLog } from '../dataplane/reconciler';
 import type { NetlinkHandle } from '../netlink/handle';
 import { Forwarder, type ForwarderOptions } from './forwarder';
 import type { NativeStats } from './native';
@@ -28,14 +28,16 @@ class TapBackend implements DeviceBackend {
   constructor(private readonly opts: UserspaceDataplaneOptions) {}
 
   /** The TAP, its attributes, and the forwarder's socket and config. */
-  ensureDevice(h: NetlinkHandle, spec: DeviceSpec): { index: number; changes: string[] } {
+  ensureDevice(h: NetlinkHandle, spec: DeviceSpec): DeviceEnsured {
     if (!this.fwd) this.fwd = new Forwarder(spec.name, spec.vni, spec.port, spec.mac, spec.mtu, this.opts);
     const fwd = this.fwd;
     fwd.setConfig(spec.vni, spec.port, spec.mac, spec.mtu);
     const dev = ensureTapDevice(h, spec, fwd);
     const changes = [...dev.changes];
-    if (fwd.ensureUdp(spec.local, spec.port)) changes.push(`socket ${spec.local}:${spec.port}`);
-    return { index: dev.index, changes };
+    const newSocket = fwd.ensureUdp(spec.local, spec.port);
+    if (newSocket) changes.push(`socket ${spec.local}:${spec.port}`);
+    // A new socket touches no kernel entry; resynced anyway, as any other device repair.
+    return { index: dev.index, changes, entriesLost: dev.entriesLost || newSocket };
   }
 
   pushFdb(d: DesiredState): { writes: number; deletes: number; size: number } | null {

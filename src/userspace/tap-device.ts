@@ -53,6 +53,7 @@ export function ensureTapDevice(h: NetlinkHandle, spec: DeviceSpec, tap: TapPort
     changes.push(existed ? 'attach' : 'create');
   }
 
-  changes.push(...convergeLinkAttrs(h, link, spec));
-  return { index: link.index, changes, recreated };
+  const attrs = convergeLinkAttrs(h, link, spec);
+  changes.push(...attrs.changes);
+  return { index: link.index, changes, recreated, entriesLost: recreated || attrs.broughtUp };
 }
