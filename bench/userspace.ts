@@ -88,7 +88,7 @@ async function buildHosts(): Promise<BenchHost[]> {
   await Promise.all(
     hosts.map((host) => {
       const eth0 = host.h.getLink('eth0')!;
-      const { desired } = computeDesired({ config, own: host.lease, peers: hosts.map((x) => x.lease), underlay: { index: eth0.index, ip: host.ip, mtu: eth0.mtu } });
+      const { desired } = computeDesired({ config, own: host.lease, ownHeld: true, peers: hosts.map((x) => x.lease), underlay: { index: eth0.index, ip: host.ip, mtu: eth0.mtu } });
       const done = waitConverged(host.dp);
       host.dp.setDesired(desired);
       return done;

@@ -3,9 +3,10 @@
 //
 // Order at start, chosen so a restart never disturbs working pods:
 //   underlay facts → VTEP MAC (persisted) → network config (waits, never crashes on bad
-//   config) → first full list of leases → acquire/reuse our lease → first desired state to
-//   the reconciler (nothing in the kernel is touched before this) → converge → subnet file →
-//   READY=1. Then the watch streams changes; events only recompute desired state.
+//   config) → first full list of leases → our subnet chosen → first desired state to the
+//   reconciler (nothing in the kernel is touched before this), peers programmed while the
+//   lease is granted and written → lease held → device address → subnet file → READY=1.
+//   Then the watch streams changes; events only recompute desired state.
 //   The etcd reads (config, listing) are sent first and answered while the local facts are
 //   gathered (registry.prefetch): same order of use, fewer round trips on the clock.
 // The control plane being unhappy (etcd down, lease renewals failing, bad leases) never
@@ -13,7 +14,7 @@
 import type { DaemonConfig } from '../config/daemon';
 import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
-import { computeDesired, deviceName } from '../dataplane/compute';
+import { computeDevice, computePeerEntries, deviceName, type PeerEntries } from '../dataplane/compute';
 import { VXLAN_OVERHEAD } from '../dataplane/model';
 import { chooseDataplane, createDataplane } from '../userspace/select';
 import { UserspaceDataplane, type Dataplane } from '../userspace/dataplane';
@@ -27,7 +28,7 @@ import { child, type Logger } from '../observe/log';
 import { createDaemonMetrics, Metrics, type DaemonMetrics } from '../observe/metrics';
 import { createNotifier, type Notifier } from '../observe/notify';
 import { native } from '../netns/native';
-import { EtcdRegistry } from '../subnet/etcd-registry';
+import { EtcdRegistry, type SubnetListing } from '../subnet/etcd-registry';
 import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
@@ -38,7 +39,13 @@ const RETRY_MS = 5000;
 
 interface Decoded {
   value: string;
-  lease: Lease | undefined;
+  /** undefined: not decoded yet; null: invalid (skipped). */
+  lease: Lease | null | undefined;
+}
+
+/** Two leases that judge peers alike: same subnet, PublicIP and VTEP MAC. */
+function sameLeaseFor(a: Lease, b: Lease): boolean {
+  return a.subnet.ip === b.subnet.ip && a.subnet.len === b.subnet.len && a.publicIp === b.publicIp && a.vtepMac === b.vtepMac;
 }
 
 export class Daemon {
@@ -54,6 +61,16 @@ export class Daemon {
   private underlay: Underlay | undefined;
   private config: NetworkConfig | undefined;
   private own: Lease | undefined;
+  /** The lease being written at a cold start, until `own` is set. */
+  private planned: Lease | undefined;
+  /** The listing the dataplane started from. */
+  private listing: SubnetListing | undefined;
+  /** The lease `raw`'s decoded leases were judged against. */
+  private decodedFor: Lease | undefined;
+  /** Bumped whenever `raw` changes: the peers' entries are recomputed only then. */
+  private rawVersion = 0;
+  private peerEntries: { version: number; entries: PeerEntries } | undefined;
+  private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
@@ -101,7 +118,7 @@ export class Daemon {
     this.wireRegistryEvents(this.registry);
     // The config and the subnet listing (10,000 keys in a large cluster) are read while the
     // local facts below are gathered: etcd's answers are then in, or nearly, when needed.
-    this.registry.prefetch();
+    this.registry.prefetch({ grantTtlSeconds: this.cfg.subnetLeaseTtl });
     this.http = await http;
 
     this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
@@ -125,19 +142,46 @@ export class Daemon {
           ...(preferred ? { preferred } : {}),
           ttlSeconds: this.cfg.subnetLeaseTtl,
           renewMarginSeconds: this.cfg.subnetLeaseRenewMargin * 60,
+          onPlanned: (planned, listing) => this.startDataplane(planned, listing),
         }),
       'acquire',
     );
     this.own = lease;
     this.leaseHeld = true;
-    // The listing acquire worked from: one 10k-key read fewer at cold start. Our own write
-    // came after its revision and arrives through the watch (decoded as ourselves, skipped).
-    const listed = this.registry.takeAcquireListing() ?? (await this.retry('list leases', () => this.registry!.listSubnets(), 'list'));
     this.metrics.setLease({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac });
     this.log.info({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac }, 'subnet lease held');
+    // The listing the lease was chosen from, which the dataplane started from. Our own write
+    // came after its revision and arrives through the watch (decoded as ourselves, skipped).
+    const listed = this.registry.takeAcquireListing() ?? (await this.retry('list leases', () => this.registry!.listSubnets(), 'list'));
+    if (listed !== this.listing) this.startDataplane(lease, listed);
+    else this.recompute(); // the device gets its address now
+    this.registry.watchSubnets(listed.revision, {
+      put: (key, value) => this.onLeaseEvent(key, value),
+      delete: (key) => this.onLeaseEvent(key, undefined),
+      resync: (entries) => this.onLeaseResync(entries),
+    });
+    this.notifier.startWatchdog();
+  }
 
+  /**
+   * The first full list is in and our subnet chosen: from here on the dataplane is ours to
+   * converge. Peers' entries are programmed now, while the lease is still being granted and
+   * written: they do not depend on it (a 10,000-peer cold start gains the two etcd round trips).
+   * The device gets its address once the lease is held. Called again, with a new listing, if
+   * the chosen subnet was lost to another host's race.
+   */
+  private startDataplane(planned: Lease, listing: SubnetListing): void {
+    this.planned = planned;
+    this.listing = listing;
+    this.raw.clear();
+    for (const [k, v] of listing.entries) this.raw.set(k, { value: v, lease: undefined });
+    this.rawVersion++;
+    if (this.reconciler) {
+      this.recompute();
+      return;
+    }
     const choice = chooseDataplane(this.cfg.dataplane, this.h);
-    this.log.info({ dataplane: choice.mode, reason: choice.reason }, 'dataplane');
+    this.log.info({ dataplane: choice.mode, reason: choice.reason, subnet: formatPrefix4(planned.subnet) }, 'dataplane starting; the subnet lease is being written');
     this.reconciler = createDataplane(choice.mode, this.h, child(this.log, 'dataplane'), this.cfg.resyncInterval * 1000);
     if (this.reconciler instanceof UserspaceDataplane) {
       const dp = this.reconciler;
@@ -146,69 +190,120 @@ export class Daemon {
     this.wireReconcilerEvents(this.reconciler);
     this.events = new NetlinkEventSocket();
     this.events.on('event', (e) => this.onKernelEvent(e));
-    this.events.on('overflow', () => this.reconciler?.requestResync('netlink overflow'));
+    this.events.on('overflow', () => {
+      this.log.debug({}, 'kernel event queue overflowed; full resync');
+      this.reconciler?.requestResync('netlink overflow');
+    });
     this.events.on('error', (err) => this.log.error({ err }, 'netlink event socket error'));
-
-    // The first full list is in: from here on the dataplane is ours to converge.
-    for (const [k, v] of listed.entries) this.raw.set(k, { value: v, lease: undefined });
     this.recompute();
     this.reconciler.start();
-    this.registry.watchSubnets(listed.revision, {
-      put: (key, value) => this.onLeaseEvent(() => this.raw.set(key, { value, lease: undefined })),
-      delete: (key) => this.onLeaseEvent(() => this.raw.delete(key)),
-      resync: (entries) =>
-        this.onLeaseEvent(() => {
-          this.raw.clear();
-          for (const [k, v] of entries) this.raw.set(k, { value: v, lease: undefined });
-          this.metrics.resyncs.inc({ reason: 'etcd relist' });
-        }),
-    });
-    this.notifier.startWatchdog();
   }
 
-  private onLeaseEvent(change: () => void): void {
+  /**
+   * One etcd change. Recomputing is deferred to the end of the tick, so a burst of events
+   * (a re-list, many hosts joining at once) costs one computation over all peers, not one
+   * each. Our own lease being written, or a bad value replacing another, changes no entry.
+   */
+  private onLeaseEvent(key: string, value: string | undefined): void {
+    const before = this.raw.get(key);
+    if (value === undefined) this.raw.delete(key);
+    else this.raw.set(key, { value, lease: undefined });
+    const after = this.raw.get(key);
+    if (!this.isPeer(key, before) && !this.isPeer(key, after)) return;
     this.pendingEventTimes.push(performance.now());
-    change();
-    this.recompute();
+    this.rawVersion++;
+    this.scheduleRecompute();
   }
 
-  /** Decode leases (cached per key/value), compute desired state, hand it to the reconciler. */
-  private recompute(): void {
-    if (!this.config || !this.own || !this.underlay || !this.reconciler) return;
-    const peers: Lease[] = [];
-    for (const [key, d] of this.raw) {
-      if (d.lease === undefined) {
-        const res = decodeLease(key, d.value, { prefix: this.registry!.prefix, config: this.config, own: this.own });
-        if (res.ok) {
-          d.lease = res.lease;
-          this.warned.delete(key);
-        } else if (this.warned.get(key) !== d.value) {
-          // One warning and one count per distinct bad value, not per recompute.
-          this.warned.set(key, d.value);
-          this.metrics.leasesSkipped.inc({ reason: res.reason });
-          this.log.warn({ key, reason: res.reason, detail: res.detail }, 'skipping invalid lease');
-        }
-        if (!res.ok) continue;
-      }
-      if (d.lease) peers.push(d.lease);
+  private onLeaseResync(entries: Map<string, string>): void {
+    this.raw.clear();
+    for (const [k, v] of entries) this.raw.set(k, { value: v, lease: undefined });
+    this.metrics.resyncs.inc({ reason: 'etcd relist' });
+    this.pendingEventTimes.push(performance.now());
+    this.rawVersion++;
+    this.scheduleRecompute();
+  }
+
+  private scheduleRecompute(): void {
+    if (this.recomputeScheduled || this.stopping) return;
+    this.recomputeScheduled = setImmediate(() => {
+      this.recomputeScheduled = undefined;
+      this.recompute();
+    });
+  }
+
+  /**
+   * The key holds a lease that takes part in the peers' entries: valid and not our own. A change
+   * between two values that are not (our own lease written, one bad value for another) changes
+   * no entry. Before the first desired state everything counts.
+   */
+  private isPeer(key: string, d: Decoded | undefined): boolean {
+    if (!d) return false;
+    const own = this.own ?? this.planned;
+    if (!own || !this.config) return true;
+    const lease = this.decoded(key, d, own, this.config);
+    return lease !== null && !(lease.subnet.ip === own.subnet.ip && lease.subnet.len === own.subnet.len && lease.publicIp === own.publicIp);
+  }
+
+  /** The lease a key holds (cached with it), or null if it is invalid (warned once per value). */
+  private decoded(key: string, d: Decoded, own: Lease, config: NetworkConfig): Lease | null {
+    if (d.lease !== undefined) return d.lease;
+    const res = decodeLease(key, d.value, { prefix: this.registry!.prefix, config, own });
+    if (res.ok) {
+      this.warned.delete(key);
+      return (d.lease = res.lease);
     }
-    const { desired, conflicts } = computeDesired({
+    if (this.warned.get(key) !== d.value) {
+      // One warning and one count per distinct bad value, not per recompute.
+      this.warned.set(key, d.value);
+      this.metrics.leasesSkipped.inc({ reason: res.reason });
+      this.log.warn({ key, reason: res.reason, detail: res.detail }, 'skipping invalid lease');
+    }
+    return (d.lease = null);
+  }
+
+  /**
+   * Desired state from the leases, our lease and the underlay, handed to the reconciler. The
+   * peers' entries (30,000 at 10,000 peers) are recomputed only when a lease changed; the
+   * device spec every time (it is small).
+   */
+  private recompute(): void {
+    const own = this.own ?? this.planned;
+    if (!this.config || !own || !this.underlay || !this.reconciler) return;
+    if (!this.decodedFor || !sameLeaseFor(this.decodedFor, own)) {
+      // Decoding judges overlap with our subnet: a different one invalidates every decode.
+      if (this.decodedFor) for (const d of this.raw.values()) d.lease = undefined;
+      this.decodedFor = own;
+      this.peerEntries = undefined;
+    }
+    let pe = this.peerEntries;
+    if (!pe || pe.version !== this.rawVersion) {
+      const peers: Lease[] = [];
+      for (const [key, d] of this.raw) {
+        const lease = this.decoded(key, d, own, this.config);
+        if (lease) peers.push(lease);
+      }
+      const entries = computePeerEntries(own, peers);
+      for (const c of entries.conflicts) {
+        const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
+        const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${c.lease.vtepMac}`;
+        if (this.warned.get(key) !== sig) {
+          this.warned.set(key, sig);
+          this.metrics.leasesSkipped.inc({ reason: c.reason });
+          this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason }, 'skipping conflicting lease');
+        }
+      }
+      this.peerEntries = pe = { version: this.rawVersion, entries };
+    }
+    const device = computeDevice({
       config: this.config,
-      own: this.own,
-      peers,
+      own,
+      ownHeld: own === this.own,
       underlay: { index: this.underlay.index, ip: this.underlay.ip, mtu: this.underlay.mtu },
     });
-    for (const c of conflicts) {
-      const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
-      const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${c.lease.vtepMac}`;
-      if (this.warned.get(key) !== sig) {
-        this.warned.set(key, sig);
-        this.metrics.leasesSkipped.inc({ reason: c.reason });
-        this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason }, 'skipping conflicting lease');
-      }
-    }
-    this.metrics.peers.set({}, desired.routes.size);
-    this.reconciler.setDesired(desired);
+    const { routes, neighs, fdb } = pe.entries;
+    this.metrics.peers.set({}, routes.size);
+    this.reconciler.setDesired({ device, routes, neighs, fdb });
   }
 
   private wireReconcilerEvents(r: Dataplane): void {
@@ -406,6 +501,7 @@ export class Daemon {
     this.notifier.stopping();
     this.notifier.stopWatchdog();
     for (const t of this.timers) clearTimeout(t);
+    if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     this.reconciler?.stop();
     this.events?.close();
     await this.registry?.close().catch(() => undefined);

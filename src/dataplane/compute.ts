@@ -9,7 +9,7 @@
 import type { NetworkConfig } from '../config/network';
 import { formatIp4, prefixesOverlap, type Prefix4 } from '../ip/ipv4';
 import type { Lease } from '../subnet/lease';
-import { VXLAN_OVERHEAD, type DesiredState, type FdbEntry, type NeighEntry, type RouteEntry } from './model';
+import { VXLAN_OVERHEAD, type DesiredState, type DeviceSpec, type FdbEntry, type NeighEntry, type RouteEntry } from './model';
 
 export interface UnderlayFacts {
   index: number;
@@ -19,7 +19,10 @@ export interface UnderlayFacts {
 
 export interface ComputeInput {
   config: NetworkConfig;
+  /** Our lease, or the one we are about to write (its peers are known before it is held). */
   own: Lease;
+  /** The device gets <subnet>.0 only once the lease is held in etcd. */
+  ownHeld: boolean;
   peers: Iterable<Lease>;
   underlay: UnderlayFacts;
 }
@@ -40,7 +43,31 @@ export function deviceName(vni: number): string {
 }
 
 export function computeDesired(input: ComputeInput): ComputeResult {
+  const { routes, neighs, fdb, conflicts } = computePeerEntries(input.own, input.peers);
+  return { desired: { device: computeDevice(input), routes, neighs, fdb }, conflicts };
+}
+
+/** The device alone: it changes with the config, the underlay and whether our lease is held. */
+export function computeDevice(input: Omit<ComputeInput, 'peers'>): DeviceSpec {
   const { config, own, underlay } = input;
+  return {
+    name: deviceName(config.backend.vni),
+    vni: config.backend.vni,
+    port: config.backend.port,
+    local: underlay.ip,
+    lowerIndex: underlay.index,
+    mac: own.vtepMac,
+    mtu: underlay.mtu - VXLAN_OVERHEAD,
+    address: input.ownHeld ? formatIp4(own.subnet.ip) : undefined,
+  };
+}
+
+export interface PeerEntries extends Omit<DesiredState, 'device'> {
+  conflicts: PeerConflict[];
+}
+
+/** The three entries per peer: they change with the peer leases and our own lease only. */
+export function computePeerEntries(own: Lease, input: Iterable<Lease>): PeerEntries {
   const routes = new Map<string, RouteEntry>();
   const neighs = new Map<string, NeighEntry>();
   const fdb = new Map<string, FdbEntry>();
@@ -50,7 +77,7 @@ export function computeDesired(input: ComputeInput): ComputeResult {
   let lastAccepted: Prefix4 | undefined;
 
   // Deterministic order: the same inputs always give the same winner of a conflict.
-  const peers = [...input.peers].sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.len - b.subnet.len || a.publicIp - b.publicIp);
+  const peers = [...input].sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.len - b.subnet.len || a.publicIp - b.publicIp);
   for (const p of peers) {
     if (p.subnet.ip === own.subnet.ip && p.subnet.len === own.subnet.len && p.publicIp === own.publicIp) continue; // ourselves
     if (prefixesOverlap(p.subnet, own.subnet)) {
@@ -76,22 +103,5 @@ export function computeDesired(input: ComputeInput): ComputeResult {
     fdb.set(p.vtepMac, { mac: p.vtepMac, dst: formatIp4(p.publicIp) });
   }
 
-  return {
-    desired: {
-      device: {
-        name: deviceName(config.backend.vni),
-        vni: config.backend.vni,
-        port: config.backend.port,
-        local: underlay.ip,
-        lowerIndex: underlay.index,
-        mac: own.vtepMac,
-        mtu: underlay.mtu - VXLAN_OVERHEAD,
-        address: formatIp4(own.subnet.ip),
-      },
-      routes,
-      neighs,
-      fdb,
-    },
-    conflicts,
-  };
+  return { routes, neighs, fdb, conflicts };
 }

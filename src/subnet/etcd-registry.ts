@@ -63,6 +63,19 @@ export interface AcquireRequest {
   preferred?: Prefix4;
   ttlSeconds: number;
   renewMarginSeconds: number;
+  /**
+   * Called once per attempt when the subnet is chosen, before anything is written, with the
+   * listing it was chosen from. Peers' entries do not depend on which subnet we get, so a cold
+   * start can program them while the lease is granted and written; the lease may still be
+   * lost to a race (then this is called again) or fail (acquire rejects).
+   */
+  onPlanned?: (lease: Lease, listing: SubnetListing) => void;
+}
+
+/** Every key under `<prefix>/subnets/` and its value, as of `revision`. */
+export interface SubnetListing {
+  revision: string;
+  entries: Map<string, string>;
 }
 
 export interface SubnetWatchHandler {
@@ -289,10 +302,12 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
    * getConfigText() and the first acquire attempt use the answers; a failed read is simply
    * made again then, and so is one older than PREFETCH_MAX_AGE_MS when it is wanted (a stale
    * config, or a listing the watch would have to replay from).
-   * Nothing here writes: an early listing is as good as a later one for acquire, whose writes
-   * are all conditional transactions.
+   * With `grantTtlSeconds`, an etcd lease is granted now too, for the first acquire that needs
+   * a fresh one: one round trip fewer between choosing a subnet and holding it. It carries no
+   * key until then; if unused (our old lease is reused, or it grew stale) it is revoked, and
+   * if the daemon dies first it simply expires.
    */
-  prefetch(): void {
+  prefetch(opts: { grantTtlSeconds?: number } = {}): void {
     this.assertOpen();
     const config = this.getConfigText().then((text) => ({ text, at: Date.now() }));
     const listing = this.listRaw().then((l) => ({ ...l, at: Date.now() }));
@@ -301,10 +316,36 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     listing.catch(() => undefined);
     this.prefetchedConfig = config;
     this.prefetchedListing = listing;
+    const ttl = opts.grantTtlSeconds;
+    if (ttl !== undefined) {
+      const grant = this.grant(ttl).then((id) => ({ id, ttl, at: Date.now() }));
+      grant.catch(() => undefined);
+      this.prefetchedGrant = grant;
+    }
   }
 
   private prefetchedConfig: Promise<{ text: string | null; at: number }> | null = null;
   private prefetchedListing: Promise<{ revision: string; kvs: IKeyValue[]; at: number }> | null = null;
+  private prefetchedGrant: Promise<{ id: string; ttl: number; at: number }> | null = null;
+
+  /** The early-granted lease if it is there, fresh and of this TTL (taken once); else null. */
+  private async takePrefetchedGrant(ttlSeconds: number): Promise<string | null> {
+    const p = this.prefetchedGrant;
+    this.prefetchedGrant = null;
+    if (!p) return null;
+    const g = await p.catch(() => null);
+    if (!g) return null;
+    if (g.ttl === ttlSeconds && Date.now() - g.at <= PREFETCH_MAX_AGE_MS) return g.id;
+    void this.revokeUnused(g.id);
+    return null;
+  }
+
+  /** Gives back an early-granted lease nobody took. */
+  private dropPrefetchedGrant(): void {
+    const p = this.prefetchedGrant;
+    this.prefetchedGrant = null;
+    if (p) p.then((g) => this.revokeUnused(g.id), () => undefined);
+  }
 
   /** The prefetched listing if it arrived and is fresh enough; null means "list now". */
   private async takePrefetchedListing(): Promise<{ revision: string; kvs: IKeyValue[] } | null> {
@@ -340,18 +381,18 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
    * watch from its revision instead of reading 10,000 keys again: our own write comes after
    * it and arrives through the watch like any other change.
    */
-  takeAcquireListing(): { revision: string; entries: Map<string, string> } | null {
+  takeAcquireListing(): SubnetListing | null {
     const l = this.acquireListing;
     this.acquireListing = null;
     return l;
   }
 
-  async listSubnets(): Promise<{ revision: string; entries: Map<string, string> }> {
+  async listSubnets(): Promise<SubnetListing> {
     const { revision, kvs } = await this.listRaw();
     return { revision, entries: toEntries(kvs) };
   }
 
-  private acquireListing: { revision: string; entries: Map<string, string> } | null = null;
+  private acquireListing: SubnetListing | null = null;
 
   private async listRaw(): Promise<{ revision: string; kvs: IKeyValue[] }> {
     this.assertOpen();
@@ -384,6 +425,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   private async doAcquire(req: AcquireRequest): Promise<Lease> {
     for (let attempt = 1; attempt <= RACE_RETRIES; attempt++) {
       const { revision, kvs } = (attempt === 1 ? await this.takePrefetchedListing() : null) ?? (await this.listRaw());
+      this.log.debug({ keys: kvs.length, revision, attempt }, 'subnet listing in');
       // Keys and values as strings, and key → subnet, once: tryAcquire and the daemon's first
       // desired state both read all of them (10,000 at a large cluster's cold start).
       const listed: ListedKey[] = new Array(kvs.length);
@@ -392,11 +434,14 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
         const key = kv.key.toString('utf8');
         listed[i] = { kv, key, value: kv.value.toString('utf8'), subnet: parseSubnetKey(this.prefix, key) };
       }
-      const held = await this.tryAcquire(req, listed);
+      const entries = new Map<string, string>();
+      for (const e of listed) entries.set(e.key, e.value);
+      const listing: SubnetListing = { revision, entries };
+      const held = await this.tryAcquire(req, listed, listing);
       if (held) {
-        const entries = new Map<string, string>();
-        for (const e of listed) entries.set(e.key, e.value);
-        this.acquireListing = { revision, entries };
+        // An early grant nobody needed (our old lease was adopted): give it back.
+        this.dropPrefetchedGrant();
+        this.acquireListing = listing;
         this.stopRenewing();
         this.held = held;
         this.scheduleRenew(renewIntervalMs(held.ttlSeconds, held.renewMarginSeconds));
@@ -409,7 +454,15 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   }
 
   /** One round: null means "someone changed the key under us, list again". */
-  private async tryAcquire(req: AcquireRequest, listed: ListedKey[]): Promise<Held | null> {
+  private async tryAcquire(req: AcquireRequest, listed: ListedKey[], listing: SubnetListing): Promise<Held | null> {
+    const planned = (subnet: Prefix4): void => {
+      try {
+        req.onPlanned?.(this.leaseFor(req, subnet), listing);
+      } catch (err) {
+        // The caller's early start is an optimisation: its failure must not cost the lease.
+        this.log.warn({ err }, 'onPlanned hook failed');
+      }
+    };
     const { config } = req;
     // In key order (etcd answers a range in key order already: then this is one pass).
     const byKey = (a: ListedKey, b: ListedKey): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -438,7 +491,10 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       }
       mine = e;
     }
-    if (mine) return this.reuse(req, mine.subnet!, mine.kv);
+    if (mine) {
+      planned(mine.subnet!);
+      return this.reuse(req, mine.subnet!, mine.kv);
+    }
 
     const taken: Prefix4[] = [];
     for (const e of entries) if (e.subnet) taken.push(e.subnet);
@@ -449,6 +505,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       if (!isSubnetCompatible(config, p)) {
         this.log.warn({ preferred: formatPrefix4(p) }, 'preferred subnet does not fit the network config, ignoring it');
       } else if (!taken.some((t) => prefixesOverlap(t, p))) {
+        planned(p);
         return this.create(req, p);
       }
     }
@@ -458,6 +515,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     if (!chosen) {
       throw new SubnetError('ERR_OUT_OF_SUBNETS', `out of subnets: all of ${describeRange(config)} in ${formatPrefix4(config.network)} are leased`);
     }
+    planned(chosen);
     return this.create(req, chosen);
   }
 
@@ -480,7 +538,8 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   private async create(req: AcquireRequest, subnet: Prefix4): Promise<Held | null> {
     const lease = this.leaseFor(req, subnet);
     const held = this.heldFor(req, lease, '0');
-    const leaseId = await this.grant(req.ttlSeconds);
+    const leaseId = (await this.takePrefetchedGrant(req.ttlSeconds)) ?? (await this.grant(req.ttlSeconds));
+    this.log.debug({ leaseId }, 'etcd lease granted');
     const existing = await this.putIf(held.key, held.value, leaseId, null);
     if (existing === 'ok') return { ...held, leaseId };
     await this.revokeUnused(leaseId);
@@ -507,7 +566,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       return { ...held, leaseId };
     }
     const fresh = leaseId === null;
-    const useId = leaseId ?? (await this.grant(req.ttlSeconds));
+    const useId = leaseId ?? (await this.takePrefetchedGrant(req.ttlSeconds)) ?? (await this.grant(req.ttlSeconds));
     const res = await this.putIf(held.key, held.value, useId, kv.mod_revision);
     if (res === 'ok') {
       this.log.info({ subnet: formatPrefix4(subnet), leaseId: useId, freshLease: fresh }, 'reusing our existing subnet, value rewritten');

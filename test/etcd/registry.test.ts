@@ -11,7 +11,7 @@ import { randomLocalMac } from '../../src/ip/mac';
 import { EtcdRegistry, renewIntervalMs, type AcquireRequest, type RegistryLogger, type SubnetWatchHandler } from '../../src/subnet/etcd-registry';
 import { SubnetError } from '../../src/subnet/errors';
 import { encodeLeaseValue, subnetKey, type Lease } from '../../src/subnet/lease';
-import { compact, etcdDel, etcdGet, etcdGetKv, etcdKeys, etcdPut, leaseTimeToLive, makeTestPki, revokeLease, startEtcd, type TestEtcd, type TestPki } from '../support/etcd';
+import { compact, etcdDel, etcdGet, etcdGetKv, etcdKeys, etcdLeaseIds, etcdPut, leaseTimeToLive, makeTestPki, revokeLease, startEtcd, type TestEtcd, type TestPki } from '../support/etcd';
 
 interface LogEntry {
   level: string;
@@ -173,6 +173,32 @@ describe('EtcdRegistry against a real etcd', () => {
     assert.equal((await leaseTimeToLive(etcd.endpoint, kv4!.lease)).grantedTtl, 3600);
 
     assert.equal((await etcdKeys(etcd.endpoint, `${prefix}/subnets/`)).length, 1);
+  });
+
+  test('onPlanned gets the chosen subnet and its listing before the write; an early grant carries the key, an unneeded one is revoked', async () => {
+    const prefix = newPrefix();
+    const peerKey = `${prefix}/subnets/10.244.9.0-24`;
+    await etcdPut(etcd.endpoint, peerKey, '{"PublicIP":"192.168.50.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:09:09"}}');
+    const before = new Set(await etcdLeaseIds(etcd.endpoint));
+    const ours = async () => (await etcdLeaseIds(etcd.endpoint)).filter((id) => !before.has(id));
+
+    const r = registry(prefix);
+    r.prefetch({ grantTtlSeconds: 86400 });
+    const plans: Array<{ subnet: string; keys: string[] }> = [];
+    const req = request(net16, '192.168.50.41');
+    const lease = await r.acquire({ ...req, onPlanned: (l, listing) => void plans.push({ subnet: formatPrefix4(l.subnet), keys: [...listing.entries.keys()] }) });
+    assert.deepEqual(plans, [{ subnet: formatPrefix4(lease.subnet), keys: [peerKey] }], 'planned once, from the listing without our key');
+    const kv = await etcdGetKv(etcd.endpoint, subnetKey(prefix, lease.subnet));
+    assert.deepEqual(await ours(), [kv!.lease], 'the early grant holds the key; no second etcd lease');
+    await r.close();
+
+    // A restart adopts our live etcd lease: the early grant is given back.
+    const r2 = registry(prefix);
+    r2.prefetch({ grantTtlSeconds: 86400 });
+    const again = await r2.acquire(req);
+    assert.equal(formatPrefix4(again.subnet), formatPrefix4(lease.subnet));
+    await eventually('the unneeded early grant revoked', async () => (await ours()).length === 1);
+    assert.deepEqual(await ours(), [kv!.lease]);
   });
 
   test('a stale own lease that no longer fits the config is deleted and a new one taken', async () => {

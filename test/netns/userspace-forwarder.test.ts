@@ -45,7 +45,7 @@ let desiredU: DesiredState;
 let tmp: string;
 
 function desiredFor(h: NetlinkHandle, own: Lease, peer: Lease, ip: string): DesiredState {
-  return computeDesired({ config, own, peers: [peer], underlay: { index: h.getLink('ul0')!.index, ip, mtu: 1500 } }).desired;
+  return computeDesired({ config, own, ownHeld: true, peers: [peer], underlay: { index: h.getLink('ul0')!.index, ip, mtu: 1500 } }).desired;
 }
 
 function converged(r: { once(e: 'converged', f: () => void): unknown }): Promise<void> {

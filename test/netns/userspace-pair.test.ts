@@ -40,8 +40,8 @@ async function startPair(offloads: boolean): Promise<void> {
       resolve();
     });
   }));
-  da.setDesired(computeDesired({ config, own: L1, peers: [L2], underlay: { index: ha.getLink('ul0')!.index, ip: '192.0.2.1', mtu: 1500 } }).desired);
-  db.setDesired(computeDesired({ config, own: L2, peers: [L1], underlay: { index: hb.getLink('ul0')!.index, ip: '192.0.2.2', mtu: 1500 } }).desired);
+  da.setDesired(computeDesired({ config, own: L1, ownHeld: true, peers: [L2], underlay: { index: ha.getLink('ul0')!.index, ip: '192.0.2.1', mtu: 1500 } }).desired);
+  db.setDesired(computeDesired({ config, own: L2, ownHeld: true, peers: [L1], underlay: { index: hb.getLink('ul0')!.index, ip: '192.0.2.2', mtu: 1500 } }).desired);
   await Promise.all(ready);
 }
 

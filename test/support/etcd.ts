@@ -272,3 +272,8 @@ export function revokeLease(endpoint: string, leaseId: string): Promise<void> {
     await c.leaseClient.leaseRevoke({ ID: leaseId });
   });
 }
+
+/** IDs of every etcd lease alive in the cluster. */
+export function etcdLeaseIds(endpoint: string): Promise<string[]> {
+  return withClient(endpoint, async (c) => (await c.leaseClient.leaseLeases({})).leases.map((l) => String(l.ID)));
+}

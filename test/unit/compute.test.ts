@@ -14,7 +14,7 @@ function lease(subnet: string, ip: string, mac: string): Lease {
 const own = lease('10.244.1.0/24', '192.168.50.11', '0e:00:00:00:00:01');
 
 test('device follows config, own lease and underlay (MTU = underlay - 50)', () => {
-  const { desired } = computeDesired({ config, own, peers: [], underlay });
+  const { desired } = computeDesired({ config, own, ownHeld: true, peers: [], underlay });
   assert.deepEqual(desired.device, {
     name: 'twill.7', vni: 7, port: 4789, local: '192.168.50.11', lowerIndex: 3, mac: '0e:00:00:00:00:01', mtu: 1450, address: '10.244.1.0',
   });
@@ -24,7 +24,7 @@ test('device follows config, own lease and underlay (MTU = underlay - 50)', () =
 
 test('exactly three entries per peer, flannel style', () => {
   const peers = [lease('10.244.2.0/24', '192.168.50.12', '0e:00:00:00:00:02'), lease('10.244.3.0/24', '192.168.50.13', '0e:00:00:00:00:03')];
-  const { desired, conflicts } = computeDesired({ config, own, peers, underlay });
+  const { desired, conflicts } = computeDesired({ config, own, ownHeld: true, peers, underlay });
   assert.deepEqual(conflicts, []);
   assert.deepEqual([...desired.routes.values()], [
     { dst: '10.244.2.0', dstLen: 24, gateway: '10.244.2.0' },
@@ -49,15 +49,15 @@ test('our own lease in the peer list is not programmed; conflicts are reported, 
     lease('10.244.4.0/24', '192.168.50.14', '0e:00:00:00:00:02'), // duplicate VTEP MAC
     lease('10.244.5.0/24', '192.168.50.11', '0e:00:00:00:00:05'), // our public IP
   ];
-  const { desired, conflicts } = computeDesired({ config, own, peers, underlay });
+  const { desired, conflicts } = computeDesired({ config, own, ownHeld: true, peers, underlay });
   assert.deepEqual([...desired.routes.keys()], ['10.244.2.0/24']);
   assert.deepEqual(conflicts.map((c) => c.reason).sort(), ['duplicate-vtep-mac', 'overlaps-own', 'overlaps-peer', 'same-public-ip']);
 });
 
 test('deterministic: input order does not change the result', () => {
   const peers = Array.from({ length: 50 }, (_, i) => lease(`10.244.${i + 2}.0/24`, `192.168.51.${i + 2}`, `0e:00:00:00:01:${(i + 2).toString(16).padStart(2, '0')}`));
-  const a = computeDesired({ config, own, peers, underlay }).desired;
-  const b = computeDesired({ config, own, peers: [...peers].reverse(), underlay }).desired;
+  const a = computeDesired({ config, own, ownHeld: true, peers, underlay }).desired;
+  const b = computeDesired({ config, own, ownHeld: true, peers: [...peers].reverse(), underlay }).desired;
   assert.deepEqual([...a.routes.entries()].sort(), [...b.routes.entries()].sort());
   assert.deepEqual([...a.fdb.entries()].sort(), [...b.fdb.entries()].sort());
 });
@@ -70,7 +70,7 @@ test('10,000 peers compute in well under a second (no quadratic conflict check)'
     peers.push({ subnet: { ip: (10 << 24 | i << 8) >>> 0, len: 24 }, publicIp: (172 << 24 | 17 << 16 | i) >>> 0, vni: 1, vtepMac: `0e:01:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}:00` });
   }
   const t = performance.now();
-  const { desired } = computeDesired({ config: bigConfig, own: me, peers, underlay });
+  const { desired } = computeDesired({ config: bigConfig, own: me, ownHeld: true, peers, underlay });
   const ms = performance.now() - t;
   assert.equal(desired.routes.size, 10_000);
   assert.ok(ms < 1000, `took ${ms} ms`);
