@@ -14,7 +14,7 @@
 import type { DaemonConfig } from '../config/daemon';
 import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
-import { computeDevice, computePeerEntries, deviceName, type PeerEntries } from '../dataplane/compute';
+import { computeDevice, computePeerEntries, deviceName, isOwnLease, type PeerEntries } from '../dataplane/compute';
 import { VXLAN_OVERHEAD } from '../dataplane/model';
 import { chooseDataplane, createDataplane } from '../userspace/select';
 import { UserspaceDataplane, type Dataplane } from '../userspace/dataplane';
@@ -45,7 +45,7 @@ interface Decoded {
 
 /** Two leases that judge peers alike: same subnet, PublicIP and VTEP MAC. */
 function sameLeaseFor(a: Lease, b: Lease): boolean {
-  return a.subnet.ip === b.subnet.ip && a.subnet.len === b.subnet.len && a.publicIp === b.publicIp && a.vtepMac === b.vtepMac;
+  return isOwnLease(a, b) && a.vtepMac === b.vtepMac;
 }
 
 export class Daemon {
@@ -173,9 +173,7 @@ export class Daemon {
   private startDataplane(planned: Lease, listing: SubnetListing): void {
     this.planned = planned;
     this.listing = listing;
-    this.raw.clear();
-    for (const [k, v] of listing.entries) this.raw.set(k, { value: v, lease: undefined });
-    this.rawVersion++;
+    this.replaceRaw(listing.entries);
     if (this.reconciler) {
       this.recompute();
       return;
@@ -216,12 +214,17 @@ export class Daemon {
   }
 
   private onLeaseResync(entries: Map<string, string>): void {
-    this.raw.clear();
-    for (const [k, v] of entries) this.raw.set(k, { value: v, lease: undefined });
+    this.replaceRaw(entries);
     this.metrics.resyncs.inc({ reason: 'etcd relist' });
     this.pendingEventTimes.push(performance.now());
-    this.rawVersion++;
     this.scheduleRecompute();
+  }
+
+  /** Every lease from a full listing, none decoded yet. */
+  private replaceRaw(entries: Map<string, string>): void {
+    this.raw.clear();
+    for (const [k, v] of entries) this.raw.set(k, { value: v, lease: undefined });
+    this.rawVersion++;
   }
 
   private scheduleRecompute(): void {
@@ -242,7 +245,7 @@ export class Daemon {
     const own = this.own ?? this.planned;
     if (!own || !this.config) return true;
     const lease = this.decoded(key, d, own, this.config);
-    return lease !== null && !(lease.subnet.ip === own.subnet.ip && lease.subnet.len === own.subnet.len && lease.publicIp === own.publicIp);
+    return lease !== null && !isOwnLease(lease, own);
   }
 
   /** The lease a key holds (cached with it), or null if it is invalid (warned once per value). */

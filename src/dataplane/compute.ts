@@ -42,6 +42,11 @@ export function deviceName(vni: number): string {
   return `twill.${vni}`;
 }
 
+/** A lease naming our subnet and PublicIP is our own (an earlier write of it), never a peer. */
+export function isOwnLease(l: Lease, own: Lease): boolean {
+  return l.subnet.ip === own.subnet.ip && l.subnet.len === own.subnet.len && l.publicIp === own.publicIp;
+}
+
 export function computeDesired(input: ComputeInput): ComputeResult {
   const { routes, neighs, fdb, conflicts } = computePeerEntries(input.own, input.peers);
   return { desired: { device: computeDevice(input), routes, neighs, fdb }, conflicts };
@@ -79,7 +84,7 @@ export function computePeerEntries(own: Lease, input: Iterable<Lease>): PeerEntr
   // Deterministic order: the same inputs always give the same winner of a conflict.
   const peers = [...input].sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.len - b.subnet.len || a.publicIp - b.publicIp);
   for (const p of peers) {
-    if (p.subnet.ip === own.subnet.ip && p.subnet.len === own.subnet.len && p.publicIp === own.publicIp) continue; // ourselves
+    if (isOwnLease(p, own)) continue;
     if (prefixesOverlap(p.subnet, own.subnet)) {
       conflicts.push({ lease: p, reason: 'overlaps-own' });
       continue;

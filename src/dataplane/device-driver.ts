@@ -11,16 +11,20 @@ import { req } from '../netlink/handle';
 import type { LinkState } from '../netlink/types';
 import type { DeviceSpec } from './model';
 
-export interface DeviceResult {
+/** What every device backend reports (kernel VXLAN, userspace TAP). */
+export interface DeviceEnsured {
   index: number;
   /** What had to change; empty when the device was already as desired. */
   changes: string[];
-  recreated: boolean;
   /**
    * Entries on the device may be gone: it was (re)created, or it was down (IPv4 flushes a
    * device's routes and neighbours when it goes down). MTU, MAC and address changes keep them.
    */
   entriesLost: boolean;
+}
+
+export interface DeviceResult extends DeviceEnsured {
+  recreated: boolean;
 }
 
 /** What convergeLinkAttrs changed, and whether the device had been down. */

@@ -23,7 +23,7 @@ import type { NetlinkError } from '../netlink/errors';
 import type { Request } from '../netlink/socket';
 import { RT_TABLE_MAIN } from '../netlink/types';
 import { DeltaTracker } from './delta-tracker';
-import { ensureDevice } from './device-driver';
+import { ensureDevice, type DeviceEnsured } from './device-driver';
 import { TWILL_ROUTE_PROTOCOL, type DesiredState, type DeviceSpec, type EntryKind } from './model';
 import {
   deleteFdb, deleteNeigh, deleteRoute, desiredFdb, desiredNeighs, desiredRoutes, fdbEqual, fdbVal, neighEqual, neighVal,
@@ -48,14 +48,6 @@ export interface ReconcilerEvents {
 }
 
 const MAX_BACKOFF_MS = 30_000;
-
-export interface DeviceEnsured {
-  index: number;
-  /** What had to change; empty when the device was already as desired. */
-  changes: string[];
-  /** Entries on the device may be gone (created, recreated, was down): dump and rewrite them. */
-  entriesLost: boolean;
-}
 
 /** How a dataplane realises the device and the FDB. */
 export interface DeviceBackend {
@@ -227,7 +219,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   }
 
   /** What the trackers' desired sides were last built from: rebuilding from the same is a no-op. */
-  private trackersFrom: { routes: unknown; neighs: unknown; fdb: unknown; devIndex: number } | undefined;
+  private trackersFrom: (Pick<DesiredState, 'routes' | 'neighs' | 'fdb'> & { devIndex: number }) | undefined;
 
   private applyDesiredToTrackers(): void {
     if (!this.desired || !this.devIndex) return;

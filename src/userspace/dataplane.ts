@@ -10,7 +10,8 @@
 // - stop() stops the forwarding threads; the TAP (persistent), its address, routes and
 //   neighbours stay, as kernel mode leaves its state for the next start.
 import type { DesiredState, DeviceSpec } from '../dataplane/model';
-import { Reconciler, type DeviceBackend, type DeviceEnsured, type ReconcilerLog } from '../dataplane/reconciler';
+import type { DeviceEnsured } from '../dataplane/device-driver';
+import { Reconciler, type DeviceBackend, type ReconcilerLog } from '../dataplane/reconciler';
 import type { NetlinkHandle } from '../netlink/handle';
 import { Forwarder, type ForwarderOptions } from './forwarder';
 import type { NativeStats } from './native';
