@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { LabError } from '../lab/errors';
 import { labDown, labExec, labReport, labUp, loadLab, type LabLocation } from '../lab/operations';
 import { renderReport, reportOk } from '../lab/report';
+import { TwillError } from '../base/twill-error';
 
 const USAGE = `Usage: twill-lab <command> [--name NAME] [--dir DIR]
 
@@ -24,8 +25,11 @@ Commands:
 Needs root, etcd (/usr/bin/etcd) and a build (npm ci && npm run build).
 `;
 
-class UsageError extends Error {
-  readonly code = 'ERR_USAGE' as const;
+class UsageError extends TwillError<'ERR_USAGE'> {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+    this.name = 'UsageError';
+  }
 }
 
 /** How the user invoked us, for the hints printed after the tables. */

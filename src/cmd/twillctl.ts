@@ -9,6 +9,7 @@ import { leaseRows, renderLeases } from '../ctl/leases';
 import { fetchStatus, renderStatus } from '../ctl/status';
 import { EtcdAdmin } from '../subnet/etcd-registry';
 import { subnetsPrefix } from '../subnet/lease';
+import { TwillError } from '../base/twill-error';
 
 const USAGE = `Usage: twillctl <command> [flags]
 
@@ -31,8 +32,11 @@ Flags not given are taken from TWILLD_* in the environment, then from ${DEFAULT_
 (or --env-file FILE), as twilld does.
 `;
 
-class UsageError extends Error {
-  readonly code = 'ERR_USAGE' as const;
+class UsageError extends TwillError<'ERR_USAGE'> {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+    this.name = 'UsageError';
+  }
 }
 
 function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>) {

@@ -3,6 +3,7 @@
 // spec's well-known codes, 100+ are twill's own), a short `msg` and a longer `details`.
 // `toCniError` maps anything else that escapes a command (netlink, subnet file, fs errors) so the
 // runtime always gets spec error JSON and never a stack trace.
+import { errorCode, TwillError } from '../base/twill-error';
 import type { NetlinkError } from '../netlink/errors';
 
 export const CniCode = {
@@ -66,15 +67,13 @@ const NUMERIC: Record<CniErrorCode, number> = {
   ERR_CNI_BRIDGE_CONFLICT: CniCode.BRIDGE_CONFLICT,
 };
 
-export class CniError extends Error {
-  readonly code: CniErrorCode;
+export class CniError extends TwillError<CniErrorCode> {
   readonly cniCode: number;
   readonly details: string;
 
   constructor(code: CniErrorCode, msg: string, details = '', options?: { cause?: unknown }) {
-    super(msg, options);
+    super(code, msg, options);
     this.name = 'CniError';
-    this.code = code;
     this.cniCode = NUMERIC[code];
     this.details = details;
   }
@@ -104,7 +103,7 @@ function describe(err: unknown): string {
  */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  const code = errorCode(err);
   if (code === 'ERR_NETLINK') {
     const e = err as NetlinkError;
     return new CniError('ERR_CNI_NETLINK', `netlink: ${e.message}`, `${e.op} ${e.target}: errno ${e.errno} (${e.errnoName})`, { cause: err });
@@ -113,7 +112,7 @@ export function toCniError(err: unknown): CniError {
     return new CniError('ERR_CNI_SUBNET_FILE', `invalid subnet file: ${describe(err)}`, '', { cause: err });
   }
   // Node's fs errors carry a string errno name (EACCES, EIO, ENOSPC, EROFS ...).
-  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
+  if (code !== undefined && /^E[A-Z0-9]+$/.test(code)) {
     return new CniError('ERR_CNI_IO', `I/O error: ${describe(err)}`, code, { cause: err });
   }
   return new CniError('ERR_CNI_INTERNAL', `internal error: ${describe(err)}`, err instanceof Error ? err.name : typeof err, { cause: err });

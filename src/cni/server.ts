@@ -11,6 +11,7 @@
 import * as net from 'node:net';
 import { native } from '../netns/native';
 import { run, type Outcome } from './skel';
+import { TwillError } from '../base/twill-error';
 
 export const SOCKET_NAME = 'twill-cni';
 const MAX_ENV = 64 * 1024;
@@ -18,8 +19,11 @@ const MAX_STDIN = 4 * 1024 * 1024;
 const IDLE_MS = 10_000;
 const RETRY_LISTEN_MS = 5_000;
 
-export class WireError extends Error {
-  readonly code = 'ERR_CNI_WIRE';
+export class WireError extends TwillError<'ERR_CNI_WIRE'> {
+  constructor(message: string) {
+    super('ERR_CNI_WIRE', message);
+    this.name = 'WireError';
+  }
 }
 
 export interface Request {

@@ -18,6 +18,7 @@
 // Not carried over: flannel accepts VNI values above 65535 but writes them into the lease as a
 // uint16; twill keeps the full 24-bit value (only matters when mixing with flannel nodes).
 import { formatIp4, formatPrefix4, ipInPrefix, maskOf, parseIp4, parsePrefix4, prefixSize, type Ip4, type Prefix4 } from '../ip/ipv4';
+import { TwillError } from '../base/twill-error';
 
 export interface NetworkConfig {
   network: Prefix4;
@@ -27,13 +28,12 @@ export interface NetworkConfig {
   backend: { type: 'vxlan'; vni: number; port: number };
 }
 
-export class NetworkConfigError extends Error {
-  readonly code = 'ERR_NETWORK_CONFIG' as const;
+export class NetworkConfigError extends TwillError<'ERR_NETWORK_CONFIG'> {
   /** The config key that was wrong ("Network", "SubnetLen", "Backend.VNI", or "(json)"). */
   readonly field: string;
 
   constructor(field: string, detail: string, options?: { cause?: unknown }) {
-    super(`network config ${field}: ${detail}`, options);
+    super('ERR_NETWORK_CONFIG', `network config ${field}: ${detail}`, options);
     this.name = 'NetworkConfigError';
     this.field = field;
   }

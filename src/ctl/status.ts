@@ -1,6 +1,7 @@
 // `twillctl status`: twilld's readiness and the few metrics an operator looks at first, read
 // from its HTTP endpoint. Parsing and rendering are pure; the fetch is in fetchStatus.
 import { parseListenAddr } from '../observe/http';
+import { TwillError } from '../base/twill-error';
 
 export interface DaemonStatus {
   ready: boolean;
@@ -83,10 +84,9 @@ export function statusBaseUrl(httpAddr: string): string {
   return a.host.includes(':') ? `http://[${a.host}]:${a.port}` : `http://${a.host}:${a.port}`;
 }
 
-export class StatusUnreachableError extends Error {
-  readonly code = 'ERR_STATUS_UNREACHABLE' as const;
+export class StatusUnreachableError extends TwillError<'ERR_STATUS_UNREACHABLE'> {
   constructor(readonly url: string, cause: unknown) {
-    super(`cannot reach twilld at ${url}`, { cause });
+    super('ERR_STATUS_UNREACHABLE', `cannot reach twilld at ${url}`, { cause });
     this.name = 'StatusUnreachableError';
   }
 }

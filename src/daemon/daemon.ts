@@ -33,6 +33,7 @@ import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
+import { TwillError } from '../base/twill-error';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -514,9 +515,9 @@ export class Daemon {
   }
 }
 
-export class DaemonStopping extends Error {
-  readonly code = 'ERR_STOPPING';
+export class DaemonStopping extends TwillError<'ERR_STOPPING'> {
   constructor() {
-    super('daemon is stopping');
+    super('ERR_STOPPING', 'daemon is stopping');
+    this.name = 'DaemonStopping';
   }
 }

@@ -3,6 +3,7 @@
 // they may have changed (link/address events on that interface), so an MTU change follows.
 import type { NetlinkHandle } from '../netlink/handle';
 import { RT_TABLE_MAIN } from '../netlink/types';
+import { TwillError } from '../base/twill-error';
 
 export interface Underlay {
   name: string;
@@ -14,10 +15,9 @@ export interface Underlay {
   mtu: number;
 }
 
-export class UnderlayError extends Error {
-  readonly code = 'ERR_UNDERLAY';
+export class UnderlayError extends TwillError<'ERR_UNDERLAY'> {
   constructor(message: string) {
-    super(message);
+    super('ERR_UNDERLAY', message);
     this.name = 'UnderlayError';
   }
 }

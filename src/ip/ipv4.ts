@@ -9,6 +9,8 @@
 // are rejected rather than guessed at, because a mis-parsed address in etcd would route pod
 // traffic to the wrong host.
 
+import { TwillError } from '../base/twill-error';
+
 export type Ip4 = number;
 
 export interface Prefix4 {
@@ -17,13 +19,10 @@ export interface Prefix4 {
   readonly len: number;
 }
 
-export class IpError extends Error {
-  readonly code: 'ERR_INVALID_IP' | 'ERR_INVALID_MAC';
-
+export class IpError extends TwillError<'ERR_INVALID_IP' | 'ERR_INVALID_MAC'> {
   constructor(code: 'ERR_INVALID_IP' | 'ERR_INVALID_MAC', message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'IpError';
-    this.code = code;
   }
 }
 

@@ -1,4 +1,5 @@
 // Errors of the lab. `code` is stable; the CLI maps it to an exit status and a hint.
+import { TwillError } from '../base/twill-error';
 
 export type LabErrorCode =
   | 'ERR_LAB_PREREQ' // the machine lacks something the lab needs (root, etcd, a build)
@@ -8,15 +9,13 @@ export type LabErrorCode =
   | 'ERR_LAB_CNI' // the CNI plugin failed or answered something unusable
   | 'ERR_LAB_PROBE'; // the connectivity probe could not run at all
 
-export class LabError extends Error {
-  readonly code: LabErrorCode;
+export class LabError extends TwillError<LabErrorCode> {
   /** One line per problem, for ERR_LAB_PREREQ. */
   readonly problems: string[];
 
   constructor(code: LabErrorCode, message: string, opts: { problems?: string[]; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(code, message, opts);
     this.name = 'LabError';
-    this.code = code;
     this.problems = opts.problems ?? [];
   }
 }

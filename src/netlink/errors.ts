@@ -1,6 +1,7 @@
 // Netlink failures carry the kernel's errno, the operation and its target, so callers can
 // branch on `errno`/`errnoName` (never on message text) and logs say what failed where.
 import * as os from 'node:os';
+import { TwillError } from '../base/twill-error';
 
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, num]) => [num as number, name]),
@@ -10,8 +11,7 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-export class NetlinkError extends Error {
-  readonly code = 'ERR_NETLINK';
+export class NetlinkError extends TwillError<'ERR_NETLINK'> {
   readonly errno: number;
   readonly errnoName: string;
   readonly op: string;
@@ -23,7 +23,7 @@ export class NetlinkError extends Error {
     const name = errnoName(errno);
     // errno 0: the failure came from below the kernel (e.g. the addon did not load): say what.
     const detail = kernelMessage ?? (errno === 0 && cause instanceof Error ? cause.message : undefined);
-    super(`${op} ${target}: ${name}${detail ? ` (${detail})` : ''}`, cause === undefined ? undefined : { cause });
+    super('ERR_NETLINK', `${op} ${target}: ${name}${detail ? ` (${detail})` : ''}`, { cause });
     this.name = 'NetlinkError';
     this.errno = errno;
     this.errnoName = name;

@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
 import { ConfigError } from '../config/errors';
 import type { Logger } from './log';
+import { TwillError } from '../base/twill-error';
 
 export interface ListenAddr {
   /** undefined: all interfaces. */
@@ -26,12 +27,11 @@ export interface HttpServerHandle {
   port: number;
 }
 
-export class HttpListenError extends Error {
-  readonly code = 'ERR_HTTP_LISTEN' as const;
+export class HttpListenError extends TwillError<'ERR_HTTP_LISTEN'> {
   readonly addr: string;
 
   constructor(addr: string, cause: unknown) {
-    super(`cannot listen on ${addr}`, { cause });
+    super('ERR_HTTP_LISTEN', `cannot listen on ${addr}`, { cause });
     this.name = 'HttpListenError';
     this.addr = addr;
   }

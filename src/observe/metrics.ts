@@ -7,16 +7,16 @@
 // alerts have a series before the first event; labelled ones only once a label set is used
 // (pre-initialise known label values with `inc(labels, 0)`).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { TwillError } from '../base/twill-error';
 
 
 export type LabelValues<L extends string> = Readonly<Record<L, string>>;
 
-export class MetricError extends Error {
-  readonly code = 'ERR_METRIC' as const;
+export class MetricError extends TwillError<'ERR_METRIC'> {
   readonly metric: string;
 
   constructor(metric: string, message: string) {
-    super(message);
+    super('ERR_METRIC', message);
     this.name = 'MetricError';
     this.metric = metric;
   }

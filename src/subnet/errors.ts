@@ -3,16 +3,14 @@
 //   until a host goes away (or the network config grows).
 // - ERR_LEASE_CONFLICT: other hosts kept winning the race for the subnets we picked; retry.
 // - ERR_ETCD: etcd was unreachable or refused the request; `cause` holds the client's error.
+import { TwillError } from '../base/twill-error';
 
 export type SubnetErrorCode = 'ERR_OUT_OF_SUBNETS' | 'ERR_LEASE_CONFLICT' | 'ERR_ETCD';
 
-export class SubnetError extends Error {
-  readonly code: SubnetErrorCode;
-
+export class SubnetError extends TwillError<SubnetErrorCode> {
   constructor(code: SubnetErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'SubnetError';
-    this.code = code;
   }
 }
 

@@ -8,15 +8,15 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from './subnet-file';
+import { TwillError } from '../base/twill-error';
 
 export const VTEP_MAC_FILE = 'vtep-mac';
 
-export class StateError extends Error {
-  readonly code = 'ERR_STATE' as const;
+export class StateError extends TwillError<'ERR_STATE'> {
   readonly path: string;
 
   constructor(message: string, filePath: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
+    super('ERR_STATE', message, { cause });
     this.name = 'StateError';
     this.path = filePath;
   }

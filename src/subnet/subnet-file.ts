@@ -14,6 +14,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parsePrefix4, prefixContains, type Prefix4 } from '../ip/ipv4';
+import { TwillError } from '../base/twill-error';
 
 export interface SubnetEnv {
   /** Cluster network, e.g. "10.244.0.0/16". */
@@ -24,14 +25,13 @@ export interface SubnetEnv {
   ipMasq: boolean;
 }
 
-export class SubnetFileError extends Error {
-  readonly code = 'ERR_SUBNET_FILE' as const;
+export class SubnetFileError extends TwillError<'ERR_SUBNET_FILE'> {
   /** The key that was missing or invalid, when the problem is one key. */
   readonly key: string | undefined;
   readonly path: string | undefined;
 
   constructor(message: string, opts: { key?: string; path?: string; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super('ERR_SUBNET_FILE', message, opts);
     this.name = 'SubnetFileError';
     this.key = opts.key;
     this.path = opts.path;

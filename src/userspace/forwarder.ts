@@ -16,6 +16,7 @@
 import { inNetns } from '../netns/netns';
 import { macToBuf } from '../netlink/handle';
 import { userspaceNative, type ForwarderHandle, type NativeStats, type UserspaceAddon } from './native';
+import { TwillError } from '../base/twill-error';
 
 /** Kernel socket buffers for the VXLAN socket: bursts of 64 KB superframes need headroom. */
 const SOCKET_BUF_BYTES = 8 * 1024 * 1024;
@@ -36,13 +37,12 @@ export interface ForwardingEntry {
   dst: string;
 }
 
-export class ForwarderError extends Error {
-  readonly code = 'ERR_USERSPACE_FORWARDER';
+export class ForwarderError extends TwillError<'ERR_USERSPACE_FORWARDER'> {
   readonly errno: number | undefined;
   readonly op: string;
   constructor(op: string, cause: unknown) {
     const c = cause as { errno?: number; code?: string; message?: string };
-    super(`${op}: ${c?.message ?? String(cause)}`, { cause });
+    super('ERR_USERSPACE_FORWARDER', `${op}: ${c?.message ?? String(cause)}`, { cause });
     this.name = 'ForwarderError';
     this.op = op;
     this.errno = typeof c?.errno === 'number' ? c.errno : undefined;

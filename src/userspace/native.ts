@@ -1,6 +1,7 @@
 // Typed view of the userspace-datapath functions in native/userspace.c (same addon as
 // src/netns/native.ts; that file stays the only one that knows where the binary lives).
 import { native } from '../netns/native';
+import { TwillError } from '../base/twill-error';
 
 export type ForwarderHandle = { readonly __brand: 'ForwarderHandle' };
 
@@ -42,10 +43,9 @@ export interface UserspaceAddon {
   usClassify(datagram: Uint8Array, vni: number): number;
 }
 
-export class UserspaceNativeMissing extends Error {
-  readonly code = 'ERR_USERSPACE_NATIVE_MISSING';
+export class UserspaceNativeMissing extends TwillError<'ERR_USERSPACE_NATIVE_MISSING'> {
   constructor() {
-    super('the native addon has no userspace datapath (native/userspace.c not built in): rebuild with node-gyp');
+    super('ERR_USERSPACE_NATIVE_MISSING', 'the native addon has no userspace datapath (native/userspace.c not built in): rebuild with node-gyp');
     this.name = 'UserspaceNativeMissing';
   }
 }

@@ -11,6 +11,7 @@
 // the same way on every host, so we follow the kernel. native/userspace.c implements exactly
 // these checks in the same order (short → bad-flags → wrong-vni → runt-frame); a unit test
 // compares the two on random input.
+import { TwillError } from '../base/twill-error';
 
 export const VXLAN_HEADER_LEN = 8;
 export const ETH_HEADER_LEN = 14;
@@ -36,10 +37,9 @@ export type DecodeResult =
   | { ok: true; vni: number; frame: Uint8Array }
   | { ok: false; reason: DecodeDropReason };
 
-export class VxlanCodecError extends Error {
-  readonly code = 'ERR_VXLAN_CODEC';
+export class VxlanCodecError extends TwillError<'ERR_VXLAN_CODEC'> {
   constructor(message: string) {
-    super(message);
+    super('ERR_VXLAN_CODEC', message);
     this.name = 'VxlanCodecError';
   }
 }
