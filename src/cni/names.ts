@@ -1,5 +1,6 @@
 // Names and MAC addresses the plugin derives instead of storing: DEL and GC find a pod's host
 // veth from (container ID, ifname) alone, even after the pod namespace is gone.
+import { ip4Bytes, readMac } from '../ip/bytes';
 import { sha256 } from './sha256';
 
 /** "tw" + 11 hex chars: 13 chars, under IFNAMSIZ-1 (15); 44 bits make collisions negligible. */
@@ -13,14 +14,10 @@ function hostVethDigest(containerId: string, ifname: string): Uint8Array {
   return sha256(Buffer.from(`${containerId}/${ifname}`, 'utf8'));
 }
 
-function macOf(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
 /** Locally administered unicast MAC from the same digest (bytes past the ones in the name). */
 export function hostVethMac(containerId: string, ifname: string): string {
   const d = hostVethDigest(containerId, ifname);
-  return macOf([(d[8]! & 0xfc) | 0x02, d[9]!, d[10]!, d[11]!, d[12]!, d[13]!]);
+  return readMac([(d[8]! & 0xfc) | 0x02, d[9]!, d[10]!, d[11]!, d[12]!, d[13]!], 0);
 }
 
 /**
@@ -29,5 +26,5 @@ export function hostVethMac(containerId: string, ifname: string): string {
  * (which gets the gateway's) can never collide with a pod.
  */
 export function macForIp(ip: string): string {
-  return macOf([0x0a, 0x58, ...ip.split('.').map(Number)]);
+  return readMac([0x0a, 0x58, ...ip4Bytes(ip)], 0);
 }

@@ -4,6 +4,7 @@
 // (test/unit/cni-rtnl.test.ts) cross-check every builder against the package's encoders.
 // Links are addressed by name (ifi_index 0 + IFLA_IFNAME) wherever the kernel allows it, which
 // spares dumping every link of the host namespace (a dump grows with the pod count).
+import { ip4Bytes, ip4Of, macBytes, macOf } from '../ip/bytes';
 import { Flags, MsgType } from '../netlink/frame';
 import type { Request as Req } from '../netlink/socket';
 import type { AddrState, LinkState } from '../netlink/types';
@@ -50,20 +51,6 @@ export function strAttr(type: number, s: string): Buffer {
 }
 export function nested(type: number, parts: Buffer[]): Buffer {
   return attr(type, Buffer.concat(parts));
-}
-
-export function ipv4Bytes(ip: string): Buffer {
-  const p = ip.split('.');
-  const b = Buffer.from(p.map(Number));
-  if (p.length !== 4 || b.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) {
-    throw new TypeError(`not an IPv4 address: ${ip}`);
-  }
-  return b;
-}
-export function macBytes(mac: string): Buffer {
-  const p = mac.split(':');
-  if (p.length !== 6 || p.some((x) => !/^[0-9a-fA-F]{2}$/.test(x))) throw new TypeError(`not a MAC address: ${mac}`);
-  return Buffer.from(p.map((x) => parseInt(x, 16)));
 }
 
 export function ifinfomsg(m: { family?: number; index?: number; flags?: number; change?: number } = {}): Buffer {
@@ -113,13 +100,6 @@ function str(b: Buffer | undefined): string | undefined {
   const nul = b.indexOf(0);
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
 }
-function ip4(b: Buffer | undefined): string | undefined {
-  return b && b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : undefined;
-}
-function mac(b: Buffer | undefined): string | undefined {
-  return b && b.length === 6 ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined;
-}
-
 /** The seam's link view without the VXLAN details the plugin never reads. */
 export type Link = Omit<LinkState, 'vxlan'>;
 
@@ -132,7 +112,7 @@ export function decodeLink(data: Buffer): Link {
     kind: info ? str(parseAttrs(info).get(IFLA_INFO.KIND)) : undefined,
     mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
     up: (data.readUInt32LE(8) & IFF_UP) !== 0,
-    mac: mac(a.get(IFLA.ADDRESS)),
+    mac: macOf(a.get(IFLA.ADDRESS)),
     master: a.get(IFLA.MASTER)?.readUInt32LE(0),
   };
 }
@@ -142,7 +122,7 @@ export type Addr = AddrState;
 export function decodeAddr(data: Buffer): Addr | undefined {
   if (data[0] !== AF_INET) return undefined;
   const a = parseAttrs(data, 8);
-  const ip = ip4(a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS));
+  const ip = ip4Of(a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS));
   return ip ? { index: data.readUInt32LE(4), ip, prefixLen: data[1]! } : undefined;
 }
 
@@ -158,9 +138,9 @@ export function decodeRoute(data: Buffer): Route | undefined {
   if (data[0] !== AF_INET) return undefined;
   const a = parseAttrs(data, 12);
   return {
-    dst: ip4(a.get(RTA.DST)) ?? '0.0.0.0',
+    dst: ip4Of(a.get(RTA.DST)) ?? '0.0.0.0',
     dstLen: data[1]!,
-    gateway: ip4(a.get(RTA.GATEWAY)),
+    gateway: ip4Of(a.get(RTA.GATEWAY)),
     oif: a.get(RTA.OIF)?.readUInt32LE(0),
     table: a.get(RTA.TABLE)?.readUInt32LE(0) ?? data[4]!,
   };
@@ -236,7 +216,7 @@ export const build = {
     };
   },
   addrReplace(index: number, ip: string, prefixLen: number): Req {
-    const b = ipv4Bytes(ip);
+    const b = ip4Bytes(ip);
     return {
       type: RTM.NEWADDR,
       flags: NLM_F.CREATE | NLM_F.REPLACE,
@@ -246,8 +226,8 @@ export const build = {
   },
   /** A gateway route in the main table, `ip route replace DST/LEN via GW dev OIF`. */
   routeReplace(r: { dst: string; dstLen: number; gateway: string; oif: number; protocol?: number }): Req {
-    const attrs = [attr(RTA.GATEWAY, ipv4Bytes(r.gateway)), u32Attr(RTA.OIF, r.oif)];
-    if (r.dstLen > 0) attrs.unshift(attr(RTA.DST, ipv4Bytes(r.dst)));
+    const attrs = [attr(RTA.GATEWAY, ip4Bytes(r.gateway)), u32Attr(RTA.OIF, r.oif)];
+    if (r.dstLen > 0) attrs.unshift(attr(RTA.DST, ip4Bytes(r.dst)));
     return {
       type: RTM.NEWROUTE,
       flags: NLM_F.CREATE | NLM_F.REPLACE,

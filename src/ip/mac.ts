@@ -6,6 +6,7 @@
 // Only the colon form is accepted (what flannel and `ip link` write); other notations
 // (hyphens, Cisco dots, 8- or 20-byte addresses) are rejected rather than normalised.
 import { randomBytes } from 'node:crypto';
+import { macBytes, readMac } from './bytes';
 import { IpError } from './ipv4';
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -18,7 +19,7 @@ function check(bytes: Uint8Array, shown: string): void {
 export function parseMac(s: string): string {
   const lower = typeof s === 'string' ? s.toLowerCase() : '';
   if (!MAC_RE.test(lower)) throw new IpError('ERR_INVALID_MAC', `invalid MAC address ${JSON.stringify(s)} (expected aa:bb:cc:dd:ee:ff)`);
-  check(Buffer.from(lower.replace(/:/g, ''), 'hex'), lower);
+  check(macBytes(lower), lower);
   return lower;
 }
 
@@ -33,12 +34,12 @@ export function tryParseMac(s: unknown): string | null {
 }
 
 export function macToBuffer(mac: string): Buffer {
-  return Buffer.from(parseMac(mac).replace(/:/g, ''), 'hex');
+  return macBytes(parseMac(mac));
 }
 
 export function macFromBuffer(b: Uint8Array): string {
   if (b.length !== 6) throw new IpError('ERR_INVALID_MAC', `MAC address must be 6 bytes, got ${b.length}`);
-  const s = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  const s = readMac(b, 0);
   check(b, s);
   return s;
 }

@@ -5,6 +5,7 @@
 //   rtmsg  = family u8, dst_len u8, src_len u8, tos u8, table u8, protocol u8, scope u8, type u8, flags u32
 //   ndmsg  = family u8, pad u8, pad u16, ifindex s32, state u16, flags u8, type u8
 // followed by attributes (u16 len, u16 type, payload padded to 4 bytes). Host byte order.
+import { readIp4, readMac, writeIp4, writeMac } from '../ip/bytes';
 import type { FdbState, NeighState, RouteState } from './types';
 
 const RTA_DST = 1;
@@ -13,55 +14,6 @@ const RTA_GATEWAY = 5;
 const RTA_TABLE = 15;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
-
-function putIp(buf: Buffer, off: number, ip: string): void {
-  let part = 0;
-  let val = 0;
-  let digits = 0;
-  for (let i = 0; i <= ip.length; i++) {
-    const c = i < ip.length ? ip.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || val > 255 || part > 3) throw new TypeError(`not an IPv4 address: ${ip}`);
-      buf[off + part] = val;
-      part++;
-      val = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      val = val * 10 + (c - 48);
-      digits++;
-    } else {
-      throw new TypeError(`not an IPv4 address: ${ip}`);
-    }
-  }
-  if (part !== 4) throw new TypeError(`not an IPv4 address: ${ip}`);
-}
-
-function hexVal(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
-}
-
-function putMac(buf: Buffer, off: number, mac: string): void {
-  if (mac.length !== 17) throw new TypeError(`not a MAC address: ${mac}`);
-  for (let i = 0; i < 6; i++) {
-    const hi = hexVal(mac.charCodeAt(i * 3));
-    const lo = hexVal(mac.charCodeAt(i * 3 + 1));
-    if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) throw new TypeError(`not a MAC address: ${mac}`);
-    buf[off + i] = hi * 16 + lo;
-  }
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-function getIp(buf: Buffer, off: number): string {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
-}
-
-function getMac(buf: Buffer, off: number): string {
-  return `${HEX[buf[off]!]}:${HEX[buf[off + 1]!]}:${HEX[buf[off + 2]!]}:${HEX[buf[off + 3]!]}:${HEX[buf[off + 4]!]}:${HEX[buf[off + 5]!]}`;
-}
 
 /**
  * A zeroed buffer for one message body, carved from a zero-filled slab: Buffer.alloc makes an
@@ -109,12 +61,12 @@ export function encodeRouteBody(r: FastRoute): Buffer {
   buf[7] = r.type;
   buf.writeUInt32LE(r.flags >>> 0, 8);
   let off = 12;
-  putIp(buf, attr(buf, off, RTA_DST, 4), r.dst);
+  writeIp4(buf, attr(buf, off, RTA_DST, 4), r.dst);
   off += 8;
   buf.writeUInt32LE(r.oif >>> 0, attr(buf, off, RTA_OIF, 4));
   off += 8;
   if (r.gateway) {
-    putIp(buf, attr(buf, off, RTA_GATEWAY, 4), r.gateway);
+    writeIp4(buf, attr(buf, off, RTA_GATEWAY, 4), r.gateway);
     off += 8;
   }
   buf.writeUInt32LE(r.table >>> 0, attr(buf, off, RTA_TABLE, 4));
@@ -129,10 +81,10 @@ export function encodeNeighBody(family: number, ifindex: number, state: number, 
   buf[10] = flags;
   let off = 12;
   if (ip) {
-    putIp(buf, attr(buf, off, NDA_DST, 4), ip);
+    writeIp4(buf, attr(buf, off, NDA_DST, 4), ip);
     off += 8;
   }
-  if (mac) putMac(buf, attr(buf, off, NDA_LLADDR, 6), mac);
+  if (mac) writeMac(buf, attr(buf, off, NDA_LLADDR, 6), mac);
   return buf;
 }
 
@@ -154,8 +106,8 @@ export function decodeRouteBody(body: Buffer): RouteState | undefined {
   let oif: number | undefined;
   let table = body[4]!;
   eachAttr(body, 12, (type, off, len) => {
-    if (type === RTA_DST && len === 4) dst = getIp(body, off);
-    else if (type === RTA_GATEWAY && len === 4) gateway = getIp(body, off);
+    if (type === RTA_DST && len === 4) dst = readIp4(body, off);
+    else if (type === RTA_GATEWAY && len === 4) gateway = readIp4(body, off);
     else if (type === RTA_OIF && len === 4) oif = body.readUInt32LE(off);
     else if (type === RTA_TABLE && len === 4) table = body.readUInt32LE(off);
   });
@@ -177,8 +129,8 @@ function decodeNdmsg(body: Buffer): { family: number; index: number; state: numb
   let ip: string | undefined;
   let mac: string | undefined;
   eachAttr(body, 12, (type, off, len) => {
-    if (type === NDA_DST && len === 4) ip = getIp(body, off);
-    else if (type === NDA_LLADDR && len === 6) mac = getMac(body, off);
+    if (type === NDA_DST && len === 4) ip = readIp4(body, off);
+    else if (type === NDA_LLADDR && len === 6) mac = readMac(body, off);
   });
   return { family: body[0]!, index: body.readInt32LE(4), state: body.readUInt16LE(8), flags: body[10]!, ip, mac };
 }

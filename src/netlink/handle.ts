@@ -2,6 +2,7 @@
 // is idempotent by construction (CREATE|REPLACE) and deletions treat "already gone" as done,
 // so drivers can converge by re-applying. Mutations can also be built as Requests and sent
 // in one batch through `apply`.
+import { ip4Bytes, ip4Of, macBytes, macOf } from '../ip/bytes';
 import { NetlinkSocket, type Request } from './socket';
 import {
   encodeAddress, encodeLink, encodeLinkInfo, encodeNeighbor, encodeRoute, encodeVethData, encodeVxlanData,
@@ -15,29 +16,6 @@ import {
   AF_BRIDGE, AF_INET, NUD_PERMANENT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST, RTNH_F_ONLINK,
   type AddrState, type FdbState, type LinkState, type NeighState, type RouteState,
 } from './types';
-
-export function ipToBuf(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new TypeError(`not an IPv4 address: ${ip}`);
-  return Buffer.from(parts.map((p) => {
-    const n = Number(p);
-    if (!/^\d{1,3}$/.test(p) || n > 255) throw new TypeError(`not an IPv4 address: ${ip}`);
-    return n;
-  }));
-}
-export function bufToIp(b: Buffer | undefined): string | undefined {
-  if (!b || b.length !== 4) return undefined;
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-}
-export function macToBuf(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TypeError(`not a MAC address: ${mac}`);
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
-export function bufToMac(b: Buffer | undefined): string | undefined {
-  if (!b || b.length !== 6) return undefined;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
 
 const CREATE_REPLACE = Flags.CREATE | Flags.REPLACE;
 
@@ -55,7 +33,7 @@ export function decodeLink(m: RawMessage): LinkState | undefined {
         const v = parseVxlan(info.data);
         vxlan = {
           vni: v.id ?? 0,
-          local: bufToIp(v.local),
+          local: ip4Of(v.local),
           port: v.port ? v.port.readUInt16BE(0) : undefined,
           learning: (v.learning ?? 1) !== 0,
           link: v.link,
@@ -68,7 +46,7 @@ export function decodeLink(m: RawMessage): LinkState | undefined {
       kind,
       mtu: attrs.mtu ?? 0,
       up: Boolean(data.flags?.up),
-      mac: bufToMac(attrs.address),
+      mac: macOf(attrs.address),
       master: attrs.master,
       vxlan,
     };
@@ -81,7 +59,7 @@ export function decodeAddr(m: RawMessage): AddrState | undefined {
   try {
     const { data, attrs } = parseAddress(m.data);
     if (data.family !== AF_INET) return undefined;
-    const ip = bufToIp(attrs.local ?? attrs.address);
+    const ip = ip4Of(attrs.local ?? attrs.address);
     if (!ip) return undefined;
     return { index: data.index ?? 0, ip, prefixLen: data.prefixlen ?? 0 };
   } catch {
@@ -171,7 +149,7 @@ export const req = {
     return {
       type: MsgType.NEWADDR,
       flags: CREATE_REPLACE,
-      body: encodeAddress({ family: AF_INET, prefixlen: prefixLen, index, scope: RT_SCOPE_UNIVERSE }, { local: ipToBuf(ip), address: ipToBuf(ip) }),
+      body: encodeAddress({ family: AF_INET, prefixlen: prefixLen, index, scope: RT_SCOPE_UNIVERSE }, { local: ip4Bytes(ip), address: ip4Bytes(ip) }),
       target: `address ${ip}/${prefixLen}`,
     };
   },
@@ -179,7 +157,7 @@ export const req = {
     return {
       type: MsgType.DELADDR,
       flags: 0,
-      body: encodeAddress({ family: AF_INET, prefixlen: prefixLen, index }, { local: ipToBuf(ip), address: ipToBuf(ip) }),
+      body: encodeAddress({ family: AF_INET, prefixlen: prefixLen, index }, { local: ip4Bytes(ip), address: ip4Bytes(ip) }),
       target: `address ${ip}/${prefixLen}`,
     };
   },
@@ -195,7 +173,7 @@ export const req = {
       body: encodeLink(data, {
         ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
         ...(change.master !== undefined ? { master: change.master } : {}),
-        ...(change.mac !== undefined ? { address: macToBuf(change.mac) } : {}),
+        ...(change.mac !== undefined ? { address: macBytes(change.mac) } : {}),
       }),
       target: `link ${name}`,
     };
@@ -270,7 +248,7 @@ export class NetlinkHandle {
   createVxlan(v: VxlanSpec): void {
     const data = encodeVxlanData({
       id: v.vni,
-      local: ipToBuf(v.local),
+      local: ip4Bytes(v.local),
       link: v.lowerIndex,
       port: Buffer.from([v.port >> 8, v.port & 0xff]),
       learning: v.learning ? 1 : 0,
@@ -279,7 +257,7 @@ export class NetlinkHandle {
       {
         type: MsgType.NEWLINK,
         flags: Flags.CREATE | Flags.EXCL,
-        body: encodeLink({ family: 0 }, { ifname: v.name, mtu: v.mtu, address: macToBuf(v.mac), linkinfo: encodeLinkInfo('vxlan', data) }),
+        body: encodeLink({ family: 0 }, { ifname: v.name, mtu: v.mtu, address: macBytes(v.mac), linkinfo: encodeLinkInfo('vxlan', data) }),
         target: `link ${v.name}`,
       },
       'create',
@@ -305,14 +283,14 @@ export class NetlinkHandle {
         ifname: v.peerName,
         mtu: v.mtu,
         ...(v.peerNetnsFd !== undefined ? { netNsFd: v.peerNetnsFd } : {}),
-        ...(v.peerMac ? { address: macToBuf(v.peerMac) } : {}),
+        ...(v.peerMac ? { address: macBytes(v.peerMac) } : {}),
       },
     );
     this.sock.request(
       {
         type: MsgType.NEWLINK,
         flags: Flags.CREATE | Flags.EXCL,
-        body: encodeLink({ family: 0 }, { ifname: v.name, mtu: v.mtu, ...(v.mac ? { address: macToBuf(v.mac) } : {}), linkinfo: encodeLinkInfo('veth', peer) }),
+        body: encodeLink({ family: 0 }, { ifname: v.name, mtu: v.mtu, ...(v.mac ? { address: macBytes(v.mac) } : {}), linkinfo: encodeLinkInfo('veth', peer) }),
         target: `link ${v.name}`,
       },
       'create',

@@ -7,6 +7,7 @@
 // caller just warns that peers will see a MAC change.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { tryParseMac } from '../ip/mac';
 import { writeFileAtomic } from './subnet-file';
 import { TwillError } from '../base/twill-error';
 
@@ -33,12 +34,8 @@ export interface VtepMacResult {
 
 /** A usable VTEP MAC: six colon-separated octets, unicast, not all zeros. Returns it normalised or null. */
 export function normalizeVtepMac(text: string): string | null {
-  const mac = text.trim().toLowerCase();
-  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) return null;
-  const first = parseInt(mac.slice(0, 2), 16);
-  if ((first & 1) !== 0) return null; // multicast/broadcast cannot be a device address
-  if (mac === '00:00:00:00:00:00') return null;
-  return mac;
+  // parseMac's rules: multicast/broadcast cannot be a device address, nor all zeros.
+  return tryParseMac(text.trim());
 }
 
 export async function loadOrCreateVtepMac(stateDir: string, generate: () => string): Promise<VtepMacResult> {

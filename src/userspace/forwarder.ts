@@ -14,7 +14,7 @@
 //   TAP's namespace is fixed at creation). The daemon runs inside its host namespace and
 //   leaves it unset; tests and benchmarks drive several "hosts" from one process.
 import { inNetns } from '../netns/netns';
-import { macToBuf } from '../netlink/handle';
+import { macBytes, writeIp4, writeMac } from '../ip/bytes';
 import { userspaceNative, type ForwarderHandle, type NativeStats, type UserspaceAddon } from './native';
 import { TwillError } from '../base/twill-error';
 
@@ -72,7 +72,7 @@ export class Forwarder {
     this.addon = userspaceNative();
     this.offloads = opts.offloads ?? true;
     this.persist = opts.persist ?? true;
-    this.handle = this.addon.usCreate(vni, port, macToBuf(mac), mtu);
+    this.handle = this.addon.usCreate(vni, port, macBytes(mac), mtu);
     this.config = `${vni}/${port}/${mac}/${mtu}`;
   }
 
@@ -133,7 +133,7 @@ export class Forwarder {
     this.assertOpen();
     const key = `${vni}/${port}/${mac}/${mtu}`;
     if (key === this.config) return;
-    this.addon.usSetConfig(this.handle, vni, port, macToBuf(mac), mtu);
+    this.addon.usSetConfig(this.handle, vni, port, macBytes(mac), mtu);
     this.config = key;
   }
 
@@ -143,10 +143,8 @@ export class Forwarder {
     const list = [...entries];
     const buf = Buffer.alloc(list.length * 10);
     list.forEach((e, i) => {
-      macToBuf(e.mac).copy(buf, i * 10);
-      const ip = e.dst.split('.').map(Number);
-      if (ip.length !== 4 || ip.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new TypeError(`not an IPv4 address: ${e.dst}`);
-      buf.set(ip, i * 10 + 6);
+      writeMac(buf, i * 10, e.mac);
+      writeIp4(buf, i * 10 + 6, e.dst);
     });
     this.addon.usSetTable(this.handle, buf);
     this.tableSize = list.length;
