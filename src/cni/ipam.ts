@@ -17,6 +17,7 @@
 // ORPHAN_AGE_MS). Never allocated: the network address, the gateway, the broadcast address.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomicSync } from '../base/atomic-write';
 import { CniError } from './errors';
 import { broadcast, formatIp4, ipInPrefix, parseIp4, tryParseIp4, type Ip4, type Prefix4 } from '../ip/ipv4';
 
@@ -75,17 +76,11 @@ function readHint(dir: string, subnet: Prefix4): Ip4 | undefined {
 }
 
 function writeHint(dir: string, ip: Ip4): void {
-  // Best effort: a lost hint only changes where the next search starts.
-  const tmp = path.join(dir, `.${HINT_FILE}.${process.pid}`);
+  // Best effort and not durable: a lost hint only changes where the next search starts.
   try {
-    fs.writeFileSync(tmp, formatIp4(ip));
-    fs.renameSync(tmp, path.join(dir, HINT_FILE));
+    writeFileAtomicSync(path.join(dir, HINT_FILE), formatIp4(ip), { mode: 0o644, durable: false });
   } catch {
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      // already gone
-    }
+    // see above
   }
 }
 

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseDaemonArgs } from '../config/daemon';
-import { writeFileAtomic } from '../subnet/subnet-file';
+import { writeFileAtomic } from '../base/atomic-write';
 import { InstallError } from './errors';
 import { productionPackages } from './prod-deps';
 import {
@@ -194,14 +194,14 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   // copy, not a link into the release: runtimes may copy or stat plugins, and it only carries
   // bytes (its wire format is versioned), so any release's copy works with any server.
   for (const w of WRAPPERS) {
-    await writeFileAtomic(path.join(root, w.path), renderWrapper(w, nodePath), 0o755);
+    await writeFileAtomic(path.join(root, w.path), renderWrapper(w, nodePath), { mode: 0o755, durable: true, mkdirs: true });
     written.push(w.path);
   }
-  await writeFileAtomic(path.join(root, CNI_PLUGIN_PATH), fs.readFileSync(path.join(src, CNI_FRONT_BINARY)), 0o755);
+  await writeFileAtomic(path.join(root, CNI_PLUGIN_PATH), fs.readFileSync(path.join(src, CNI_FRONT_BINARY)), { mode: 0o755, durable: true, mkdirs: true });
   written.push(CNI_PLUGIN_PATH);
   for (const unit of UNITS) {
     const rel = `${UNIT_DIR}/${unit}`;
-    await writeFileAtomic(path.join(root, rel), fs.readFileSync(path.join(src, 'systemd', unit), 'utf8'), 0o644);
+    await writeFileAtomic(path.join(root, rel), fs.readFileSync(path.join(src, 'systemd', unit), 'utf8'), { mode: 0o644, durable: true, mkdirs: true });
     written.push(rel);
   }
 
@@ -218,7 +218,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
       kept.push(rel);
       continue;
     }
-    await writeFileAtomic(path.join(root, rel), text, 0o644);
+    await writeFileAtomic(path.join(root, rel), text, { mode: 0o644, durable: true, mkdirs: true });
     written.push(rel);
   }
 

@@ -5,6 +5,7 @@
 // without any address or route being added there.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomicSync } from '../base/atomic-write';
 import { EtcdAdmin } from '../subnet/etcd-registry';
 import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
@@ -125,9 +126,8 @@ export class Lab {
   }
 
   save(): void {
-    const tmp = path.join(this.state.dir, `lab.json.${process.pid}`);
-    fs.writeFileSync(tmp, JSON.stringify(this.state, null, 2));
-    fs.renameSync(tmp, path.join(this.state.dir, 'lab.json'));
+    // Not durable: the lab lives under /run and is rebuilt by `up`.
+    writeFileAtomicSync(path.join(this.state.dir, 'lab.json'), JSON.stringify(this.state, null, 2), { mode: 0o644, durable: false });
   }
 
   async admin(): Promise<EtcdAdmin> {

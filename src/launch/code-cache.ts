@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
+import { writeFileAtomicSync } from '../base/atomic-write';
 
 /** The cache directory if it exists (or can be created) and only we can write it. */
 export function trustedDir(dir: string): boolean {
@@ -46,18 +47,12 @@ export function readTrusted(file: string): Buffer | undefined {
   }
 }
 
-/** Best effort: a cache that cannot be written only costs the next run its speed-up. */
+/** Best effort, not durable: a cache that cannot be written only costs the next run its speed-up. */
 function writeAtomic(file: string, data: Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, data, { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writeFileAtomicSync(file, data, { mode: 0o600, durable: false });
   } catch {
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      // never created
-    }
+    // see above
   }
 }
 

@@ -8,7 +8,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { tryParseMac } from '../ip/mac';
-import { writeFileAtomic } from './subnet-file';
+import { writeFileAtomic } from '../base/atomic-write';
 import { TwillError } from '../base/twill-error';
 
 export const VTEP_MAC_FILE = 'vtep-mac';
@@ -57,7 +57,7 @@ export async function loadOrCreateVtepMac(stateDir: string, generate: () => stri
   const mac = normalizeVtepMac(generated);
   if (mac === null) throw new StateError(`generated VTEP MAC "${generated}" is not a valid unicast MAC`, file);
   try {
-    await writeFileAtomic(file, mac + '\n', 0o644);
+    await writeFileAtomic(file, mac + '\n', { mode: 0o644, durable: true, mkdirs: true });
   } catch (err) {
     throw new StateError(`cannot write ${file}`, file, err);
   }

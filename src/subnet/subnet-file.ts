@@ -6,13 +6,12 @@
 //   FLANNEL_MTU=1450
 //   FLANNEL_IPMASQ=false
 // The CNI plugin reads it on every pod ADD, possibly while the daemon rewrites it, so writes
-// are atomic (temp file in the same directory, fsync, rename): a reader sees the old or the new
-// file, never a torn one. Reading is tolerant (comments, blank lines, quotes, `export`) because
+// are atomic (src/base/atomic-write.ts: temp file in the same directory, fsync, rename): a
+// reader sees the old or the new file, never a torn one. Reading is tolerant (comments, blank lines, quotes, `export`) because
 // admins do hand-edit it; validation happens separately in parseSubnetEnv.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../base/atomic-write';
 import { parsePrefix4, prefixContains, type Prefix4 } from '../ip/ipv4';
 import { TwillError } from '../base/twill-error';
 
@@ -49,47 +48,8 @@ export function formatSubnetFile(env: SubnetEnv): string {
 }
 
 export async function writeSubnetFile(filePath: string, contents: string): Promise<void> {
-  await writeFileAtomic(filePath, contents, 0o644);
-}
-
-/**
- * Writes `contents` so that readers see either the old file or the complete new one: temp file
- * in the same directory (rename is only atomic within a filesystem), fsync, rename, fsync the
- * directory. Creates missing parent directories. The mode is set explicitly (umask-independent).
- */
-export async function writeFileAtomic(filePath: string, contents: string | Uint8Array, mode: number): Promise<void> {
-  const dir = path.dirname(filePath);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
-  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(tmp, 'wx', mode);
-    await fh.writeFile(contents);
-    await fh.chmod(mode);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fsp.rename(tmp, filePath);
-  } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-  await syncDir(dir);
-}
-
-// Makes the rename itself durable across a crash; not every filesystem allows fsync on a
-// directory, and the data is already safe in the renamed file, so failure here is ignored.
-async function syncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // best effort
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
+  // Durable: the CNI plugin relies on it after a crash, before the daemon is back.
+  await writeFileAtomic(filePath, contents, { mode: 0o644, durable: true, mkdirs: true });
 }
 
 /** The file's KEY=VALUE pairs, or null if the file does not exist. */
