@@ -12,7 +12,7 @@ import { allocate, ipamDir, releaseIp, type Owner } from './ipam';
 import { hostVethMac, hostVethName, macForIp } from './names';
 import { mergeResults, parseResult, type CniResult } from './result';
 import { Rtnl } from './rtnl';
-import type { CmdArgs } from './skel';
+import type { CmdArgs } from './cmd-args';
 import { ensureBridge, ensureIpForward } from './bridge';
 import { configurePod, createVeth, deleteHostVeth, openNetns } from './veth';
 

@@ -11,7 +11,7 @@ import { ipamDir, ownerOf } from './ipam';
 import { hostVethName } from './names';
 import { parseResult } from './result';
 import { Rtnl } from './rtnl';
-import type { CmdArgs } from './skel';
+import type { CmdArgs } from './cmd-args';
 
 function mismatch(what: string, details = ''): CniError {
   return new CniError('ERR_CNI_CHECK_FAILED', `CHECK failed: ${what}`, details);

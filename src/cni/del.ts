@@ -8,7 +8,7 @@ import type { PluginConfig } from './config';
 import { ipamDir, releaseByOwner } from './ipam';
 import { hostVethName } from './names';
 import { Rtnl } from './rtnl';
-import type { CmdArgs } from './skel';
+import type { CmdArgs } from './cmd-args';
 import { deleteHostVeth } from './veth';
 
 export function cmdDel(args: CmdArgs, conf: PluginConfig): void {

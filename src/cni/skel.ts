@@ -12,23 +12,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CNI_NAME, decodeJson, ifnameProblem, parseConfig, type PluginConfig } from './config';
+import { COMMANDS, type CmdArgs, type Command } from './cmd-args';
 import { CniError, errorJson, toCniError } from './errors';
 import { compareVersions, isSemver, LATEST_VERSION, SUPPORTED_VERSIONS } from './versions';
 import type { CniResult } from './result';
-
-export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
-export type Command = (typeof COMMANDS)[number];
-
-export interface CmdArgs {
-  command: Command;
-  containerId: string;
-  /** Absolute path of the pod's network namespace; optional for DEL. */
-  netns: string | undefined;
-  ifname: string;
-  /** CNI_ARGS, unparsed: twill takes nothing from it. */
-  args: string;
-  path: string;
-}
 
 export interface Outcome {
   stdout: string;

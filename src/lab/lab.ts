@@ -11,47 +11,14 @@ import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';
 import { BRIDGE_IP, buildHost, buildUnderlay } from './topology';
+import type { LabHost, LabPod, LabState } from './lab-state';
 import { addPod, removePod } from './pods';
 import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
 
 export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
 export const ETCD_PREFIX = '/coreos.com/network';
 
-export interface LabHost {
-  name: string;
-  ns: string;
-  ip: string;
-  dir: string;
-  daemon?: SpawnedProc;
-  daemonArgs?: string[];
-  /** `twill serve` of this host (see src/cni/server.ts), when started. */
-  cniServer?: SpawnedProc;
-}
-
-export interface LabPod {
-  name: string;
-  host: string;
-  ns: string;
-  containerId: string;
-  ifname: string;
-  ip?: string;
-}
-
-export interface LabState {
-  name: string;
-  dir: string;
-  underlayNs: string;
-  mtu: number;
-  etcd?: SpawnedProc;
-  hosts: LabHost[];
-  pods: LabPod[];
-  networkConfig: string;
-  /**
-   * Where `twillctl install` put twill for this lab (<dir>/root). When set, daemons and the CNI
-   * plugin run from there — the operators' install path, exercised by every lab.
-   */
-  installRoot?: string;
-}
+export type { LabHost, LabPod, LabState } from './lab-state';
 
 export interface LabOptions {
   name?: string;

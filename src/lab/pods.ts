@@ -7,12 +7,12 @@ import { NetlinkHandle } from '../netlink/handle';
 import { createNetns, deleteNetns, netnsExists, netnsPath } from '../netns/netns';
 import { CNI_PLUGIN_PATH, CNI_BIN_DIR } from '../install/layout';
 import { addResultAddress, describeCniError, runCni, type CniCommand } from './cni-exec';
-import type { Lab, LabHost, LabPod } from './lab';
+import type { LabContext, LabHost, LabPod } from './lab-state';
 
 export const POD_IFNAME = 'eth0';
 
 /** The plugin executable: the installed wrapper when the lab has an install root. */
-export function cniPlugin(lab: Lab): { plugin: string; cniPath: string } {
+export function cniPlugin(lab: LabContext): { plugin: string; cniPath: string } {
   const root = lab.state.installRoot;
   if (root) return { plugin: path.join(root, CNI_PLUGIN_PATH), cniPath: path.join(root, CNI_BIN_DIR) };
   // A lab built through the API alone (tests, benchmarks) runs the plugin from this tree.
@@ -27,11 +27,11 @@ export function cniPlugin(lab: Lab): { plugin: string; cniPath: string } {
 }
 
 /** The network configuration the lab hands the plugin for pods on `host`. */
-export function podNetworkConfig(lab: Lab, host: LabHost): Record<string, unknown> {
+export function podNetworkConfig(lab: LabContext, host: LabHost): Record<string, unknown> {
   return { cniVersion: '1.0.0', name: 'twill', type: 'twill', subnetFile: lab.subnetFile(host), dataDir: path.join(host.dir, 'cni') };
 }
 
-function invoke(lab: Lab, pod: LabPod, command: CniCommand, timeoutMs?: number) {
+function invoke(lab: LabContext, pod: LabPod, command: CniCommand, timeoutMs?: number) {
   const host = lab.host(pod.host);
   const { plugin, cniPath } = cniPlugin(lab);
   return runCni({
@@ -59,7 +59,7 @@ function bringUpLoopback(nsName: string): void {
 }
 
 /** Adds pod `name` (default: the host's next "<host>-p<k>") on `host`. Idempotent per name. */
-export async function addPod(lab: Lab, host: LabHost, name?: string): Promise<LabPod> {
+export async function addPod(lab: LabContext, host: LabHost, name?: string): Promise<LabPod> {
   const n = name ?? `${host.name}-p${lab.state.pods.filter((p) => p.host === host.name).length + 1}`;
   let pod = lab.state.pods.find((p) => p.name === n);
   if (pod && pod.ip && netnsExists(pod.ns)) return pod;
@@ -83,7 +83,7 @@ export async function addPod(lab: Lab, host: LabHost, name?: string): Promise<La
  * Removes a pod as a runtime does (CNI DEL), then its namespace and record. With `bestEffort`
  * a failing DEL is ignored (used by `down`, which must finish whatever state things are in).
  */
-export async function removePod(lab: Lab, name: string, opts: { bestEffort?: boolean } = {}): Promise<void> {
+export async function removePod(lab: LabContext, name: string, opts: { bestEffort?: boolean } = {}): Promise<void> {
   const pod = lab.state.pods.find((p) => p.name === name);
   if (!pod) return;
   const hostAlive = lab.state.hosts.some((h) => h.name === pod.host && netnsExists(h.ns));
