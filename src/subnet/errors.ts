@@ -3,9 +3,10 @@
 //   until a host goes away (or the network config grows).
 // - ERR_LEASE_CONFLICT: other hosts kept winning the race for the subnets we picked; retry.
 // - ERR_ETCD: etcd was unreachable or refused the request; `cause` holds the client's error.
+// - ERR_ETCD3_PATCH: the installed etcd3 is not the one twill's patches fit (etcd3-patches.ts).
 import { TwillError } from '../base/twill-error';
 
-export type SubnetErrorCode = 'ERR_OUT_OF_SUBNETS' | 'ERR_LEASE_CONFLICT' | 'ERR_ETCD';
+export type SubnetErrorCode = 'ERR_OUT_OF_SUBNETS' | 'ERR_LEASE_CONFLICT' | 'ERR_ETCD' | 'ERR_ETCD3_PATCH';
 
 export class SubnetError extends TwillError<SubnetErrorCode> {
   constructor(code: SubnetErrorCode, message: string, options?: { cause?: unknown }) {

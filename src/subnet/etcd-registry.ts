@@ -24,11 +24,8 @@
 //   watcher has an 'error' listener, and every promise started from a timer is caught.
 // - During an outage writes fail fast (BrokenCircuitError from the client's circuit breaker);
 //   renewal keeps retrying every few seconds, reporting 'renew-failed' each time.
-// - etcd3's watch manager handles a failed watch stream twice (its 'error' and then its 'end'),
-//   and each time arms a reconnect timer: while etcd is down every failed attempt spawns two
-//   more, so reconnect attempts (and 'disconnected' events) doubled every few seconds — over
-//   14,000 in a 60 s outage, found by the fault suite. dedupeWatchReconnects() lets one failure
-//   arm one reconnect.
+// - etcd3 is patched (a reconnect backoff that lets close() exit at once, one reconnect per
+//   failed watch stream): see etcd3-patches.ts, with the version they fit and their self-check.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, type CallContext, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
@@ -36,6 +33,7 @@ import { type NetworkConfig } from '../config/network';
 import { formatIp4, formatPrefix4, prefixesOverlap, type Ip4, type Prefix4 } from '../ip/ipv4';
 import { parseMac } from '../ip/mac';
 import { chooseFreeSubnet, describeRange, isSubnetCompatible } from './allocator';
+import { etcd3PatchProblems, dedupeWatchReconnects, WATCH_RECONNECT_MAX_MS, WatchBackoff } from './etcd3-patches';
 import { etcdError, SubnetError } from './errors';
 import { encodeLeaseValue, leaseValuePublicIp, parseSubnetKey, subnetKey, subnetsPrefix, type Lease } from './lease';
 
@@ -110,8 +108,6 @@ const WATCH_BACKOFF_MAX_MS = 5_000;
 const CANCEL_TIMEOUT_MS = 1_000;
 /** How old a prefetched subnet listing may be for acquire to use it (see prefetch()). */
 const PREFETCH_MAX_AGE_MS = 2_000;
-const WATCH_RECONNECT_MIN_MS = 200;
-const WATCH_RECONNECT_MAX_MS = 5_000;
 
 let keyFileWarned = false;
 
@@ -147,59 +143,6 @@ interface WatchState {
 export function renewIntervalMs(ttlSeconds: number, renewMarginSeconds: number): number {
   const upper = Math.max(1, ttlSeconds / 2);
   return Math.round(1000 * Math.min(upper, Math.max(1, ttlSeconds - renewMarginSeconds)));
-}
-
-/**
- * etcd3's watch-stream reconnect backoff (cockatiel's IBackoff shape). Its default grows to
- * 30 s, and the client arms that timer — referenced, so it keeps Node running — every time the
- * stream ends, including when we cancel our last watcher or close the client. Ours is capped at
- * 5 s and reports 0 once the registry is closed, so close() lets the process exit at once.
- */
-class WatchBackoff {
-  constructor(
-    private readonly attempt: number,
-    private readonly isClosed: () => boolean,
-  ) {}
-
-  get duration(): number {
-    if (this.isClosed()) return 0;
-    const cap = Math.min(WATCH_RECONNECT_MAX_MS, WATCH_RECONNECT_MIN_MS * 2 ** Math.max(0, this.attempt));
-    return Math.round(cap / 2 + (Math.random() * cap) / 2);
-  }
-
-  next(): WatchBackoff {
-    return new WatchBackoff(this.attempt + 1, this.isClosed);
-  }
-}
-
-/** The parts of etcd3 1.1.2's (private) WatchManager that dedupeWatchReconnects() wraps. */
-interface WatchManagerInternals {
-  handleError(err: Error): void;
-  establishStream(): void;
-}
-
-/**
- * Makes etcd3's watch manager arm at most one reconnect per stream failure (see the note at the
- * top). A failure reported while a reconnect is already pending is dropped: the stream is gone
- * and its watchers were told once. The pending reconnect (or a new watcher attaching) calls
- * establishStream(), which re-arms failure handling. etcd3 is pinned, so the private shape is
- * stable; if it ever differs, nothing is wrapped.
- */
-function dedupeWatchReconnects(client: Etcd3): void {
-  const wm = (client as unknown as { watchManager?: Partial<WatchManagerInternals> }).watchManager;
-  if (!wm || typeof wm.handleError !== 'function' || typeof wm.establishStream !== 'function') return;
-  const handleError = wm.handleError.bind(wm);
-  const establishStream = wm.establishStream.bind(wm);
-  let reconnectPending = false;
-  wm.handleError = (err: Error): void => {
-    if (reconnectPending) return;
-    reconnectPending = true;
-    handleError(err);
-  };
-  wm.establishStream = (): void => {
-    reconnectPending = false;
-    establishStream();
-  };
 }
 
 function retryIntervalMs(renewMs: number): number {
@@ -250,6 +193,11 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     this.prefix = prefix;
     this.log = log;
     this.client = new Etcd3({ ...options, faultHandling: { watchBackoff: new WatchBackoff(-1, () => this.closed) } });
+    const problems = etcd3PatchProblems(this.client);
+    if (problems.length > 0) {
+      this.client.close();
+      throw new SubnetError('ERR_ETCD3_PATCH', `etcd3 cannot be patched: ${problems.join('; ')}`);
+    }
     dedupeWatchReconnects(this.client);
   }
 
