@@ -7,7 +7,7 @@ import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
 import { fetchStatus, renderStatus } from '../ctl/status';
-import { EtcdAdmin } from '../subnet/etcd-registry';
+import { EtcdAdmin } from '../subnet/etcd-admin';
 import { subnetsPrefix } from '../subnet/lease';
 import { TwillError } from '../base/twill-error';
 

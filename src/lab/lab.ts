@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomicSync } from '../base/atomic-write';
-import { EtcdAdmin } from '../subnet/etcd-registry';
+import { EtcdAdmin } from '../subnet/etcd-admin';
 import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';

@@ -1,6 +1,6 @@
 // A throwaway etcd for tests: /usr/bin/etcd on free 127.0.0.1 ports with a temp data dir,
 // stopped by its own PID (never by name: other tests and engineers run etcds too).
-// Test code may import etcd3 directly; product code reaches it only via src/subnet/etcd-registry.ts.
+// Test code may import etcd3 directly; product code reaches it only via src/subnet/etcd-*.ts.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
