@@ -66,7 +66,7 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
   start(): void {
     if (this.opts.events !== false) {
       try {
-        this.events = new NftEventSocket();
+        this.events = new NftEventSocket(this.nft.netns);
         this.events.on('change', (pid) => {
           if (!this.nft.isOwnPid(pid)) this.scheduleCheck(EVENT_DEBOUNCE_MS);
         });

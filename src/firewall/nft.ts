@@ -14,11 +14,15 @@
 // before the daemon hands the peer's routes to the reconciler, so its traffic is accepted no
 // later than it can arrive. Listings (the drift check) are asynchronous.
 //
+// With `netns`, every nft is forked while this thread is in that namespace (the child lives
+// there): tests drive a "host" from outside. The daemon runs inside its namespace, unset.
+//
 // Edge cases that bit: a PATH without /usr/sbin (non-root shells, some service managers) does
 // not find nft, so the usual places are tried first; `delete element` of an absent member
 // fails the whole transaction (the driver then replaces the table).
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { inNetns } from '../netns/netns';
 
 const CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
 const TIMEOUT_MS = 10_000;
@@ -55,8 +59,15 @@ export class Nft {
   /** PIDs of our recent nft runs: their transactions are ours, not drift (events.ts). */
   private readonly pids: number[] = [];
 
-  constructor(bin = findNft()) {
+  constructor(
+    readonly netns: string | undefined = undefined,
+    bin = findNft(),
+  ) {
     this.bin = bin;
+  }
+
+  private inNs<T>(fn: () => T): T {
+    return this.netns ? inNetns(this.netns, fn) : fn();
   }
 
   isOwnPid(pid: number): boolean {
@@ -71,7 +82,7 @@ export class Nft {
 
   /** Runs `script` as one transaction (`nft -f -`). Throws NftError. */
   apply(script: string): void {
-    const r = spawnSync(this.bin, ['-f', '-'], { input: script, encoding: 'utf8', timeout: TIMEOUT_MS, stdio: ['pipe', 'pipe', 'pipe'] });
+    const r = this.inNs(() => spawnSync(this.bin, ['-f', '-'], { input: script, encoding: 'utf8', timeout: TIMEOUT_MS, stdio: ['pipe', 'pipe', 'pipe'] }));
     this.remember(r.pid);
     if (r.error) throw this.spawnError(r.error);
     if (r.signal) throw new NftError('timeout', `nft -f - was killed (${r.signal})`, r.stderr);
@@ -81,13 +92,13 @@ export class Nft {
   /** `nft -j list ruleset`: the whole ruleset as JSON text. */
   listRuleset(): Promise<string> {
     return new Promise((resolve, reject) => {
-      const child = execFile(this.bin, ['-j', 'list', 'ruleset'], { encoding: 'utf8', timeout: TIMEOUT_MS, maxBuffer: MAX_OUTPUT }, (err, stdout, stderr) => {
+      const child = this.inNs(() => execFile(this.bin, ['-j', 'list', 'ruleset'], { encoding: 'utf8', timeout: TIMEOUT_MS, maxBuffer: MAX_OUTPUT }, (err, stdout, stderr) => {
         if (!err) return resolve(stdout);
         const e = err as NodeJS.ErrnoException & { killed?: boolean };
         if (e.code === 'ENOENT' || e.code === 'EACCES') return reject(this.spawnError(e));
         if (e.killed) return reject(new NftError('timeout', 'nft -j list ruleset timed out', stderr));
         reject(new NftError('failed', `nft -j list ruleset failed: ${firstLine(stderr)}`, stderr, { cause: err }));
-      });
+      }));
       this.remember(child.pid);
     });
   }
