@@ -22,6 +22,7 @@
 // fails the whole transaction (the driver then replaces the table).
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { inNetns } from '../netns/netns';
 
 const CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
@@ -42,8 +43,10 @@ export class NftError extends Error {
   }
 }
 
-export function findNft(): string {
-  for (const c of CANDIDATES) {
+/** The nft executable: the usual places first, then PATH; null when there is none. */
+export function locateNft(env: NodeJS.ProcessEnv = process.env, usual: readonly string[] = CANDIDATES): string | null {
+  const dirs = (env['PATH'] ?? '').split(':').filter(Boolean);
+  for (const c of [...usual, ...dirs.map((d) => path.join(d, 'nft'))]) {
     try {
       fs.accessSync(c, fs.constants.X_OK);
       return c;
@@ -51,7 +54,11 @@ export function findNft(): string {
       /* next */
     }
   }
-  return 'nft';
+  return null;
+}
+
+export function findNft(): string {
+  return locateNft() ?? 'nft';
 }
 
 export class Nft {

@@ -9,12 +9,13 @@ import { renderReport, reportOk, type LabReport } from '../../src/lab/report';
 import { echoReply } from '../../src/lab/outside-probe';
 
 test('prerequisites: one line with a remedy per problem', () => {
-  assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, missingBuild: [], netnsSupported: true }), []);
-  const p = prereqProblems({ uid: 1000, etcdPresent: false, missingBuild: ['dist/src/cmd/twilld.js'], netnsSupported: true });
-  assert.equal(p.length, 3);
+  assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, nftPresent: true, missingBuild: [], netnsSupported: true }), []);
+  const p = prereqProblems({ uid: 1000, etcdPresent: false, nftPresent: false, missingBuild: ['dist/src/cmd/twilld.js'], netnsSupported: true });
+  assert.equal(p.length, 4);
   assert.match(p[0]!, /root.*sudo/);
   assert.match(p[1]!, /apt-get install -y etcd-server/);
-  assert.match(p[2]!, /missing dist\/src\/cmd\/twilld\.js.*npm ci && npm run build/);
+  assert.match(p[2]!, /apt-get install -y nftables/);
+  assert.match(p[3]!, /missing dist\/src\/cmd\/twilld\.js.*npm ci && npm run build/);
 });
 
 test('the plugin gets only CNI_* and PATH, as under a runtime', () => {
