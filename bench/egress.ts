@@ -24,12 +24,8 @@ import { OUTSIDE_IP } from '../src/lab/topology';
 import { probeOutside } from '../src/lab/outside-probe';
 import { NetlinkHandle, req } from '../src/netlink/handle';
 import { inNetns, netnsPath } from '../src/netns/netns';
-import { fmt, median, percentile, table } from './stats';
+import { arg, fmt, median, percentile, table } from './stats';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-}
 const RUNS = arg('runs', 5);
 const TIME = arg('time', 5);
 const CONNS = arg('conns', 10_000);

@@ -12,10 +12,8 @@
 // the kernel's global one: in a PID namespace ours would not match and we merely look once
 // more than needed. An overflowed receive queue (ENOBUFS) also means "look".
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
-import { native, EAGAIN } from '../netns/native';
-import { decodeMessages, type RawMessage } from '../netlink/frame';
-import { ENOBUFS } from '../netlink/errors';
+import type { RawMessage } from '../netlink/frame';
+import { NetlinkGroupSocket } from '../netlink/group-socket';
 
 const NETLINK_NETFILTER = 12;
 const NFNLGRP_NFTABLES = 7;
@@ -46,46 +44,25 @@ export interface NftEventsEvents {
 }
 
 export class NftEventSocket extends EventEmitter<NftEventsEvents> {
-  private readonly fd: number;
-  private readonly watch: unknown;
-  private readonly buf = Buffer.allocUnsafe(256 * 1024);
-  private closed = false;
+  private readonly sock: NetlinkGroupSocket;
 
   constructor(netns?: string) {
     super();
-    this.fd = native().netlinkOpen(NETLINK_NETFILTER, [NFNLGRP_NFTABLES], netns ?? null, EVENT_BUF, 0, true);
-    this.watch = native().watchReadable(this.fd, () => this.drain());
+    this.sock = new NetlinkGroupSocket(NETLINK_NETFILTER, [NFNLGRP_NFTABLES], netns, EVENT_BUF, {
+      message: (m) => {
+        const pid = newgenPid(m);
+        if (pid !== undefined) this.emit('change', pid);
+      },
+      overflow: () => this.emit('change', 0),
+      error: (err) => this.emit('error', err),
+    });
   }
 
   unref(): void {
-    native().unrefWatch(this.watch);
-  }
-
-  private drain(): void {
-    for (let i = 0; i < 1024 && !this.closed; i++) {
-      let n: number;
-      try {
-        n = native().netlinkRecv(this.fd, this.buf);
-      } catch (err) {
-        if ((err as { errno?: number }).errno === ENOBUFS) {
-          this.emit('change', 0);
-          continue;
-        }
-        this.emit('error', err as Error);
-        return;
-      }
-      if (n === -EAGAIN) return;
-      for (const m of decodeMessages(this.buf.subarray(0, n))) {
-        const pid = newgenPid(m);
-        if (pid !== undefined) this.emit('change', pid);
-      }
-    }
+    this.sock.unref();
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    native().stopWatch(this.watch);
-    fs.closeSync(this.fd);
+    this.sock.close();
   }
 }
