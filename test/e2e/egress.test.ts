@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as dgram from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import { isRoot, ipJson, bridgeJson, sh, waitFor } from '../support/netns';
 import { createTestLab, httpGetInNs } from '../support/lab';
 import { sendVxlan } from '../support/vxlan-inject';
@@ -145,6 +146,32 @@ test('a joining peer is in the set no later than its entries; its pod is reachab
   const after3 = await probeOutside([ep(p3)], { nsPath: netnsPath(p1.ns), ip: ip(p1) }, { attempts: 2, attemptTimeoutMs: 500 });
   assert.equal(after3[0]!.ok, false, "the leaver's VXLAN is no longer accepted");
   assert.ok(foreignCounter(h1.ns) > before, 'and counted as foreign');
+});
+
+test('twilld repairs its table after nft flush ruleset and an edit within 1 s, counted in /metrics', { skip }, async () => {
+  const driftMetric = () => {
+    const m = /^twill_drift_repaired_total\{kind="nftables"\} (\d+)$/m.exec(httpGetInNs(h2.ns, 9464, '/metrics').body);
+    return m ? Number(m[1]) : -1;
+  };
+  const before = driftMetric();
+  assert.ok(before >= 0, 'the nftables drift series exists');
+  const chains = () => nftJson(h2.ns, 'list', 'table', 'ip', 'twill').filter((o) => o['chain']).length;
+  const times: number[] = [];
+  const breakers: Array<[string, string]> = [
+    ['nft flush ruleset', 'flush ruleset\n'],
+    ['our postrouting chain deleted', 'flush chain ip twill postrouting\ndelete chain ip twill postrouting\n'],
+  ];
+  for (const [what, script] of breakers) {
+    const t0 = performance.now();
+    const r = spawnSync('ip', ['netns', 'exec', h2.ns, 'nft', '-f', '-'], { input: script, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await waitFor(() => chains() === 3 && peerSet(h2.ns).length >= 1, 1000, `table back after ${what}`, 5);
+    times.push(performance.now() - t0);
+  }
+  await waitFor(() => driftMetric() >= before + 2, 2000, 'both repairs counted', 50);
+  const out = await probeOutside([ep(p2)], { nsPath: netnsPath(lab.state.outsideNs!), ip: OUTSIDE_IP });
+  assert.deepEqual([out[0]!.ok, out[0]!.seenSource], [true, h2.ip], 'masquerade works again');
+  console.log(`# twilld restored its table in ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
 });
 
 test('--ip-masq=false: no masquerade rule anywhere, the outside is unreachable, FLANNEL_IPMASQ=false; the VXLAN filter stays', { skip }, async () => {
