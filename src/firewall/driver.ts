@@ -50,10 +50,9 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
   private lastFailure = '';
   private lastCounter = 0;
   private stopped = false;
+  private lastListFailure = '';
   /** Foreign VXLAN datagrams dropped since this driver started (kernel counter, across replaces). */
   foreignDropped = 0;
-  /** The last check's facts, for tests and status. */
-  lastFacts: RulesetFacts | undefined;
 
   constructor(
     private readonly nft: Nft,
@@ -92,23 +91,17 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     this.converge();
   }
 
-  get converged(): boolean {
-    return this.desired !== undefined && this.applied === this.desired;
-  }
-
   private converge(): void {
     const d = this.desired;
     if (!d || this.stopped || this.applied === d) return;
     const a = this.applied;
     if (a && sameShape(a, d)) {
-      const script = renderPeerChanges(peerChanges(a.vxlan?.peers ?? NO_PEERS, d.vxlan?.peers ?? NO_PEERS));
-      if (script === '') {
-        this.applied = d;
-        return;
-      }
       try {
-        this.nft.apply(script);
-        this.generation++;
+        const script = renderPeerChanges(peerChanges(a.vxlan?.peers ?? NO_PEERS, d.vxlan?.peers ?? NO_PEERS));
+        if (script !== '') {
+          this.nft.apply(script);
+          this.generation++;
+        }
         this.applied = d;
         return;
       } catch (err) {
@@ -166,16 +159,24 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     try {
       text = await this.nft.listRuleset();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot list the nftables ruleset; next check later');
+      const msg = (err as Error).message;
+      if (msg !== this.lastListFailure) this.log.warn({ err: msg }, 'cannot list the nftables ruleset; next check later');
+      this.lastListFailure = msg;
       return;
     }
+    this.lastListFailure = '';
     if (this.stopped) return;
     if (gen !== this.generation) {
       this.checkAgain = true; // listed while we wrote: judge a fresh listing
       return;
     }
-    const facts = parseRuleset(text);
-    this.lastFacts = facts;
+    let facts: RulesetFacts;
+    try {
+      facts = parseRuleset(text);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'unreadable nftables listing; next check later');
+      return;
+    }
     this.countForeign(facts.foreignDropped ?? 0);
     const d = this.desired;
     if (!d) return;
