@@ -1,9 +1,9 @@
 // Converges twill's nftables table on the desired FirewallSpec, like the dataplane reconciler
 // does for routes: desired state in, the kernel compared and repaired, drift counted.
 //
-// - Writes (nft.ts) are synchronous and happen in setDesired: a change of peers only adds or
-//   deletes set members (one small transaction); any other change, or a failed member change,
-//   replaces the whole table in one transaction.
+// - Writes are synchronous and happen in setDesired: a change of peers only adds or deletes
+//   set members (one small nf_tables transaction over netlink, set-elements.ts); any other
+//   change, or a refused member change, replaces the whole table in one transaction (nft.ts).
 // - Checks are asynchronous: the ruleset is listed as JSON and judged (listing.ts) — table
 //   missing, peer set different from desired, or anything else in our table different from
 //   what the kernel showed right after our last replace → replace again and emit 'drift'.
@@ -17,7 +17,8 @@ import type { Logger } from '../observe/log';
 import { NftEventSocket } from './events';
 import { forwardDropAdvice, parseRuleset, type RulesetFacts } from './listing';
 import type { Nft } from './nft';
-import { peerChanges, renderPeerChanges, renderReplace, sameShape, type FirewallSpec } from './rules';
+import { PEER_SET, peerChanges, renderReplace, sameShape, TABLE_NAME, type FirewallSpec } from './rules';
+import { SetElementsSocket } from './set-elements';
 
 const RETRY_MS = 2000;
 const EVENT_DEBOUNCE_MS = 20;
@@ -46,6 +47,7 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
   private checkTimer: NodeJS.Timeout | undefined;
   private interval: NodeJS.Timeout | undefined;
   private events: NftEventSocket | undefined;
+  private setSocket: SetElementsSocket | undefined;
   private readonly warned = new Set<string>();
   private lastFailure = '';
   private lastCounter = 0;
@@ -67,7 +69,8 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
       try {
         this.events = new NftEventSocket(this.nft.netns);
         this.events.on('change', (pid) => {
-          if (!this.nft.isOwnPid(pid)) this.scheduleCheck(EVENT_DEBOUNCE_MS);
+          // Our nft runs, and our own set changes over netlink (this process), are not drift.
+          if (!this.nft.isOwnPid(pid) && pid !== process.pid) this.scheduleCheck(EVENT_DEBOUNCE_MS);
         });
         this.events.on('error', (err) => this.log.warn({ err: err.message }, 'nf_tables event socket error; periodic checks continue'));
       } catch (err) {
@@ -83,6 +86,7 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     if (this.interval) clearInterval(this.interval);
     if (this.checkTimer) clearTimeout(this.checkTimer);
     this.events?.close();
+    this.setSocket?.close();
   }
 
   /** Synchronous: when it returns, the kernel holds `spec` (or the failure is counted and retried). */
@@ -97,9 +101,13 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     const a = this.applied;
     if (a && sameShape(a, d)) {
       try {
-        const script = renderPeerChanges(peerChanges(a.vxlan?.peers ?? NO_PEERS, d.vxlan?.peers ?? NO_PEERS));
-        if (script !== '') {
-          this.nft.apply(script);
+        const c = peerChanges(a.vxlan?.peers ?? NO_PEERS, d.vxlan?.peers ?? NO_PEERS);
+        if (c.added.length + c.removed.length > 0) {
+          this.setSocket ??= SetElementsSocket.open(this.nft.netns);
+          this.setSocket.apply(TABLE_NAME, PEER_SET, [
+            { op: 'add', addrs: c.added },
+            { op: 'delete', addrs: c.removed },
+          ]);
           this.generation++;
         }
         this.applied = d;

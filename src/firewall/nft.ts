@@ -10,16 +10,16 @@
 // scraped from text. The events that tell us someone else changed the ruleset do come over
 // netlink (events.ts): reading them needs no compiler.
 //
-// Writes are synchronous (spawnSync, ~5-20 ms): a peer's address is in the VXLAN filter's set
-// before the daemon hands the peer's routes to the reconciler, so its traffic is accepted no
-// later than it can arrive. Listings (the drift check) are asynchronous.
+// Writes are synchronous (spawnSync, ~5-20 ms), like the set member changes that go over
+// netlink instead (set-elements.ts, on every peer join and leave): a peer's address is in the
+// VXLAN filter's set before the daemon hands the peer's routes to the reconciler, so its
+// traffic is accepted no later than it can arrive. Listings (the drift check) are asynchronous.
 //
 // With `netns`, every nft is forked while this thread is in that namespace (the child lives
 // there): tests drive a "host" from outside. The daemon runs inside its namespace, unset.
 //
 // Edge cases that bit: a PATH without /usr/sbin (non-root shells, some service managers) does
-// not find nft, so the usual places are tried first; `delete element` of an absent member
-// fails the whole transaction (the driver then replaces the table).
+// not find nft, so the usual places are tried first.
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

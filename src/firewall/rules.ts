@@ -7,7 +7,7 @@
 //   `nolearning` only stops it learning — so without this anyone reaching UDP <port> injects
 //   frames into every pod with a forged pod source. Priority raw: dropped before conntrack
 //   makes an entry for it. `fib daddr type local`: only datagrams for this host, never ones it
-//   routes for someone else. Peers are set elements, changed one by one (renderPeerChanges),
+//   routes for someone else. Peers are set elements, changed one by one (peerChanges; written by set-elements.ts),
 //   never a rule per peer. Present whenever the kernel VXLAN device is (the userspace datapath
 //   checks sources itself), independent of --ip-masq.
 // - forward (filter): accept from and to the cluster network, as flannel does, so a host whose
@@ -144,15 +144,6 @@ export function peerChanges(before: ReadonlySet<string>, after: ReadonlySet<stri
     added: sortedPeers([...after].filter((p) => !before.has(p))),
     removed: sortedPeers([...before].filter((p) => !after.has(p))),
   };
-}
-
-/** One transaction applying `c` to the peer set; empty when nothing changes. */
-export function renderPeerChanges(c: PeerChanges): string {
-  let out = '';
-  const set = `${TABLE_FAMILY} ${TABLE_NAME} ${PEER_SET}`;
-  if (c.added.length > 0) out += `add element ${set} { ${c.added.join(', ')} }\n`;
-  if (c.removed.length > 0) out += `delete element ${set} { ${c.removed.join(', ')} }\n`;
-  return out;
 }
 
 /** Same table shape (everything but the peer set's members): only elements need to change. */

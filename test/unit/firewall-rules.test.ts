@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FirewallSpecError, peerChanges, renderPeerChanges, renderRemove, renderReplace, renderTable, sameShape, type FirewallSpec } from '../../src/firewall/rules';
+import { FirewallSpecError, peerChanges, renderRemove, renderReplace, renderTable, sameShape, type FirewallSpec } from '../../src/firewall/rules';
 import { forwardDropAdvice, parseRuleset } from '../../src/firewall/listing';
 import { driftReason } from '../../src/firewall/driver';
 import { newgenPid } from '../../src/firewall/events';
+import { encodeSetBatch } from '../../src/firewall/set-elements';
+import { decodeMessages } from '../../src/netlink/frame';
 
 const base: FirewallSpec = {
   network: '10.244.0.0/16',
@@ -71,9 +73,8 @@ test('input is validated before it reaches a script (no injection through a leas
 });
 
 test('peer changes: only what joined is added and what left is deleted', () => {
-  const real = peerChanges(new Set(['172.30.0.12', '172.30.0.13']), new Set(['172.30.0.13', '172.30.0.14']));
-  assert.equal(renderPeerChanges(real), 'add element ip twill vxlan_peers { 172.30.0.14 }\ndelete element ip twill vxlan_peers { 172.30.0.12 }\n');
-  assert.equal(renderPeerChanges(peerChanges(new Set(['172.30.0.12']), new Set(['172.30.0.12']))), '');
+  assert.deepEqual(peerChanges(new Set(['172.30.0.12', '172.30.0.13']), new Set(['172.30.0.14', '172.30.0.13', '172.30.0.10'])), { added: ['172.30.0.10', '172.30.0.14'], removed: ['172.30.0.12'] });
+  assert.deepEqual(peerChanges(new Set(['172.30.0.12']), new Set(['172.30.0.12'])), { added: [], removed: [] });
 });
 
 test('same shape: peers may differ, nothing else', () => {
@@ -147,4 +148,24 @@ test('NEWGEN: the committing process is read from NFTA_GEN_PROC_PID; other messa
   assert.equal(newgenPid({ type: (10 << 8) | 15, flags: 0, seq: 0, data }), 4321);
   assert.equal(newgenPid({ type: (10 << 8) | 15, flags: 0, seq: 0, data: data.subarray(0, 12) }), 0);
   assert.equal(newgenPid({ type: (10 << 8) | 0, flags: 0, seq: 0, data }), undefined);
+});
+
+test('set member batch: BATCH_BEGIN, NEWSETELEM (create, ack), DELSETELEM (ack), BATCH_END; keys in network order', () => {
+  const { buf, acked } = encodeSetBatch(100, 'twill', 'vxlan_peers', [
+    { op: 'add', addrs: ['172.30.0.12', '10.0.0.1'] },
+    { op: 'delete', addrs: ['172.30.0.13'] },
+  ]);
+  const msgs = decodeMessages(buf);
+  assert.deepEqual(msgs.map((m) => [m.type, m.seq]), [[0x10, 100], [(10 << 8) | 12, 101], [(10 << 8) | 14, 102], [0x11, 103]]);
+  assert.deepEqual(acked, [101, 102]);
+  assert.equal(msgs[0]!.data.readUInt16BE(2), 10, 'BATCH_BEGIN names the nftables subsystem');
+  assert.equal(msgs[1]!.flags, 0x1 | 0x4 | 0x400);
+  assert.equal(msgs[2]!.flags, 0x1 | 0x4);
+  assert.equal(msgs[1]!.data[0], 2, 'NFPROTO_IPV4');
+  assert.ok(msgs[1]!.data.includes(Buffer.from('twill\0')) && msgs[1]!.data.includes(Buffer.from('vxlan_peers\0')));
+  assert.ok(msgs[1]!.data.includes(Buffer.from([172, 30, 0, 12])) && msgs[1]!.data.includes(Buffer.from([10, 0, 0, 1])));
+  assert.ok(msgs[2]!.data.includes(Buffer.from([172, 30, 0, 13])));
+  // Nothing to change: no element message at all.
+  assert.deepEqual(encodeSetBatch(1, 't', 's', [{ op: 'add', addrs: [] }]).acked, []);
+  assert.throws(() => encodeSetBatch(1, 't', 's', [{ op: 'add', addrs: ['not-an-ip'] }]), { code: 'ERR_NFT' });
 });
