@@ -167,12 +167,15 @@ test('nft flush ruleset and iptables-restore: the table is back within 1 s (nf_t
   driver.stop();
 });
 
-test('without events, the periodic check still repairs a deleted table', { skip }, async () => {
+test('without events, the periodic check still repairs a deleted table; the repair leaves a foreign table alone', { skip }, async () => {
   const { ns, driver, drifts } = setup('fwn', { events: false, checkIntervalMs: 200 });
+  nft(ns, FOREIGN);
+  const foreignBefore = foreign(ns);
   driver.start();
   driver.setDesired(spec([]));
   sh('ip', ['netns', 'exec', ns.name, 'nft', 'delete', 'table', 'ip', 'twill']);
   await until('table restored by the periodic check', () => chains(ns).length === 3, 2000);
   assert.deepEqual(drifts, ['table missing']);
+  assert.equal(foreign(ns), foreignBefore);
   driver.stop();
 });
