@@ -107,6 +107,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    this.enableForwarding();
     // Listening starts now; awaited below, after the first etcd requests are on their way.
     const http = startHttpServer(
       this.cfg.httpAddr,
@@ -132,7 +133,6 @@ export class Daemon {
 
     this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
     this.log.info({ underlay: this.underlay }, 'underlay interface');
-    this.enableForwarding();
 
     const mac = await this.retry('VTEP MAC state', () => loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac()));
     this.vtepMac = mac.mac;

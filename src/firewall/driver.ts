@@ -7,6 +7,9 @@
 // - Checks are asynchronous: the ruleset is listed as JSON and judged (listing.ts) — table
 //   missing, peer set different from desired, or anything else in our table different from
 //   what the kernel showed right after our last replace → replace again and emit 'drift'.
+//   That fingerprint is listed synchronously right after the replace: taken at the next check
+//   instead, an edit made in between (seen: a chain deleted ~50 ms after a repair) would be
+//   taken for the truth and never repaired. The chains the spec implies are checked as well.
 //   A check runs on every foreign nf_tables transaction (events.ts; ~10-50 ms after
 //   `nft flush ruleset` or iptables-restore) and every `checkIntervalMs` as a net.
 // - A check whose listing raced one of our own writes is discarded and rerun.
@@ -17,7 +20,7 @@ import type { Logger } from '../observe/log';
 import { NftEventSocket } from './events';
 import { forwardDropAdvice, parseRuleset, type RulesetFacts } from './listing';
 import type { Nft } from './nft';
-import { PEER_SET, peerChanges, renderReplace, sameShape, TABLE_NAME, type FirewallSpec } from './rules';
+import { PEER_SET, peerChanges, renderReplace, sameShape, TABLE_FAMILY, TABLE_NAME, type FirewallSpec } from './rules';
 import { SetElementsSocket } from './set-elements';
 
 const RETRY_MS = 2000;
@@ -120,10 +123,10 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
       this.nft.apply(renderReplace(d));
       this.generation++;
       this.applied = d;
-      this.fingerprint = undefined;
+      this.fingerprint = this.fingerprintNow();
       this.lastCounter = 0; // a new table's counter starts at 0
       this.lastFailure = '';
-      this.scheduleCheck(0);
+      if (this.fingerprint === undefined) this.scheduleCheck(0);
     } catch (err) {
       this.applied = undefined;
       const e = err as Error;
@@ -131,6 +134,17 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
       if (e.message !== this.lastFailure) this.log.error({ err: e.message, code: (e as { code?: string }).code }, 'cannot write the nftables table; retrying');
       this.lastFailure = e.message;
       this.scheduleCheck(RETRY_MS);
+    }
+  }
+
+  /** Our table as the kernel shows it now; undefined if it cannot be listed (the next check takes it). */
+  private fingerprintNow(): string | undefined {
+    try {
+      const facts = parseRuleset(this.nft.listTableSync(TABLE_FAMILY, TABLE_NAME));
+      return facts.present ? facts.fingerprint : undefined;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'cannot list our table right after writing it');
+      return undefined;
     }
   }
 
@@ -216,6 +230,8 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
 /** Why the kernel's table is not the desired one, or null. Pure. */
 export function driftReason(facts: RulesetFacts, d: FirewallSpec, fingerprint: string | undefined): string | null {
   if (!facts.present) return 'table missing';
+  const want = expectedChains(d);
+  if (facts.chains.length !== want.length || want.some((c, i) => facts.chains[i] !== c)) return 'chains differ';
   if (d.vxlan) {
     const have = facts.peers;
     if (!have) return 'peer set missing';
@@ -223,4 +239,9 @@ export function driftReason(facts: RulesetFacts, d: FirewallSpec, fingerprint: s
   }
   if (fingerprint !== undefined && facts.fingerprint !== fingerprint) return 'rules differ';
   return null;
+}
+
+/** The chains a spec's table has, sorted. Pure. */
+export function expectedChains(d: FirewallSpec): string[] {
+  return [...(d.vxlan ? ['vxlan_in'] : []), 'forward', ...(d.ipMasq ? ['postrouting'] : [])].sort();
 }

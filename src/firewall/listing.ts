@@ -32,6 +32,8 @@ export interface RulesetFacts {
   present: boolean;
   /** Fingerprint of our table (see the note above); '' when absent. */
   fingerprint: string;
+  /** Names of our table's chains, sorted. */
+  chains: string[];
   /** Members of the peer set; null when the table has no such set. */
   peers: Set<string> | null;
   /** Packets counted by the foreign-VXLAN counter; null when absent. */
@@ -68,7 +70,7 @@ export function parseRuleset(json: string): RulesetFacts {
   }
   if (!Array.isArray(doc.nftables)) throw new ListingError('nft -j output has no "nftables" array');
   const own: unknown[] = [];
-  const facts: RulesetFacts = { present: false, fingerprint: '', peers: null, foreignDropped: null, forwardDrops: [] };
+  const facts: RulesetFacts = { present: false, fingerprint: '', chains: [], peers: null, foreignDropped: null, forwardDrops: [] };
   for (const item of doc.nftables as Obj[]) {
     const [kind, body] = Object.entries(item)[0] ?? [];
     if (kind === undefined || body === null || typeof body !== 'object') continue;
@@ -79,6 +81,7 @@ export function parseRuleset(json: string): RulesetFacts {
       if (kind === 'set' && o['name'] === PEER_SET) {
         facts.peers = new Set((Array.isArray(o['elem']) ? o['elem'] : []).map(elemAddress).filter((x): x is string => x !== undefined));
       }
+      if (kind === 'chain') facts.chains.push(String(o['name']));
       if (kind === 'counter' && o['name'] === FOREIGN_COUNTER && typeof o['packets'] === 'number') facts.foreignDropped = o['packets'];
       own.push({ [kind]: strip(o) });
       continue;
@@ -87,6 +90,7 @@ export function parseRuleset(json: string): RulesetFacts {
       facts.forwardDrops.push({ family: String(o['family']), table: String(o['table']), chain: String(o['name']) });
     }
   }
+  facts.chains.sort();
   if (facts.present) facts.fingerprint = JSON.stringify(own);
   return facts;
 }

@@ -13,8 +13,8 @@ import { sendVxlan } from '../support/vxlan-inject';
 import { ETCD_PREFIX, type Lab, type LabHost, type LabPod } from '../../src/lab/lab';
 import { bindInNetns } from '../../src/lab/probe';
 import { probeOutside } from '../../src/lab/outside-probe';
-import { OUTSIDE_IP } from '../../src/lab/topology';
-import { netnsPath } from '../../src/netns/netns';
+import { OUTSIDE_IP, sysctlInNetns } from '../../src/lab/topology';
+import { inNetns, netnsPath } from '../../src/netns/netns';
 
 const skip = !isRoot() ? 'needs root' : false;
 const DAEMON_ARGS = ['--resync-interval', '2'];
@@ -116,6 +116,8 @@ test('a crafted VXLAN datagram from a non-member (forged inner pod source) never
 
 test('a joining peer is in the set no later than its entries; its pod is reachable at once; a leaver is no longer accepted', { skip }, async () => {
   const h3 = lab.addHost();
+  // The lab turns forwarding on for its hosts; off here, twilld must turn it on as it starts.
+  sysctlInNetns(netnsPath(h3.ns), 'net.ipv4.ip_forward', '0');
   lab.startDaemon(h3, DAEMON_ARGS);
   // Poll h1: whenever h3's FDB entry is there, the set must already hold h3 (read in that order).
   let seenFdb = false;
@@ -127,6 +129,7 @@ test('a joining peer is in the set no later than its entries; its pod is reachab
   }
   assert.ok(seenFdb, 'h1 programmed h3');
   await lab.waitReady(h3);
+  assert.equal(inNetns(netnsPath(h3.ns), () => fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()), '1', 'twilld turned IPv4 forwarding on');
   const p3 = await lab.addPod(h3, 'h3-p1');
   const to1 = await probeOutside([ep(p3)], { nsPath: netnsPath(p1.ns), ip: ip(p1) }, { attempts: 1, attemptTimeoutMs: 1000 });
   assert.deepEqual([to1[0]!.ok, to1[0]!.seenSource], [true, ip(p3)], 'h3 pod → h1 pod on the first try');

@@ -151,6 +151,11 @@ test('nft flush ruleset and iptables-restore: the table is back within 1 s (nf_t
     times.push(await until('table restored after flush ruleset', () => chains(ns).length === 3 && peerSet(ns).length === 1, 1000));
     await until('drift counted', () => drifts.length === before + 1, 1000);
   }
+  // An edit right after a repair (before any check ran) is still drift, never the new truth.
+  sh('ip', ['netns', 'exec', ns.name, 'nft', 'flush', 'ruleset']);
+  await until('table restored', () => chains(ns).length === 3, 1000);
+  nft(ns, 'flush chain ip twill postrouting\ndelete chain ip twill postrouting');
+  await until('chain deleted right after a repair is restored', () => chains(ns).length === 3, 1000);
   // iptables-restore (iptables-nft) with Docker's FORWARD policy: our table stays, a warning says what to change.
   sh('ip', ['netns', 'exec', ns.name, 'sh', '-c', 'printf "*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD DROP [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n" | iptables-restore']);
   await until('forward drop warned', () => lines.some((l) => l['chain'] === 'FORWARD' && /forward policy is drop/.test(l['msg'])), 1000);

@@ -6,6 +6,10 @@ import { PassThrough } from 'node:stream';
 import { FirewallDriver } from '../../src/firewall/driver';
 import { Nft, NftError } from '../../src/firewall/nft';
 import { createLogger } from '../../src/observe/log';
+import { enableIpForwarding, ForwardingError } from '../../src/firewall/forwarding';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 test('nft missing: setDesired does not throw, every attempt is a counted failure, one error is logged', async () => {
   const out = new PassThrough();
@@ -24,4 +28,18 @@ test('nft missing: setDesired does not throw, every attempt is a counted failure
   assert.equal(lines.filter((l) => l['msg'] === 'cannot write the nftables table; retrying').length, 1);
   await driver.check(); // a check cannot list either: warned, no throw
   driver.stop();
+});
+
+test('IPv4 forwarding: turned on when off, left alone when on, a failure is a ForwardingError', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-fwd-'));
+  try {
+    const f = path.join(dir, 'ip_forward');
+    fs.writeFileSync(f, '0\n');
+    assert.deepEqual(enableIpForwarding(f), { wasOff: true });
+    assert.equal(fs.readFileSync(f, 'utf8'), '1\n');
+    assert.deepEqual(enableIpForwarding(f), { wasOff: false });
+    assert.throws(() => enableIpForwarding(path.join(dir, 'missing', 'ip_forward')), (e: Error & { code?: string }) => e instanceof ForwardingError && e.code === 'ERR_IP_FORWARD');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FirewallSpecError, peerChanges, renderRemove, renderReplace, renderTable, sameShape, type FirewallSpec } from '../../src/firewall/rules';
 import { forwardDropAdvice, parseRuleset } from '../../src/firewall/listing';
-import { driftReason } from '../../src/firewall/driver';
+import { driftReason, expectedChains } from '../../src/firewall/driver';
 import { newgenPid } from '../../src/firewall/events';
 import { encodeSetBatch } from '../../src/firewall/set-elements';
 import { decodeMessages } from '../../src/netlink/frame';
@@ -92,7 +92,9 @@ const listing = (extra: object[] = [], peers: unknown[] = ['172.30.0.12', '172.3
       { table: { family: 'ip', name: 'twill', handle: 3 } },
       { counter: { family: 'ip', name: 'vxlan_foreign', table: 'twill', handle: 4, packets, bytes: 300 } },
       { set: { family: 'ip', name: 'vxlan_peers', table: 'twill', type: 'ipv4_addr', handle: 5, elem: peers } },
+      { chain: { family: 'ip', table: 'twill', name: 'vxlan_in', handle: 1, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } },
       { chain: { family: 'ip', table: 'twill', name: 'forward', handle: 2, type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } },
+      { chain: { family: 'ip', table: 'twill', name: 'postrouting', handle: 3, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
       { rule: { family: 'ip', table: 'twill', chain: 'forward', handle: 7, expr: [{ counter: { packets: 9, bytes: 9 } }, { accept: null }] } },
       ...extra,
     ],
@@ -134,7 +136,10 @@ test('drift: missing table, different members, different rules; none when only c
   assert.equal(driftReason(parseRuleset(listing([], [], 999)), base, f.fingerprint), 'peer set differs');
   assert.equal(driftReason(parseRuleset(JSON.stringify({ nftables: [] })), base, f.fingerprint), 'table missing');
   assert.equal(driftReason(f, base, 'something else'), 'rules differ');
-  assert.equal(driftReason(f, { ...base, vxlan: null }, f.fingerprint), null);
+  assert.equal(driftReason(f, { ...base, vxlan: null }, f.fingerprint), 'chains differ', 'a vxlan_in chain too many');
+  assert.equal(driftReason(f, { ...base, ipMasq: false }, undefined), 'chains differ', 'a postrouting chain too many');
+  assert.deepEqual(f.chains, ['forward', 'postrouting', 'vxlan_in']);
+  assert.deepEqual(expectedChains({ ...base, vxlan: null, ipMasq: false }), ['forward']);
 });
 
 test('NEWGEN: the committing process is read from NFTA_GEN_PROC_PID; other messages are not transactions', () => {
