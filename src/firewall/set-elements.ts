@@ -14,6 +14,7 @@
 // which the driver knows to be itself.
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
+import { attr } from '../cni/rtnl-codec';
 import { native, EAGAIN } from '../netns/native';
 import { decodeError, decodeMessages, encodeMessage, Flags, MsgType } from '../netlink/frame';
 import { NftError } from './nft';
@@ -34,15 +35,6 @@ const NFTA_LIST_ELEM = 1;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_DATA_VALUE = 1;
 const RECV_TIMEOUT_MS = 5000;
-
-function attr(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-}
 
 const nested = (type: number, parts: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(parts));
 const str = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
