@@ -151,6 +151,35 @@ test('a joining peer is in the set no later than its entries; its pod is reachab
   assert.ok(foreignCounter(h1.ns) > before, 'and counted as foreign');
 });
 
+test('userspace datapath: no kernel filter in the table (the forwarder checks sources itself); a forged datagram from a non-member is dropped and counted, a member\'s delivered', { skip }, async () => {
+  const h4 = lab.addHost();
+  lab.startDaemon(h4, [...DAEMON_ARGS, '--dataplane', 'userspace']);
+  await lab.waitReady(h4);
+  const p4 = await lab.addPod(h4, 'h4-p1');
+  await waitFor(() => peerSet(h1.ns).includes(h4.ip), 5000, 'h1 accepts h4', 20);
+  const table = sh('ip', ['netns', 'exec', h4.ns, 'nft', 'list', 'table', 'ip', 'twill']);
+  assert.doesNotMatch(table, /vxlan_in|vxlan_peers/);
+  assert.match(table, /masquerade/);
+  const drops = () => {
+    const m = /^twill_userspace_drops_total\{direction="rx",reason="unknown-peer"\} (\d+)$/m.exec(httpGetInNs(h4.ns, 9464, '/metrics').body);
+    return m ? Number(m[1]) : -1;
+  };
+  const l = await listen(p4, 7777);
+  try {
+    const before = drops();
+    assert.ok(before >= 0, 'the unknown-peer drop series exists');
+    const inner = { dstMac: vtepMac(h4.ns), srcMac: vtepMac(h2.ns), srcIp: ip(p2), dstIp: ip(p4), srcPort: 5555, dstPort: 7777 };
+    await sendVxlan(netnsPath(lab.state.outsideNs!), OUTSIDE_IP, h4.ip, 8472, 1, { ...inner, payload: Buffer.from('forged') }, 3);
+    await waitFor(() => drops() === before + 3, 3000, 'three unknown-peer drops counted', 50);
+    assert.deepEqual(l.got, []);
+    await sendVxlan(netnsPath(h2.ns), h2.ip, h4.ip, 8472, 1, { ...inner, payload: Buffer.from('from-member') }, 1);
+    await waitFor(() => l.got.length === 1, 2000, 'member datagram delivered', 20);
+    assert.deepEqual(l.got, [{ text: 'from-member', from: ip(p2) }]);
+  } finally {
+    l.close();
+  }
+});
+
 test('twilld repairs its table after nft flush ruleset and an edit within 1 s, counted in /metrics', { skip }, async () => {
   const driftMetric = () => {
     const m = /^twill_drift_repaired_total\{kind="nftables"\} (\d+)$/m.exec(httpGetInNs(h2.ns, 9464, '/metrics').body);
