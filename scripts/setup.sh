@@ -20,6 +20,7 @@ need=(
   "tcpdump:tcpdump"
   "openssl:openssl"
   "iptables:iptables"
+  "nft:nftables"
   "make:make"
   "g++:g++"
   "python3:python3"

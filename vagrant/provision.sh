@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 say() { echo "provision[$(hostname)]: $*"; }
 
 # --- system packages: a C toolchain for the native addon, curl/xz for Node.js, etcd on tw1
-pkgs=(ca-certificates curl xz-utils make g++ python3 iproute2)
+pkgs=(ca-certificates curl xz-utils make g++ python3 iproute2 nftables)
 [ "$TWILL_RUN_ETCD" = 1 ] && pkgs+=(etcd-server etcd-client)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

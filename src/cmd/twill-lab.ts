@@ -16,7 +16,8 @@ Commands:
                               matrix. Exit status 1 when any pair cannot reach the other.
   status                      Print the same tables for the running lab (probes again).
   exec <host|pod> -- CMD...   Run CMD inside that host's or pod's network namespace
-                              ("underlay" is the namespace of the bridge and etcd).
+                              ("underlay" is the namespace of the bridge and etcd,
+                              "outside" a namespace beyond the cluster at 172.30.0.250).
   down                        Remove everything the lab created: its processes (by recorded
                               PID), namespaces and files.
 

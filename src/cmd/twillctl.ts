@@ -66,6 +66,7 @@ async function cmdInstall(argv: string[]): Promise<number> {
   for (const p of r.written) out.write(`  wrote  ${p}\n`);
   for (const p of r.kept) out.write(`  kept   ${p} (already present; not overwritten)\n`);
   for (const p of r.pruned) out.write(`  pruned ${p}\n`);
+  for (const w of r.warnings) out.write(`warning: ${w}\n`);
   if (r.kept.length > 0 && (endpoints !== undefined || iface !== undefined)) {
     out.write('note: --etcd-endpoints/--iface only seed a new settings file; edit the kept one to change them\n');
   }

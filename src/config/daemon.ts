@@ -32,6 +32,8 @@ export interface DaemonConfig {
   /** Seconds. */
   resyncInterval: number;
   dataplane: DataplaneMode;
+  /** Masquerade pod traffic leaving the cluster network (flannel's --ip-masq). */
+  ipMasq: boolean;
   logLevel: LogLevel;
 }
 
@@ -59,6 +61,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'subnet-lease-renew-margin', value: '<minutes>', help: 'Renew the lease this long before it expires; must be less than the TTL.', dflt: '60' },
   { name: 'resync-interval', value: '<seconds>', help: 'Period of the full dataplane resync (drift repair).', dflt: '60' },
   { name: 'dataplane', value: '<mode>', help: 'VXLAN datapath: kernel, userspace or auto (kernel if the vxlan module is available).', dflt: 'kernel' },
+  { name: 'ip-masq', value: '[=true|false]', help: 'Masquerade traffic from pods to outside the cluster network to the host address (nftables); --ip-masq=false: pods keep their source address and need routes back.', dflt: 'true' },
   { name: 'log-level', value: '<level>', help: `Log level: ${LOG_LEVELS.join(', ')}.`, dflt: 'info' },
   { name: 'help', value: null, help: 'Print this help and exit.', dflt: null },
   { name: 'version', value: null, help: 'Print the version and exit.', dflt: null },
@@ -66,6 +69,8 @@ const FLAGS: readonly FlagSpec[] = [
 
 const BOOLEAN_FLAGS = new Set(FLAGS.filter((f) => f.value === null).map((f) => f.name));
 const VALUE_FLAGS = new Set(FLAGS.filter((f) => f.value !== null).map((f) => f.name));
+/** Value flags whose value is optional: alone they mean "true". */
+const OPTIONAL_VALUE_FLAGS = new Set(FLAGS.filter((f) => f.value?.startsWith('[')).map((f) => f.name));
 
 // Node timers hold at most 2^31-1 ms; a longer TTL or resync period would silently fire at once.
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
@@ -88,7 +93,7 @@ export function daemonHelpText(): string {
     'Flags:',
   ];
   for (const f of FLAGS) {
-    lines.push(`  --${f.name}${f.value ? ' ' + f.value : ''}`);
+    lines.push(`  --${f.name}${f.value ? (f.value.startsWith('[') ? '' : ' ') + f.value : ''}`);
     lines.push(`      ${f.help}`);
     if (f.value !== null) {
       lines.push(`      env ${envName(f.name)}${f.dflt !== null ? `; default: ${f.dflt}` : ''}`);
@@ -123,6 +128,8 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
     let value: string;
     if (eq >= 0) {
       value = arg.slice(eq + 1);
+    } else if (OPTIONAL_VALUE_FLAGS.has(name)) {
+      value = 'true';
     } else {
       const next = argv[i + 1];
       // A following flag means the value was forgotten; no twilld value starts with "--".
@@ -189,6 +196,7 @@ function buildConfig(raw: Raw): DaemonConfig {
     subnetLeaseRenewMargin,
     resyncInterval: int(raw, 'resync-interval', 60, 1, MAX_TIMER_SECONDS),
     dataplane: oneOf(raw, 'dataplane', DATAPLANE_MODES, 'kernel'),
+    ipMasq: oneOf(raw, 'ip-masq', ['true', 'false'] as const, 'true') === 'true',
     logLevel: logLevel(withDefault('log-level', 'info')),
   };
 }

@@ -34,9 +34,15 @@ import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
 import { TwillError } from '../base/twill-error';
+import { FirewallDriver } from '../firewall/driver';
+import { enableIpForwarding } from '../firewall/forwarding';
+import { registerFirewallMetrics } from '../firewall/metrics';
+import { Nft } from '../firewall/nft';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
+/** The nftables table is checked at least this often (drift events make it faster). */
+const FIREWALL_CHECK_MAX_MS = 10_000;
 
 interface Decoded {
   value: string;
@@ -57,6 +63,9 @@ export class Daemon {
   private events: NetlinkEventSocket | undefined;
   private registry: EtcdRegistry | undefined;
   private reconciler: Dataplane | undefined;
+  /** twill's nftables table: masquerade, forward accepts, VXLAN source filter (src/firewall). */
+  private firewall: FirewallDriver | undefined;
+  private kernelVxlan = false;
   private http: HttpServerHandle | undefined;
   private notifier: Notifier;
   private underlay: Underlay | undefined;
@@ -99,6 +108,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    this.enableForwarding();
     // Listening starts now; awaited below, after the first etcd requests are on their way.
     const http = startHttpServer(
       this.cfg.httpAddr,
@@ -187,6 +197,7 @@ export class Daemon {
       registerUserspaceMetrics(this.metricsRegistry, () => dp.stats());
     }
     this.wireReconcilerEvents(this.reconciler);
+    this.startFirewall(choice.mode === 'kernel');
     this.events = new NetlinkEventSocket();
     this.events.on('event', (e) => this.onKernelEvent(e));
     this.events.on('overflow', () => {
@@ -307,6 +318,13 @@ export class Daemon {
     });
     const { routes, neighs, fdb } = pe.entries;
     this.metrics.peers.set({}, routes.size);
+    // Before the reconciler: a peer's VXLAN is accepted no later than its entries exist.
+    this.firewall?.setDesired({
+      network: formatPrefix4(this.config.network),
+      podSubnet: formatPrefix4(own.subnet),
+      ipMasq: this.cfg.ipMasq,
+      vxlan: this.kernelVxlan ? { port: this.config.backend.port, peers: new Set([...fdb.values()].map((e) => e.dst)) } : null,
+    });
     this.reconciler.setDesired({ device, routes, neighs, fdb });
   }
 
@@ -399,7 +417,7 @@ export class Daemon {
       network: formatPrefix4(this.config.network),
       subnet: `${formatIp4(firstHost(this.own.subnet))}/${this.own.subnet.len}`,
       mtu,
-      ipMasq: false,
+      ipMasq: this.cfg.ipMasq,
     });
     if (text !== this.subnetFileText) {
       try {
@@ -425,6 +443,23 @@ export class Daemon {
       setImmediate(saveCodeCacheNow);
     }
   }
+  /** IPv4 forwarding on, as flanneld needs it too; a read-only /proc/sys is reported, not fatal. */
+  private enableForwarding(): void {
+    try {
+      if (enableIpForwarding().wasOff) this.log.info({}, 'IPv4 forwarding was off; turned it on');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot turn IPv4 forwarding on');
+    }
+  }
+
+  /** The nftables driver (src/firewall/); the VXLAN source filter only with the kernel VXLAN device. */
+  private startFirewall(kernelVxlan: boolean): void {
+    this.kernelVxlan = kernelVxlan;
+    this.firewall = new FirewallDriver(new Nft(), child(this.log, 'nftables'), { checkIntervalMs: Math.min(this.cfg.resyncInterval * 1000, FIREWALL_CHECK_MAX_MS) });
+    registerFirewallMetrics(this.metricsRegistry, this.metrics, this.firewall);
+    this.firewall.start();
+  }
+
   private async subnetFromFile(): Promise<Prefix4 | undefined> {
     try {
       const rec = await readSubnetFile(this.cfg.subnetFile);
@@ -507,6 +542,7 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     this.reconciler?.stop();
+    this.firewall?.stop();
     this.events?.close();
     await this.registry?.close().catch(() => undefined);
     await this.http?.close().catch(() => undefined);

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseDaemonArgs } from '../config/daemon';
 import { writeFileAtomic } from '../base/atomic-write';
+import { locateNft } from '../firewall/nft';
 import { InstallError } from './errors';
 import { productionPackages } from './prod-deps';
 import {
@@ -54,7 +55,15 @@ export interface InstallResult {
   kept: string[];
   /** Old release directories removed (relative to the root). */
   pruned: string[];
+  /** What this host still lacks for twilld to run fully (packages to install), one line each. */
+  warnings: string[];
 }
+
+/** Host prerequisites twilld needs at run time that an install cannot provide. Pure. */
+export function hostWarnings(f: { nftPresent: boolean }): string[] {
+  return f.nftPresent ? [] : ['nft is not installed: twilld needs it for masquerade and the VXLAN source filter (apt-get install -y nftables)'];
+}
+
 
 /** Root of the package this code runs from (dist/src/install -> three levels up). */
 export function ownPackageRoot(): string {
@@ -231,5 +240,5 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
     pruned.push(`${RELEASES_DIR}/${name}`);
   }
 
-  return { root, release: path.join(releases, id), written, kept, pruned };
+  return { root, release: path.join(releases, id), written, kept, pruned, warnings: hostWarnings({ nftPresent: locateNft() !== null }) };
 }

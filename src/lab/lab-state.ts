@@ -27,6 +27,8 @@ export interface LabState {
   name: string;
   dir: string;
   underlayNs: string;
+  /** The world beyond the cluster (topology.ts); absent in labs made before it existed. */
+  outsideNs?: string;
   mtu: number;
   etcd?: SpawnedProc;
   hosts: LabHost[];

@@ -10,7 +10,7 @@ import { EtcdAdmin } from '../subnet/etcd-admin';
 import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';
-import { BRIDGE_IP, buildHost, buildUnderlay } from './topology';
+import { BRIDGE_IP, buildHost, buildOutside, buildUnderlay } from './topology';
 import type { LabHost, LabPod, LabState } from './lab-state';
 import { addPod, removePod } from './pods';
 import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
@@ -82,6 +82,9 @@ export class Lab {
     if (opts.installRoot !== undefined) lab.state.installRoot = opts.installRoot;
     lab.save();
     buildUnderlay(lab.state.underlayNs, lab.state.mtu);
+    lab.state.outsideNs ??= `twl-${name}-out`;
+    lab.save();
+    buildOutside(lab.state.underlayNs, lab.state.outsideNs, lab.state.mtu);
     await lab.startEtcd();
     const admin = await lab.admin();
     try {
@@ -314,6 +317,7 @@ export class Lab {
     await this.stopEtcd();
     for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
     for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);
+    if (this.state.outsideNs && netnsExists(this.state.outsideNs)) deleteNetns(this.state.outsideNs);
     if (netnsExists(this.state.underlayNs)) deleteNetns(this.state.underlayNs);
     fs.rmSync(this.state.dir, { recursive: true, force: true });
   }

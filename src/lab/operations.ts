@@ -15,9 +15,10 @@ import { LabError } from './errors';
 import { cleanEnv, defaultLabDir, ETCD_PREFIX, Lab, type LabHost } from './lab';
 import { gatherPrereqFacts, prereqProblems } from './prereq';
 import { probeMatrix } from './probe';
+import { probeOutside } from './outside-probe';
 import { sleep } from './procs';
 import type { HostLine, LabReport, PodLine } from './report';
-import { BRIDGE_IP } from './topology';
+import { BRIDGE_IP, OUTSIDE_IP } from './topology';
 
 export interface LabLocation {
   name: string;
@@ -102,7 +103,10 @@ export async function labReport(lab: Lab, hosts?: HostLine[]): Promise<LabReport
   const matrix = pods.flatMap((from) =>
     pods.map((to) => probed.find((m) => m.from === from.name && m.to === to.name) ?? { from: from.name, to: to.name, ok: false, rttMs: null, error: 'pod has no address or no namespace' }),
   );
-  return { name: lab.state.name, dir: lab.dir, etcd: lab.etcdEndpoint, underlayNs: lab.state.underlayNs, hosts: hostInfo, pods, matrix };
+  const outsideNs = lab.state.outsideNs;
+  const reached = outsideNs && fs.existsSync(netnsPath(outsideNs)) ? await probeOutside(endpoints, { nsPath: netnsPath(outsideNs), ip: OUTSIDE_IP }) : undefined;
+  const outside = reached && pods.map((p) => reached.find((o) => o.from === p.name) ?? { from: p.name, ok: false, seenSource: null, rttMs: null, error: 'pod has no address or no namespace' });
+  return { name: lab.state.name, dir: lab.dir, etcd: lab.etcdEndpoint, underlayNs: lab.state.underlayNs, hosts: hostInfo, pods, matrix, ...(outside ? { outside } : {}) };
 }
 
 async function hostLines(lab: Lab): Promise<HostLine[]> {
@@ -156,7 +160,8 @@ export function resolveTarget(lab: Lab, target: string): string {
   const pod = lab.state.pods.find((p) => p.name === target || p.ns === target);
   if (pod) return pod.ns;
   if (target === 'underlay' || target === 'etcd' || target === lab.state.underlayNs) return lab.state.underlayNs;
-  const names = [...lab.state.hosts.map((h) => h.name), ...lab.state.pods.map((p) => p.name), 'underlay'];
+  if (lab.state.outsideNs && (target === 'outside' || target === lab.state.outsideNs)) return lab.state.outsideNs;
+  const names = [...lab.state.hosts.map((h) => h.name), ...lab.state.pods.map((p) => p.name), 'underlay', ...(lab.state.outsideNs ? ['outside'] : [])];
   throw new LabError('ERR_LAB_TARGET', `no host or pod "${target}" in lab ${lab.state.name} (have: ${names.join(', ')})`);
 }
 

@@ -1,13 +1,9 @@
 // Kernel change notifications (links, addresses, IPv4 routes, neighbours and FDB entries)
-// on a socket of their own: never mixed with request/dump traffic. The socket is non-blocking
-// and drained from the event loop through a uv_poll watcher in native/. If the receive queue
-// overflows the kernel drops events and recv reports ENOBUFS: we surface that as 'overflow'
-// so the consumer does a full resync instead of trusting a partial picture.
+// on a socket of their own (group-socket.ts). An overflowed receive queue is surfaced as
+// 'overflow' so the consumer does a full resync instead of trusting a partial picture.
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
-import { native, EAGAIN } from '../netns/native';
-import { decodeMessages, MsgType, type RawMessage } from './frame';
-import { ENOBUFS } from './errors';
+import { MsgType, type RawMessage } from './frame';
+import { NetlinkGroupSocket } from './group-socket';
 import { decodeAddr, decodeFdb, decodeLink, decodeNeigh, decodeRoute } from './handle';
 import { AF_BRIDGE, type AddrState, type FdbState, type LinkState, type NeighState, type RouteState } from './types';
 
@@ -64,48 +60,26 @@ export interface EventSocketEvents {
 }
 
 export class NetlinkEventSocket extends EventEmitter<EventSocketEvents> {
-  private fd: number;
-  private watch: unknown;
-  private readonly buf = Buffer.allocUnsafe(256 * 1024);
-  private closed = false;
+  private readonly sock: NetlinkGroupSocket;
 
   constructor(netns?: string) {
     super();
-    this.fd = native().netlinkOpen(0, [GROUP_LINK, GROUP_NEIGH, GROUP_IPV4_IFADDR, GROUP_IPV4_ROUTE], netns ?? null, EVENT_BUF, 0, true);
-    this.watch = native().watchReadable(this.fd, () => this.drain());
+    this.sock = new NetlinkGroupSocket(0, [GROUP_LINK, GROUP_NEIGH, GROUP_IPV4_IFADDR, GROUP_IPV4_ROUTE], netns, EVENT_BUF, {
+      message: (m) => {
+        const ev = decodeEvent(m);
+        if (ev) this.emit('event', ev);
+      },
+      overflow: () => this.emit('overflow'),
+      error: (err) => this.emit('error', err),
+    });
   }
 
   /** Do not keep the process alive just for kernel events. */
   unref(): void {
-    native().unrefWatch(this.watch);
-  }
-
-  private drain(): void {
-    // Bounded per wakeup so a flood of events cannot starve timers and I/O.
-    for (let i = 0; i < 1024 && !this.closed; i++) {
-      let n: number;
-      try {
-        n = native().netlinkRecv(this.fd, this.buf);
-      } catch (err) {
-        if ((err as { errno?: number }).errno === ENOBUFS) {
-          this.emit('overflow');
-          continue;
-        }
-        this.emit('error', err as Error);
-        return;
-      }
-      if (n === -EAGAIN) return;
-      for (const m of decodeMessages(this.buf.subarray(0, n))) {
-        const ev = decodeEvent(m);
-        if (ev) this.emit('event', ev);
-      }
-    }
+    this.sock.unref();
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    native().stopWatch(this.watch);
-    fs.closeSync(this.fd);
+    this.sock.close();
   }
 }

@@ -83,7 +83,12 @@ test('twill-lab up --hosts 2 --pods 1: every pod reaches every pod; exit 0', { s
   assert.equal(r.code, 0, show(r));
   const m = matrix(r.stdout);
   assert.deepEqual([...m.keys()], ['h1-p1', 'h2-p1'], show(r));
-  for (const [from, cells] of m) assert.deepEqual(cells, ['ok', 'ok'], `${from}: ${show(r)}`);
+  for (const [from, cells] of m) {
+    assert.deepEqual(cells.slice(0, 2), ['ok', 'ok'], `${from}: ${show(r)}`);
+    // OUTSIDE: reached, and seen as the pod's host underlay address (masqueraded).
+    assert.deepEqual(cells.slice(2), ['ok', 'from', from.startsWith('h1') ? '172.30.0.11' : '172.30.0.12'], `${from}: ${show(r)}`);
+  }
+  assert.match(r.stdout, /^FROM \\ TO\s+h1-p1\s+h2-p1\s+OUTSIDE$/m);
   assert.match(r.stdout, /^all 4 pod pairs reachable/m);
   // Hosts show a subnet and a VTEP MAC, pods an address from their host's subnet.
   assert.match(r.stdout, /^h1\s+172\.30\.0\.11\s+10\.244\.\d+\.0\/24\s+([0-9a-f]{2}:){5}[0-9a-f]{2}\s+ready/m);
@@ -93,7 +98,7 @@ test('twill-lab up --hosts 2 --pods 1: every pod reaches every pod; exit 0', { s
   assert.equal(state.hosts.length, 2);
   assert.equal(state.pods.length, 2);
   for (const p of recordedProcs(state)) assert.ok(isRunning(p), `pid ${p.pid} (${p.marker}) runs`);
-  assert.equal(labNamespaces().length, 5, 'underlay, 2 hosts, 2 pods');
+  assert.equal(labNamespaces().length, 6, 'underlay, outside, 2 hosts, 2 pods');
   // The daemons run from the lab's install (twillctl install --root <dir>/root).
   for (const h of state.hosts) {
     const cmdline = fs.readFileSync(`/proc/${h.daemon!.pid}/cmdline`, 'utf8');
@@ -128,7 +133,7 @@ test('up again on the running lab is a no-op: same daemons, same pod addresses',
     again.pods.map((p) => `${p.name} ${p.ip}`),
     state.pods.map((p) => `${p.name} ${p.ip}`),
   );
-  assert.equal(labNamespaces().length, 5);
+  assert.equal(labNamespaces().length, 6);
 });
 
 test('status prints the matrix again; exec runs a command inside a pod', { skip }, async () => {

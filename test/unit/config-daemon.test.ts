@@ -33,6 +33,7 @@ const ALL_VALUE_FLAGS = [
   'subnet-lease-renew-margin',
   'resync-interval',
   'dataplane',
+  'ip-masq',
   'log-level',
 ];
 
@@ -52,6 +53,7 @@ test('defaults', () => {
     subnetLeaseRenewMargin: 60,
     resyncInterval: 60,
     dataplane: 'kernel',
+    ipMasq: true,
     logLevel: 'info',
   });
 });
@@ -72,6 +74,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     'subnet-lease-renew-margin': '10',
     'resync-interval': '30',
     dataplane: 'userspace',
+    'ip-masq': 'false',
     'log-level': 'debug',
   };
   const expected: DaemonConfig = {
@@ -89,13 +92,27 @@ test('every flag in both --flag value and --flag=value forms', () => {
     subnetLeaseRenewMargin: 10,
     resyncInterval: 30,
     dataplane: 'userspace',
+    ipMasq: false,
     logLevel: 'debug',
   };
   assert.deepEqual(Object.keys(values).sort(), [...ALL_VALUE_FLAGS].sort());
-  assert.deepEqual(run(Object.entries(values).flatMap(([k, v]) => [`--${k}`, v])), expected);
+  // --ip-masq's value is optional, so it only takes the --flag=value form.
+  assert.deepEqual(run(Object.entries(values).flatMap(([k, v]) => (k === 'ip-masq' ? [`--${k}=${v}`] : [`--${k}`, v]))), expected);
   assert.deepEqual(run(Object.entries(values).map(([k, v]) => `--${k}=${v}`)), expected);
   const env = Object.fromEntries(Object.entries(values).map(([k, v]) => [envName(k), v]));
   assert.deepEqual(run([], env), expected);
+});
+
+test('--ip-masq: on by default, alone means true, =false or TWILLD_IP_MASQ=false turns it off, other values are refused', () => {
+  assert.equal(run([]).ipMasq, true);
+  assert.equal(run(['--ip-masq']).ipMasq, true);
+  assert.equal(run(['--ip-masq', '--iface', 'eth0']).iface, 'eth0');
+  assert.equal(run(['--ip-masq=false']).ipMasq, false);
+  assert.equal(run(['--ip-masq=true']).ipMasq, true);
+  assert.equal(run([], { TWILLD_IP_MASQ: 'false' }).ipMasq, false);
+  assert.equal(run(['--ip-masq'], { TWILLD_IP_MASQ: 'false' }).ipMasq, true);
+  for (const bad of ['--ip-masq=no', '--ip-masq=']) assert.throws(() => run([bad]), (e: Error & { field?: string }) => e.field === 'ip-masq', bad);
+  assert.throws(() => run(['--ip-masq', 'false']), /unexpected argument/);
 });
 
 test('env names are TWILLD_ + uppercase with underscores', () => {

@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { CNI_NODE_PLUGIN_PATH, CNI_PLUGIN_PATH, CONFLIST_PATH, WRAPPERS, releaseId, renderConflist, renderEnvFile, renderWrapper } from '../../src/install/layout';
 import { productionPackages } from '../../src/install/prod-deps';
 import { InstallError } from '../../src/install/errors';
+import { hostWarnings } from '../../src/install/install';
+import { locateNft } from '../../src/firewall/nft';
 
 test('wrappers find the release relative to themselves and exec the given node', () => {
   const twilld = WRAPPERS.find((w) => w.path === 'usr/local/bin/twilld')!;
@@ -114,4 +116,26 @@ test("the front-end's compiled-in path to the Node plugin matches the install la
   const rel = /TWILL_FALLBACK_REL=\\"([^"\\]+)\\"/.exec(gyp)?.[1];
   assert.ok(rel, 'binding.gyp defines TWILL_FALLBACK_REL');
   assert.equal(path.posix.normalize(path.posix.join(path.posix.dirname(CNI_PLUGIN_PATH), rel)), CNI_NODE_PLUGIN_PATH);
+});
+
+test('host warnings: a missing nft names the package to install; none when it is there', () => {
+  assert.deepEqual(hostWarnings({ nftPresent: true }), []);
+  const w = hostWarnings({ nftPresent: false });
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, /nft is not installed.*apt-get install -y nftables/);
+});
+
+test('locateNft looks in the usual places and on PATH', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-nft-'));
+  try {
+    const fake = path.join(dir, 'nft');
+    fs.writeFileSync(fake, '#!/bin/sh\n', { mode: 0o755 });
+    assert.equal(locateNft({ PATH: `/nonexistent:${dir}` }, []), fake);
+    assert.equal(locateNft({ PATH: '/nonexistent' }, [path.join(dir, 'missing'), fake]), fake);
+    assert.equal(locateNft({ PATH: '/nonexistent' }, []), null);
+    fs.chmodSync(fake, 0o644);
+    assert.equal(locateNft({ PATH: dir }, []), null, 'not executable');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

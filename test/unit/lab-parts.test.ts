@@ -6,14 +6,16 @@ import { prereqProblems } from '../../src/lab/prereq';
 import { addResultAddress, cniEnv } from '../../src/lab/cni-exec';
 import { LabError } from '../../src/lab/errors';
 import { renderReport, reportOk, type LabReport } from '../../src/lab/report';
+import { echoReply } from '../../src/lab/outside-probe';
 
 test('prerequisites: one line with a remedy per problem', () => {
-  assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, missingBuild: [], netnsSupported: true }), []);
-  const p = prereqProblems({ uid: 1000, etcdPresent: false, missingBuild: ['dist/src/cmd/twilld.js'], netnsSupported: true });
-  assert.equal(p.length, 3);
+  assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, nftPresent: true, missingBuild: [], netnsSupported: true }), []);
+  const p = prereqProblems({ uid: 1000, etcdPresent: false, nftPresent: false, missingBuild: ['dist/src/cmd/twilld.js'], netnsSupported: true });
+  assert.equal(p.length, 4);
   assert.match(p[0]!, /root.*sudo/);
   assert.match(p[1]!, /apt-get install -y etcd-server/);
-  assert.match(p[2]!, /missing dist\/src\/cmd\/twilld\.js.*npm ci && npm run build/);
+  assert.match(p[2]!, /apt-get install -y nftables/);
+  assert.match(p[3]!, /missing dist\/src\/cmd\/twilld\.js.*npm ci && npm run build/);
 });
 
 test('the plugin gets only CNI_* and PATH, as under a runtime', () => {
@@ -72,4 +74,26 @@ test('report: failed pairs are FAIL in the matrix and listed', () => {
   const noAddr = report(false);
   noAddr.pods[1]!.address = null;
   assert.ok(!reportOk(noAddr), 'a pod without an address is a failure');
+});
+
+test('report: the OUTSIDE column shows the source the outside saw; a pod that cannot reach it fails the report', () => {
+  const r = report(false);
+  r.outside = [
+    { from: 'h1-p1', ok: true, seenSource: '172.30.0.11', rttMs: 0.2 },
+    { from: 'h2-p1', ok: true, seenSource: '172.30.0.12', rttMs: 0.2 },
+  ];
+  assert.ok(reportOk(r));
+  const text = renderReport(r, 'twill-lab');
+  assert.match(text, /^FROM \\ TO\s+h1-p1\s+h2-p1\s+OUTSIDE$/m);
+  assert.match(text, /^h1-p1\s+ok\s+ok\s+ok from 172\.30\.0\.11$/m);
+  assert.match(text, /every pod reaches the outside/);
+  r.outside[1] = { from: 'h2-p1', ok: false, seenSource: null, rttMs: null };
+  assert.ok(!reportOk(r));
+  const failed = renderReport(r, 'twill-lab');
+  assert.match(failed, /^h2-p1\s+ok\s+ok\s+FAIL$/m);
+  assert.match(failed, /1 pods cannot reach the outside \(is --ip-masq off\?\): h2-p1/);
+});
+
+test('outside echo reply: the token, then the source address seen', () => {
+  assert.equal(echoReply(Buffer.from('twill-outside p 0a'), '172.30.0.11'), 'twill-outside p 0a 172.30.0.11');
 });
