@@ -7,6 +7,7 @@ import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
 import { fetchStatus, renderStatus } from '../ctl/status';
+import { fetchPeers, renderPeers } from '../ctl/peers';
 import { EtcdAdmin } from '../subnet/etcd-registry';
 import { subnetsPrefix } from '../subnet/lease';
 
@@ -24,8 +25,10 @@ Commands:
       \`systemctl daemon-reload && systemctl enable --now twilld twill-cni\` afterwards.
   leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--json]
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
-  status [--http-addr ADDR] [--json]
+  status [--http-addr ADDR] [--json] [--peers]
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
+      --peers: instead, every peer as this host's probes see it (status, round trip, full-MTU
+      path, last answer); exit status 0 when every peer is ok.
 
 Flags not given are taken from TWILLD_* in the environment, then from ${DEFAULT_ENV_FILE}
 (or --env-file FILE), as twilld does.
@@ -105,9 +108,14 @@ async function cmdLeases(argv: string[]): Promise<number> {
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {
-  const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' } });
+  const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' } });
   const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
   const addr = setting(str(v['http-addr']), 'TWILLD_HTTP_ADDR', fileEnv, '127.0.0.1:9464');
+  if (v['peers']) {
+    const rows = await fetchPeers(addr);
+    process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderPeers(rows, Date.now() / 1000));
+    return rows.every((r) => r.status === 'ok') ? 0 : 1;
+  }
   const s = await fetchStatus(addr);
   process.stdout.write(v['json'] ? JSON.stringify(s, null, 2) + '\n' : renderStatus(addr, s));
   return s.ready ? 0 : 1;

@@ -33,6 +33,7 @@ import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
+import { PeerProbing } from '../probe/peer-probing';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -80,6 +81,8 @@ export class Daemon {
   private leaseHeld = false;
   private stopping = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Peer probes (src/probe); never part of readiness. */
+  private probing: PeerProbing | undefined;
 
   constructor(readonly cfg: DaemonConfig, log: Logger) {
     this.log = log;
@@ -130,6 +133,7 @@ export class Daemon {
     else if (mac.created) this.log.info({ mac: mac.mac }, 'generated VTEP MAC (kept in the state dir from now on)');
 
     this.config = await this.waitForConfig(this.registry);
+    this.startProbing(this.config);
     const preferred = await this.subnetFromFile();
     const underlay = this.underlay;
     const lease = await this.retry(
@@ -297,6 +301,7 @@ export class Daemon {
         }
       }
       this.peerEntries = pe = { version: this.rawVersion, entries };
+      this.probing?.setPeers(peers.filter((l) => !isOwnLease(l, own)));
     }
     const device = computeDevice({
       config: this.config,
@@ -413,6 +418,7 @@ export class Daemon {
       }
     }
     this.everConverged = true;
+    this.probing?.setSelf(this.own, mtu);
     const ready = this.readiness().ok;
     this.metrics.ready.set({}, ready ? 1 : 0);
     if (ready && !this.notifiedReady) {
@@ -424,6 +430,20 @@ export class Daemon {
       setImmediate(saveCodeCacheNow);
     }
   }
+  private startProbing(config: NetworkConfig): void {
+    if (this.cfg.probePort === 0 || this.probing) return;
+    this.probing = new PeerProbing({
+      port: this.cfg.probePort,
+      intervalS: this.cfg.probeInterval,
+      rate: this.cfg.probeRate,
+      nodeName: this.cfg.nodeName,
+      network: config.network,
+      log: child(this.log, 'probe'),
+      metrics: this.metricsRegistry,
+    });
+    this.probing.start();
+  }
+
   private async subnetFromFile(): Promise<Prefix4 | undefined> {
     try {
       const rec = await readSubnetFile(this.cfg.subnetFile);
@@ -506,6 +526,7 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     this.reconciler?.stop();
+    await this.probing?.stop().catch(() => undefined);
     this.events?.close();
     await this.registry?.close().catch(() => undefined);
     await this.http?.close().catch(() => undefined);

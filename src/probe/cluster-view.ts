@@ -4,10 +4,10 @@
 // - A path A→B is a problem when A's summary lists B as unreachable or mtu.
 // - The view is incomplete when a host with a lease has no summary (daemon down, older
 //   version, or its etcd TTL ran out), an unreadable one, a stale one, or peers not judged yet.
-// - A host is named as the likely cause when every other reporting host has a problem
-//   reaching it, it reaches none of its peers itself (or cannot report), and at least one
-//   path elsewhere is fine: one broken host makes 2·(N−1) broken paths, and the reader wants
-//   the one name, not the list.
+// - A host is named as the likely cause when every other reporting host (at least two) has a
+//   problem reaching it and at least one path elsewhere is fine: one broken host makes up to
+//   2·(N−1) broken paths, and the reader wants the one name, not the list. Its own report is
+//   not required: a host cut off from the underlay cannot publish what it sees.
 import type { HealthSummary, ProblemKind } from './summary';
 
 export interface HostRef {
@@ -107,13 +107,10 @@ function suspects(refs: Map<string, HostRef>, fresh: Map<string, HealthSummary>,
   const out: CheckSuspect[] = [];
   for (const ref of refs.values()) {
     const others = [...fresh.keys()].filter((s) => s !== ref.subnet);
-    if (others.length === 0) continue;
+    if (others.length < 2) continue;
     const inbound = problems.filter((p) => p.to.subnet === ref.subnet);
     const everyoneFails = others.every((o) => inbound.some((p) => p.from.subnet === o));
     if (!everyoneFails) continue;
-    const own = fresh.get(ref.subnet);
-    const itFailsToo = !own || (own.peers > 0 && own.bad.length === own.peers);
-    if (!itFailsToo) continue;
     // Some path not involving this host works: otherwise the fault is not this host's alone.
     const elsewhereFine = [...fresh].some(([s, sum]) => s !== ref.subnet && sum.ok > 0);
     if (!elsewhereFine) continue;

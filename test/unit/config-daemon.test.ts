@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseDaemonArgs, envName, type DaemonConfig } from '../../src/config/daemon';
@@ -34,6 +35,10 @@ const ALL_VALUE_FLAGS = [
   'resync-interval',
   'dataplane',
   'log-level',
+  'node-name',
+  'probe-port',
+  'probe-interval',
+  'probe-rate',
 ];
 
 test('defaults', () => {
@@ -53,6 +58,10 @@ test('defaults', () => {
     resyncInterval: 60,
     dataplane: 'kernel',
     logLevel: 'info',
+    nodeName: os.hostname(),
+    probePort: 8475,
+    probeInterval: 10,
+    probeRate: 100,
   });
 });
 
@@ -73,6 +82,10 @@ test('every flag in both --flag value and --flag=value forms', () => {
     'resync-interval': '30',
     dataplane: 'userspace',
     'log-level': 'debug',
+    'node-name': 'tw1',
+    'probe-port': '9999',
+    'probe-interval': '2',
+    'probe-rate': '50',
   };
   const expected: DaemonConfig = {
     etcdEndpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
@@ -90,6 +103,10 @@ test('every flag in both --flag value and --flag=value forms', () => {
     resyncInterval: 30,
     dataplane: 'userspace',
     logLevel: 'debug',
+    nodeName: 'tw1',
+    probePort: 9999,
+    probeInterval: 2,
+    probeRate: 50,
   };
   assert.deepEqual(Object.keys(values).sort(), [...ALL_VALUE_FLAGS].sort());
   assert.deepEqual(run(Object.entries(values).flatMap(([k, v]) => [`--${k}`, v])), expected);

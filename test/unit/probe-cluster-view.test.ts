@@ -58,7 +58,7 @@ test('one host behind a small MTU: every path to and from it is mtu, and it is n
   assert.deepEqual(r.hosts.map((h) => h.mtu), [1, 1, 2]);
 });
 
-test('one host cut off: the others report it unreachable; its own stale report does not hide it', () => {
+test('one host cut off: the others report it unreachable; its own stale or unchanged report does not hide it', () => {
   const summaries = new Map<string, HealthSummary | Error>(H.map((h, i) => [h.subnet, summaryOf(i, (j) => (j === 2 ? 'unreachable' : 'ok'))]));
   summaries.set(H[2]!.subnet, summaryOf(2, () => 'ok', 99_000)); // written before the cut
   const r = buildCheckReport({ leases, summaries, nowS: 100_010, staleAfterS: 180 });
@@ -66,6 +66,10 @@ test('one host cut off: the others report it unreachable; its own stale report d
   assert.deepEqual(r.problems.map((p) => `${p.from.name}>${p.to.name}:${p.kind}`), ['h1>h3:unreachable', 'h2>h3:unreachable']);
   assert.equal(r.hosts[2]!.report, 'stale');
   assert.deepEqual(r.suspects, [{ host: H[2], kinds: ['unreachable'] }]);
+  // Cut off before it could publish what it sees: its last report is fresh and all ok.
+  summaries.set(H[2]!.subnet, summaryOf(2, () => 'ok'));
+  const r2 = buildCheckReport({ leases, summaries, nowS: 100_010, staleAfterS: 180 });
+  assert.deepEqual(r2.suspects, [{ host: H[2], kinds: ['unreachable'] }]);
 });
 
 test('two broken paths that share no host name no suspect', () => {
