@@ -4,6 +4,9 @@
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
 import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
+import { ETCD_FLAGS, etcdSettings } from '../ctl/etcd-settings';
+import { gatherCheck, renderCheck } from '../ctl/check';
+import { checkExitCode } from '../probe/cluster-view';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
 import { fetchStatus, renderStatus } from '../ctl/status';
@@ -25,6 +28,11 @@ Commands:
       \`systemctl daemon-reload && systemctl enable --now twilld twill-cni\` afterwards.
   leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--json]
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
+  check [etcd flags as for leases] [--json]
+      The cluster's health as every host's peer probes see it: which hosts cannot reach which
+      (unreachable) or reach them only with small packets (mtu), and the likely culprit.
+      Exit status 0 when every path is healthy, 1 when one is broken, 3 when the view is
+      incomplete (a host not reporting, or peers not judged yet).
   status [--http-addr ADDR] [--json] [--peers]
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
       --peers: instead, every peer as this host's probes see it (status, round trip, full-MTU
@@ -72,26 +80,9 @@ async function cmdInstall(argv: string[]): Promise<number> {
 }
 
 async function cmdLeases(argv: string[]): Promise<number> {
-  const v = parse(argv, {
-    'etcd-endpoints': { type: 'string' },
-    'etcd-prefix': { type: 'string' },
-    'etcd-cafile': { type: 'string' },
-    'etcd-certfile': { type: 'string' },
-    'etcd-keyfile': { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
-  const endpoints = setting(str(v['etcd-endpoints']), 'TWILLD_ETCD_ENDPOINTS', fileEnv, 'http://127.0.0.1:2379')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const prefix = setting(str(v['etcd-prefix']), 'TWILLD_ETCD_PREFIX', fileEnv, '/coreos.com/network').replace(/\/+$/, '');
-  const tls = {
-    caFile: setting(str(v['etcd-cafile']), 'TWILLD_ETCD_CAFILE', fileEnv, ''),
-    certFile: setting(str(v['etcd-certfile']), 'TWILLD_ETCD_CERTFILE', fileEnv, ''),
-    keyFile: setting(str(v['etcd-keyfile']), 'TWILLD_ETCD_KEYFILE', fileEnv, ''),
-  };
-  const admin = await EtcdAdmin.connect(endpoints, tls.caFile || tls.certFile ? tls : undefined);
+  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  const { endpoints, prefix, tls } = etcdSettings(v, readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE));
+  const admin = await EtcdAdmin.connect(endpoints, tls);
   try {
     let entries;
     try {
@@ -105,6 +96,25 @@ async function cmdLeases(argv: string[]): Promise<number> {
     admin.close();
   }
   return 0;
+}
+
+async function cmdCheck(argv: string[]): Promise<number> {
+  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  const { endpoints, prefix, tls } = etcdSettings(v, readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE));
+  const admin = await EtcdAdmin.connect(endpoints, tls);
+  try {
+    let report;
+    const nowS = Math.floor(Date.now() / 1000);
+    try {
+      report = await gatherCheck(admin, prefix, nowS);
+    } catch (err) {
+      throw new EtcdUnreachableError(endpoints, err);
+    }
+    process.stdout.write(v['json'] ? JSON.stringify(report, null, 2) + '\n' : renderCheck(report, nowS));
+    return checkExitCode(report);
+  } finally {
+    admin.close();
+  }
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {
@@ -134,6 +144,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdLeases(rest);
     case 'status':
       return cmdStatus(rest);
+    case 'check':
+      return cmdCheck(rest);
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

@@ -34,6 +34,7 @@ import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
 import { PeerProbing } from '../probe/peer-probing';
+import { EtcdHealthStore } from '../subnet/health-store';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -440,6 +441,7 @@ export class Daemon {
       network: config.network,
       log: child(this.log, 'probe'),
       metrics: this.metricsRegistry,
+      ...(this.registry ? { sink: new EtcdHealthStore(this.registry.sharedClient, this.registry.prefix, child(this.log, 'health')) } : {}),
     });
     this.probing.start();
   }

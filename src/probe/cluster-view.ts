@@ -27,6 +27,8 @@ export interface CheckHost extends HostRef {
   unknown: number;
   unreachable: number;
   mtu: number;
+  /** Pod MTU its full-size probes are sent at (null: no report). */
+  probeMtu: number | null;
 }
 
 export interface CheckProblem {
@@ -76,7 +78,7 @@ export function buildCheckReport(input: CheckInput): CheckReport {
   const fresh = new Map<string, HealthSummary>();
   for (const ref of refs.values()) {
     const s = input.summaries.get(ref.subnet);
-    const row: CheckHost = { ...ref, report: 'missing', ageS: null, peers: 0, ok: 0, unknown: 0, unreachable: 0, mtu: 0 };
+    const row: CheckHost = { ...ref, report: 'missing', ageS: null, peers: 0, ok: 0, unknown: 0, unreachable: 0, mtu: 0, probeMtu: null };
     if (s instanceof Error) row.report = 'invalid';
     else if (s) {
       row.ageS = Math.max(0, input.nowS - s.at);
@@ -84,6 +86,7 @@ export function buildCheckReport(input: CheckInput): CheckReport {
       row.peers = s.peers;
       row.ok = s.ok;
       row.unknown = s.unknown;
+      row.probeMtu = s.mtu;
       for (const b of s.bad) {
         if (!refs.has(b.subnet)) continue; // a peer whose lease is gone since
         if (b.kind === 'mtu') row.mtu++;

@@ -289,6 +289,11 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     return new EtcdRegistry(prefix, options, log);
   }
 
+  /** This registry's etcd connection, shared by the health-summary store (health-store.ts). */
+  get sharedClient(): Etcd3 {
+    return this.client;
+  }
+
   /** The lease this registry currently holds, if any. */
   get ownLease(): Lease | null {
     return this.held ? this.held.lease : null;

@@ -5,6 +5,7 @@ import { parsePrefix4 } from '../../src/ip/ipv4';
 import { newPeerHealth, type PeerHealth, type PeerStatus } from '../../src/probe/health';
 import { buildSummary, decodeSummary, encodeSummary, healthKey, sameContent, type HealthSummary } from '../../src/probe/summary';
 import { buildCheckReport, checkExitCode } from '../../src/probe/cluster-view';
+import { renderCheck } from '../../src/ctl/check';
 
 const H = [
   { name: 'h1', publicIp: '172.30.0.11', subnet: '10.244.1.0/24' },
@@ -92,4 +93,16 @@ test('a missing, unreadable or not-yet-judged report is incomplete (exit 3), not
   const unknown = new Map(base).set(H[0]!.subnet, summaryOf(0, () => 'unknown'));
   r = buildCheckReport({ leases, summaries: unknown, nowS: 100_010, staleAfterS: 180 });
   assert.equal(checkExitCode(r), 3);
+});
+
+test('check output: the matrix, each broken path with its kind and age, the likely cause, the verdict', () => {
+  const bad = (i: number) => (j: number) => (i === 2 || j === 2 ? 'mtu' : 'ok') as PeerStatus;
+  const summaries = new Map(H.map((h, i) => [h.subnet, summaryOf(i, bad(i))]));
+  const text = renderCheck(buildCheckReport({ leases, summaries, nowS: 100_010, staleAfterS: 180 }), 100_010);
+  assert.match(text, /^h1\s+-\s+ok\s+MTU$/m);
+  assert.match(text, /✗ h1 \(172\.30\.0\.11, 10\.244\.1\.0\/24\) → h3 \(172\.30\.0\.13, 10\.244\.3\.0\/24\): mtu: small probes answered, full-size \(1450-byte, DF\) probes lost, for 1d3h/);
+  assert.match(text, /likely cause: h3 \(172\.30\.0\.13, 10\.244\.3\.0\/24\) — every other host reports mtu to it/);
+  assert.match(text, /UNHEALTHY: 4 of 6 paths broken \(unreachable 0, mtu 4\)/);
+  const healthy = renderCheck(buildCheckReport({ leases, summaries: new Map(H.map((h, i) => [h.subnet, summaryOf(i, () => 'ok')])), nowS: 100_010, staleAfterS: 180 }), 100_010);
+  assert.match(healthy, /healthy: all 6 paths answer small and full-size probes/);
 });
