@@ -6,6 +6,8 @@ import { install } from '../install/install';
 import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
 import { ETCD_FLAGS, etcdSettings } from '../ctl/etcd-settings';
 import { gatherCheck, renderCheck } from '../ctl/check';
+import { gatherTrace } from '../ctl/trace';
+import { renderTrace, traceHops } from '../ctl/trace-plan';
 import { checkExitCode } from '../probe/cluster-view';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
@@ -33,6 +35,11 @@ Commands:
       (unreachable) or reach them only with small packets (mtu), and the likely culprit.
       Exit status 0 when every path is healthy, 1 when one is broken, 3 when the view is
       incomplete (a host not reporting, or peers not judged yet).
+  trace <src pod IP> <dst pod IP> [etcd flags] [--probe-port PORT] [--json]
+      Run on the source pod's host: the path hop by hop as this host's kernel answers (route,
+      device, neighbour, FDB, underlay route), each compared with what the leases say, then
+      probed over the overlay and the underlay (small and full size, DF). Exit status 1 at
+      the first broken hop.
   status [--http-addr ADDR] [--json] [--peers]
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
       --peers: instead, every peer as this host's probes see it (status, round trip, full-MTU
@@ -117,6 +124,31 @@ async function cmdCheck(argv: string[]): Promise<number> {
   }
 }
 
+async function cmdTrace(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...ETCD_FLAGS, 'probe-port': { type: 'string' }, json: { type: 'boolean' }, 'env-file': { type: 'string' } }, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (parsed.positionals.length !== 2) throw new UsageError('trace needs two pod IP addresses: twillctl trace <src> <dst>');
+  const [src, dst] = parsed.positionals as [string, string];
+  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
+  const { endpoints, prefix, tls } = etcdSettings(v, fileEnv);
+  const port = Number(setting(str(v['probe-port']), 'TWILLD_PROBE_PORT', fileEnv, '8475'));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--probe-port: not a port: ${port}`);
+  const admin = await EtcdAdmin.connect(endpoints, tls);
+  try {
+    const facts = await gatherTrace(admin, prefix, src, dst, port);
+    const hops = traceHops(facts);
+    process.stdout.write(v['json'] ? JSON.stringify({ src, dst, from: facts.own.name, to: facts.peer?.name ?? null, hops }, null, 2) + '\n' : renderTrace(facts, hops));
+    return hops.every((h) => h.ok) ? 0 : 1;
+  } finally {
+    admin.close();
+  }
+}
+
 async function cmdStatus(argv: string[]): Promise<number> {
   const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' } });
   const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
@@ -146,6 +178,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdStatus(rest);
     case 'check':
       return cmdCheck(rest);
+    case 'trace':
+      return cmdTrace(rest);
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }
