@@ -39,12 +39,14 @@ function reportCell(h: CheckHost): string {
 }
 
 function matrix(r: CheckReport): string {
+  // A host nobody reaches cannot have published what it sees since: its row is not current.
+  const cutOff = new Set(r.suspects.filter((x) => x.kinds.includes('unreachable')).map((x) => x.host.subnet));
   const bad = new Map(r.problems.map((p) => [`${p.from.subnet}>${p.to.subnet}`, p.kind === 'mtu' ? 'MTU' : 'UNREACH']));
   const rows = r.hosts.map((from) => [
     from.name,
     ...r.hosts.map((to) => {
       if (to.subnet === from.subnet) return '-';
-      if (from.report !== 'ok') return '?';
+      if (from.report !== 'ok' || cutOff.has(from.subnet)) return '?';
       return bad.get(`${from.subnet}>${to.subnet}`) ?? (from.unknown > 0 ? '?' : 'ok');
     }),
   ]);

@@ -106,3 +106,11 @@ test('check output: the matrix, each broken path with its kind and age, the like
   const healthy = renderCheck(buildCheckReport({ leases, summaries: new Map(H.map((h, i) => [h.subnet, summaryOf(i, () => 'ok')])), nowS: 100_010, staleAfterS: 180 }), 100_010);
   assert.match(healthy, /healthy: all 6 paths answer small and full-size probes/);
 });
+
+test('check output: the row of a host nobody reaches is shown as unknown, not as its last (pre-cut) report', () => {
+  const summaries = new Map(H.map((h, i) => [h.subnet, summaryOf(i, (j) => (j === 2 ? 'unreachable' : 'ok'))]));
+  summaries.set(H[2]!.subnet, summaryOf(2, () => 'ok'));
+  const text = renderCheck(buildCheckReport({ leases, summaries, nowS: 100_010, staleAfterS: 180 }), 100_010);
+  assert.match(text, /^h3\s+\?\s+\?\s+-$/m);
+  assert.match(text, /^h1\s+-\s+ok\s+UNREACH$/m);
+});
