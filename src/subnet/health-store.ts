@@ -2,7 +2,9 @@
 // outside flannel's subnets/ folder (flannel never reads it).
 //
 // etcd load proportional to change: a write when the summary's content changes (coalesced: at
-// most one per second), otherwise one heartbeat per minute. The key is attached to its own etcd
+// most one per probe round, between 1 and 5 s apart — a cluster starting at once judges all
+// its peers within the first round, and each host then writes a handful of times, not once
+// per peer), otherwise one heartbeat per minute. The key is attached to its own etcd
 // lease with a TTL of three heartbeats, so a host that stops (or is cut off) disappears from
 // the view by itself. Each heartbeat grants a fresh lease, puts the key on it and revokes the
 // previous one (which then holds no key): three small requests a minute, no keepalive stream.
@@ -19,6 +21,12 @@ import { encodeSummary, healthKey, sameContent, type HealthSummary } from '../pr
 export const HEALTH_HEARTBEAT_S = 60;
 export const HEALTH_TTL_S = 3 * HEALTH_HEARTBEAT_S;
 const MIN_WRITE_GAP_MS = 1000;
+const MAX_WRITE_GAP_MS = 5000;
+
+/** Time between two writes of changed content: one probe round, within 1..5 s. */
+export function writeGapMs(s: HealthSummary): number {
+  return Math.min(MAX_WRITE_GAP_MS, Math.max(MIN_WRITE_GAP_MS, s.roundS * 1000));
+}
 
 export interface HealthStoreLogger {
   warn(o: object, m: string): void;
@@ -49,7 +57,7 @@ export class EtcdHealthStore implements SummarySink {
     const due = Date.now() - this.writtenAt >= this.heartbeatS * 1000;
     if (!changed && !due && !this.pending) return;
     this.pending = s;
-    this.schedule(Math.max(0, this.writtenAt + MIN_WRITE_GAP_MS - Date.now()));
+    this.schedule(Math.max(0, this.writtenAt + writeGapMs(s) - Date.now()));
   }
 
   private schedule(ms: number): void {
@@ -79,7 +87,7 @@ export class EtcdHealthStore implements SummarySink {
     } finally {
       this.writing = false;
     }
-    if (this.pending) this.schedule(this.lastError ? 5000 : MIN_WRITE_GAP_MS);
+    if (this.pending) this.schedule(this.lastError ? MAX_WRITE_GAP_MS : writeGapMs(this.pending));
   }
 
   private async write(s: HealthSummary): Promise<void> {
