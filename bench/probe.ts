@@ -20,14 +20,10 @@ import { registerProbeMetrics } from '../src/probe/metrics';
 import { Prober, type ProbeTarget } from '../src/probe/prober';
 import { ProbeResponder } from '../src/probe/responder';
 import { openDfSocket } from '../src/probe/socket';
-import { fmt, table } from './stats';
+import { fmt, numArg, table } from './stats';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-}
-const TIME = arg('time', 30);
-const PEERS = arg('peers', 10_000);
+const TIME = numArg('time', 30);
+const PEERS = numArg('peers', 10_000);
 const PORT = 18476;
 const A = '10.199.0.1';
 const B = '10.199.0.2';

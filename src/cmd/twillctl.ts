@@ -86,42 +86,38 @@ async function cmdInstall(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdLeases(argv: string[]): Promise<number> {
-  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+/** Runs `fn` with an etcd connection made from the flags / TWILLD_* / the env file; a failed read names the endpoints. */
+async function withEtcd<T>(v: Record<string, string | boolean | undefined>, fn: (admin: EtcdAdmin, prefix: string, read: <R>(p: Promise<R>) => Promise<R>) => Promise<T>): Promise<T> {
   const { endpoints, prefix, tls } = etcdSettings(v, readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE));
   const admin = await EtcdAdmin.connect(endpoints, tls);
-  try {
-    let entries;
-    try {
-      entries = await admin.listWithTtl(subnetsPrefix(prefix));
-    } catch (err) {
+  const read = <R>(p: Promise<R>): Promise<R> =>
+    p.catch((err: unknown) => {
       throw new EtcdUnreachableError(endpoints, err);
-    }
-    const rows = leaseRows(prefix, entries);
-    process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderLeases(rows));
+    });
+  try {
+    return await fn(admin, prefix, read);
   } finally {
     admin.close();
   }
-  return 0;
+}
+
+async function cmdLeases(argv: string[]): Promise<number> {
+  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  return withEtcd(v, async (admin, prefix, read) => {
+    const rows = leaseRows(prefix, await read(admin.listWithTtl(subnetsPrefix(prefix))));
+    process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderLeases(rows));
+    return 0;
+  });
 }
 
 async function cmdCheck(argv: string[]): Promise<number> {
   const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
-  const { endpoints, prefix, tls } = etcdSettings(v, readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE));
-  const admin = await EtcdAdmin.connect(endpoints, tls);
-  try {
-    let report;
+  return withEtcd(v, async (admin, prefix, read) => {
     const nowS = Math.floor(Date.now() / 1000);
-    try {
-      report = await gatherCheck(admin, prefix, nowS);
-    } catch (err) {
-      throw new EtcdUnreachableError(endpoints, err);
-    }
+    const report = await read(gatherCheck(admin, prefix, nowS));
     process.stdout.write(v['json'] ? JSON.stringify(report, null, 2) + '\n' : renderCheck(report, nowS));
     return checkExitCode(report);
-  } finally {
-    admin.close();
-  }
+  });
 }
 
 async function cmdTrace(argv: string[]): Promise<number> {
@@ -134,19 +130,14 @@ async function cmdTrace(argv: string[]): Promise<number> {
   const v = parsed.values as Record<string, string | boolean | undefined>;
   if (parsed.positionals.length !== 2) throw new UsageError('trace needs two pod IP addresses: twillctl trace <src> <dst>');
   const [src, dst] = parsed.positionals as [string, string];
-  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
-  const { endpoints, prefix, tls } = etcdSettings(v, fileEnv);
-  const port = Number(setting(str(v['probe-port']), 'TWILLD_PROBE_PORT', fileEnv, '8475'));
+  const port = Number(setting(str(v['probe-port']), 'TWILLD_PROBE_PORT', readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE), '8475'));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--probe-port: not a port: ${port}`);
-  const admin = await EtcdAdmin.connect(endpoints, tls);
-  try {
+  return withEtcd(v, async (admin, prefix) => {
     const facts = await gatherTrace(admin, prefix, src, dst, port);
     const hops = traceHops(facts);
     process.stdout.write(v['json'] ? JSON.stringify({ src, dst, from: facts.own.name, to: facts.peer?.name ?? null, hops }, null, 2) + '\n' : renderTrace(facts, hops));
     return hops.every((h) => h.ok) ? 0 : 1;
-  } finally {
-    admin.close();
-  }
+  });
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {
