@@ -116,6 +116,8 @@ test('one host behind MTU 1400 on the underlay bridge: check names it and mtu; t
     assert.match(t.stdout, /✓ probe +small probe over the overlay answered/);
     assert.match(t.stdout, /✗ full size +1450-byte DF probes lost while small ones pass, and 1500-byte DF datagrams over the underlay are lost too/);
     assert.match(t.stdout, /BROKEN at full size/);
+    // Peer health never changes readiness.
+    for (const h of hosts) assert.equal(ctl(h, 'status', '--http-addr', '127.0.0.1:9464').status, 0, `${h.name} stays ready`);
   } finally {
     underlay('link', 'set', bridgePort(h3), 'mtu', '1500');
   }
