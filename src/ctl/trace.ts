@@ -9,6 +9,7 @@ import { NetlinkHandle } from '../netlink/handle';
 import { routeGet } from '../netlink/route-get';
 import { NUD_PERMANENT, type RouteState } from '../netlink/types';
 import { probeOnce } from '../probe/probe-once';
+import { SMALL_PROBE_BYTES } from '../probe/prober';
 import { decodeSummary, healthPrefix, type HealthSummary } from '../probe/summary';
 import { overlayAddress } from '../probe/targets';
 import { fullProbeSize } from '../probe/wire';
@@ -25,8 +26,6 @@ export class TraceError extends Error {
     this.name = 'TraceError';
   }
 }
-
-const SMALL = 64;
 
 export async function gatherTrace(admin: EtcdAdmin, prefix: string, src: string, dst: string, probePort: number): Promise<TraceFacts> {
   let srcIp: number;
@@ -101,9 +100,9 @@ export async function gatherTrace(admin: EtcdAdmin, prefix: string, src: string,
     const over = { from: overlayAddress(own.subnet), to: overlayAddress(peer.subnet), port: probePort };
     const under = { from: own.publicIp, to: peer.publicIp, port: probePort };
     const [small, full, underlaySmall, underlayFull] = await Promise.all([
-      probeOnce({ ...over, size: SMALL, full: false }),
+      probeOnce({ ...over, size: SMALL_PROBE_BYTES, full: false }),
       probeOnce({ ...over, size: fullProbeSize(expectedMtu), full: true }),
-      probeOnce({ ...under, size: SMALL, full: false }),
+      probeOnce({ ...under, size: SMALL_PROBE_BYTES, full: false }),
       probeOnce({ ...under, size: fullProbeSize(underlayMtu), full: true }),
     ]);
     facts.probe = { small, full, fullBytes: expectedMtu, underlaySmall, underlayFull, underlayFullBytes: underlayMtu };

@@ -103,10 +103,6 @@ export class PeerProbing {
     this.prober.setTargets(targets);
   }
 
-  health(): ReadonlyMap<string, PeerHealth> {
-    return this.prober.health();
-  }
-
 
   private onTransition(t: ProbeTarget, tr: Transition, h: PeerHealth): void {
     const o = { peer: t.key, peerIp: formatIp4(t.publicIp), from: tr.from, to: tr.to, rttMs: h.rttMs };

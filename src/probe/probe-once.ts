@@ -2,7 +2,7 @@
 // responder, the round trip of the first answer or null. Same wire format and socket as the
 // daemon's prober; the token is fresh per call, so the daemon's own replies never match.
 import { randomInt } from 'node:crypto';
-import { formatIp4, parseIp4 } from '../ip/ipv4';
+import { formatIp4 } from '../ip/ipv4';
 import { openDfSocket } from './socket';
 import { decodeProbe, encodeRequest, KIND_REPLY } from './wire';
 
@@ -25,9 +25,11 @@ export async function probeOnce(o: OnceOptions): Promise<number | null> {
       const sent = performance.now();
       const answer = new Promise<number | null>((resolve) => {
         const timer = setTimeout(() => done(null), o.timeoutMs ?? 500);
-        const onMsg = (msg: Buffer, rinfo: { address: string }): void => {
+        // Matched by a fresh random seq and token (63 bits): the source address is not checked,
+        // since a peer may answer from its overlay address or its PublicIP depending on its backend.
+        const onMsg = (msg: Buffer): void => {
           const d = decodeProbe(msg);
-          if (d.ok && d.probe.kind === KIND_REPLY && d.probe.seq === seq && d.probe.token === token && d.probe.size === o.size && parseIp4(rinfo.address) !== 0) done(performance.now() - sent);
+          if (d.ok && d.probe.kind === KIND_REPLY && d.probe.seq === seq && d.probe.token === token && d.probe.size === o.size) done(performance.now() - sent);
         };
         const done = (v: number | null): void => {
           clearTimeout(timer);
