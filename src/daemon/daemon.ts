@@ -302,7 +302,8 @@ export class Daemon {
         }
       }
       this.peerEntries = pe = { version: this.rawVersion, entries };
-      this.probing?.setPeers(peers.filter((l) => !isOwnLease(l, own)));
+      // Probed: exactly the peers the dataplane programs (not our own lease, not skipped conflicts).
+      this.probing?.setPeers(peers.filter((l) => entries.routes.has(formatPrefix4(l.subnet))));
     }
     const device = computeDevice({
       config: this.config,
