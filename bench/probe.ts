@@ -6,7 +6,7 @@
 // a child process. So every probe crosses a real kernel path both ways and every peer answers.
 // Measured per phase: probes sent and replies per second, the prober's CPU (this process) and
 // the responder's (the child, from /proc), peers judged ok, and the time to render /metrics
-// with 10,000 peers' series. Phase 1 runs at the default bound (100 probes/s: a 200 s round),
+// with 10,000 peers' series; then what `twillctl check` costs at 1,000 hosts. Phase 1 runs at the default bound (100 probes/s: a 200 s round),
 // phase 2 at 1,000 probes/s (a 20 s round, so every peer gets judged within the run).
 //
 // Usage (root): node dist/bench/probe.js [--time 30] [--peers 10000]
@@ -21,6 +21,10 @@ import { Prober, type ProbeTarget } from '../src/probe/prober';
 import { ProbeResponder } from '../src/probe/responder';
 import { openDfSocket } from '../src/probe/socket';
 import { fmt, numArg, table } from './stats';
+import { renderCheck } from '../src/ctl/check';
+import { buildCheckReport } from '../src/probe/cluster-view';
+import { newPeerHealth, type PeerHealth } from '../src/probe/health';
+import { buildSummary, decodeSummary, encodeSummary, type HealthSummary } from '../src/probe/summary';
 
 const TIME = numArg('time', 30);
 const PEERS = numArg('peers', 10_000);
@@ -93,6 +97,31 @@ async function phase(rate: number, targets: ProbeTarget[], child: ChildProcess):
   ];
 }
 
+/**
+ * `twillctl check` at `n` hosts, without etcd: the summaries every host would publish (all
+ * healthy but one host cut off, so every other host lists it), their total size, and the time
+ * to decode, aggregate and render them — what check does after its one range read.
+ */
+function checkAtScale(n: number): string {
+  const hosts = Array.from({ length: n }, (_, i) => ({ name: `host${i}`, publicIp: `172.16.${i >> 8}.${i & 255}`, subnet: `10.${64 + (i >> 8)}.${i & 255}.0/24`, mtu: 1450 }));
+  const broken = hosts[n - 1]!.subnet;
+  const values = hosts.map((h) => {
+    const peers: Array<[string, PeerHealth]> = hosts.filter((p) => p !== h).map((p) => [p.subnet, { ...newPeerHealth(0), status: p.subnet === broken ? 'unreachable' : 'ok' }]);
+    return encodeSummary(buildSummary(h, peers, 20_000, Date.now()));
+  });
+  const bytes = values.reduce((a, v) => a + v.length, 0);
+  const t0 = performance.now();
+  const summaries = new Map<string, HealthSummary>();
+  for (const v of values) {
+    const s = decodeSummary(v);
+    summaries.set(s.subnet, s);
+  }
+  const report = buildCheckReport({ leases: hosts.map((h) => ({ subnet: h.subnet, publicIp: h.publicIp })), summaries, nowS: Math.floor(Date.now() / 1000), staleAfterS: 180 });
+  const text = renderCheck(report, Math.floor(Date.now() / 1000));
+  const ms = performance.now() - t0;
+  return `check at ${n} hosts, one cut off: ${fmt(bytes / 1024, 0)} KB of summaries (${fmt(bytes / n, 0)} B per host), decode + aggregate + render ${fmt(ms, 0)} ms, ${report.problems.length} problems, likely cause ${report.suspects.map((x) => x.host.name).join(',')}, ${text.split('\n').length} lines\n`;
+}
+
 const tag = randomBytes(2).toString('hex');
 const nsName = (x: string): string => `twpb-${tag}-${x}`;
 const nsPath = (x: string): string => `/run/netns/${nsName(x)}`;
@@ -124,6 +153,7 @@ async function main(): Promise<void> {
     for (const rate of [100, 1000]) rows.push(await phase(rate, targets, child));
     process.stdout.write(`peer probing, ${PEERS} peers, ${TIME} s per phase (after 2 s settling), one core = 100 %\n${table(rows)}\n`);
     process.stdout.write(`node ${process.version}; responder answers from ${formatIp4(parseIp4(B))}\n`);
+    process.stdout.write(checkAtScale(1000));
   } finally {
     if (child?.pid) child.kill('SIGTERM');
     for (const x of ['a', 'b']) spawnSync('ip', ['netns', 'del', nsName(x)]);

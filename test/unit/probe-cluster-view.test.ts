@@ -114,3 +114,21 @@ test('check output: the row of a host nobody reaches is shown as unknown, not as
   assert.match(text, /^h3\s+\?\s+\?\s+-$/m);
   assert.match(text, /^h1\s+-\s+ok\s+UNREACH$/m);
 });
+
+test('check output at scale: one broken host among many is one line each way, not one per path', () => {
+  const many = Array.from({ length: 8 }, (_, i) => ({ name: `n${i}`, publicIp: `172.30.1.${i + 1}`, subnet: `10.244.${100 + i}.0/24` }));
+  const sums = new Map(
+    many.map((h, i) => {
+      const peers: Array<[string, PeerHealth]> = many.filter((_, j) => j !== i).map((p) => [p.subnet, peer(i === 7 || p.name === 'n7' ? 'mtu' : 'ok')]);
+      return [h.subnet, buildSummary({ ...h, mtu: 1450 }, peers, 10_000, 100_000_000)] as [string, HealthSummary];
+    }),
+  );
+  const r = buildCheckReport({ leases: many.map(({ subnet, publicIp }) => ({ subnet, publicIp })), summaries: sums, nowS: 100_010, staleAfterS: 180 });
+  assert.equal(r.problems.length, 14);
+  const text = renderCheck(r, 100_010);
+  const lines = text.split('\n').filter((l) => l.startsWith('  ✗'));
+  assert.deepEqual(lines, [
+    '  ✗ 7 hosts (n0, n1, n2 and 4 more) → n7 (172.30.1.8, 10.244.107.0/24): mtu: small probes answered, full-size (1450-byte, DF) probes lost',
+    '  ✗ n7 (172.30.1.8, 10.244.107.0/24) → 7 hosts (n0, n1, n2 and 4 more): mtu: small probes answered, full-size (1450-byte, DF) probes lost',
+  ]);
+});
