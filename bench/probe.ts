@@ -39,7 +39,8 @@ function sh(...args: string[]): void {
 
 /** Child mode: the responder, in namespace b, until killed. */
 async function responderMain(): Promise<void> {
-  const r = new ProbeResponder(PORT, { allowed: () => true, self: () => parseIp4(B) }, 1_000_000, (e) => process.stderr.write(`${e.message}\n`));
+  // One process stands for 10,000 peers behind one address: no per-source bound here.
+  const r = new ProbeResponder({ port: PORT, policy: { allowed: () => true, self: () => parseIp4(B) }, ratePerSecond: 1_000_000, perSourceRate: 1_000_000, onError: (e) => process.stderr.write(`${e.message}\n`) });
   await r.start();
   process.stdout.write('ready\n');
   setInterval(() => undefined, 1 << 30);

@@ -54,13 +54,13 @@ export class PeerProbing {
       onError: (err) => this.logError('prober', err),
       onRtt: (ms) => observeRtt(ms),
     });
-    this.responder = new ProbeResponder(
-      opts.port,
-      { allowed: (ip) => ipInPrefix(ip, opts.network) || this.publicIps.has(ip), self: () => this.selfOverlay },
+    this.responder = new ProbeResponder({
+      port: opts.port,
+      policy: { allowed: (ip) => ipInPrefix(ip, opts.network) || this.publicIps.has(ip), self: () => this.selfOverlay },
       // Every host's prober is bounded by `rate`; answering 4× that leaves room for skew.
-      Math.max(20, 4 * opts.rate),
-      (err) => this.logError('responder', err),
-    );
+      ratePerSecond: Math.max(20, 4 * opts.rate),
+      onError: (err) => this.logError('responder', err),
+    });
     observeRtt = registerProbeMetrics(opts.metrics, {
       health: () => this.prober.health(),
       target: (k) => this.prober.target(k),

@@ -2,32 +2,45 @@
 // decides). Its socket sets DF too, so a full-size answer proves the way back at full size.
 import type * as dgram from 'node:dgram';
 import { parseIp4 } from '../ip/ipv4';
-import { respond, RESPONDER_DROPS, type ResponderDrop, type ResponderPolicy } from './respond';
+import { respond, RESPONDER_DROPS, type ResponderDrop, type ResponderLimits, type ResponderPolicy } from './respond';
 import { openDfSocket } from './socket';
-import { TokenBucket } from './token-bucket';
+import { PerSourceLimiter, TokenBucket } from './token-bucket';
+
+const PER_SOURCE_RATE = 10;
 
 export interface ResponderStats {
   answered: number;
   dropped: Record<ResponderDrop, number>;
 }
 
+export interface ResponderOptions {
+  port: number;
+  policy: ResponderPolicy;
+  /** Answers per second, all sources together. */
+  ratePerSecond: number;
+  /** Answers per second to one source (default 10). */
+  perSourceRate?: number;
+  onError(err: Error): void;
+  /** How the DF socket is made (default openDfSocket; tests and the bench open it in a namespace). */
+  openSocket?: (ip: number, port: number) => Promise<dgram.Socket>;
+}
+
 export class ProbeResponder {
   private sock: dgram.Socket | undefined;
-  private readonly bucket: TokenBucket;
+  private readonly limits: ResponderLimits;
   readonly stats: ResponderStats = { answered: 0, dropped: Object.fromEntries(RESPONDER_DROPS.map((r) => [r, 0])) as Record<ResponderDrop, number> };
 
-  constructor(
-    private readonly port: number,
-    private readonly policy: ResponderPolicy,
-    ratePerSecond: number,
-    private readonly onError: (err: Error) => void,
-    private readonly openSocket: (ip: number, port: number) => Promise<dgram.Socket> = openDfSocket,
-  ) {
-    this.bucket = new TokenBucket(ratePerSecond, Math.max(1, ratePerSecond / 4), performance.now());
+  constructor(private readonly opts: ResponderOptions) {
+    // A peer sends 2 probes a round (rounds ≥ 1 s apart); a trace adds a few: 10/s per source is ample.
+    const perSource = opts.perSourceRate ?? PER_SOURCE_RATE;
+    this.limits = {
+      total: new TokenBucket(opts.ratePerSecond, Math.max(1, opts.ratePerSecond / 4), performance.now()),
+      perSource: new PerSourceLimiter(perSource, 2 * perSource),
+    };
   }
 
   async start(bindIp = 0): Promise<void> {
-    const s = await this.openSocket(bindIp, this.port);
+    const s = await (this.opts.openSocket ?? openDfSocket)(bindIp, this.opts.port);
     s.on('message', (msg, rinfo) => {
       let ip: number;
       try {
@@ -36,17 +49,17 @@ export class ProbeResponder {
         this.stats.dropped.source++;
         return;
       }
-      const r = respond(msg, { ip, port: rinfo.port }, this.policy, this.bucket, performance.now());
+      const r = respond(msg, { ip, port: rinfo.port }, this.opts.policy, this.limits, performance.now());
       if ('drop' in r) {
         this.stats.dropped[r.drop]++;
         return;
       }
       this.stats.answered++;
       s.send(r.answer, rinfo.port, rinfo.address, (err) => {
-        if (err) this.onError(err);
+        if (err) this.opts.onError(err);
       });
     });
-    s.on('error', (err) => this.onError(err));
+    s.on('error', (err) => this.opts.onError(err));
     this.sock = s;
   }
 

@@ -35,3 +35,27 @@ export class TokenBucket {
     return this.tokens;
   }
 }
+
+/**
+ * One token bucket per source address, so one noisy or hostile source (a pod flooding a host's
+ * responder) spends only its own budget, not its peers'. Remembers at most `maxSources`; when
+ * full it starts over (a flood of spoofed sources then costs the global bucket, not memory).
+ */
+export class PerSourceLimiter {
+  private readonly buckets = new Map<number, TokenBucket>();
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    readonly maxSources = 4096,
+  ) {}
+
+  take(source: number, now: number): boolean {
+    let b = this.buckets.get(source);
+    if (!b) {
+      if (this.buckets.size >= this.maxSources) this.buckets.clear();
+      this.buckets.set(source, (b = new TokenBucket(this.rate, this.burst, now)));
+    }
+    return b.take(now);
+  }
+}

@@ -67,9 +67,13 @@ test('DF is set: above the local MTU a plain datagram is fragmented and arrives,
 
 test('the prober judges ok, then mtu when the path shrinks below the probe size, then unreachable, and recovers', { skip, timeout: 60_000 }, async () => {
   const network = parsePrefix4('10.124.0.0/16');
-  const responder = new ProbeResponder(PORT, { allowed: (ip) => ipInPrefix(ip, network), self: () => parseIp4(B) }, 100, () => undefined, (ip, port) =>
-    inNetns(b.path, () => openDfSocket(ip, port)),
-  );
+  const responder = new ProbeResponder({
+    port: PORT,
+    policy: { allowed: (ip) => ipInPrefix(ip, network), self: () => parseIp4(B) },
+    ratePerSecond: 100,
+    onError: () => undefined,
+    openSocket: (ip, port) => inNetns(b.path, () => openDfSocket(ip, port)),
+  });
   await responder.start();
   const transitions: Transition[] = [];
   const prober = new Prober({
@@ -113,9 +117,14 @@ test('the prober judges ok, then mtu when the path shrinks below the probe size,
 test('fuzz: the responder answers only well-formed requests from allowed sources, never with more bytes', { skip, timeout: 60_000 }, async () => {
   const network = parsePrefix4('10.124.0.0/30'); // 10.124.0.1 allowed, 10.124.0.9 is not
   a.ip('addr', 'add', '10.124.0.9/24', 'dev', 'veth0');
-  const responder = new ProbeResponder(PORT + 2, { allowed: (ip) => ipInPrefix(ip, network), self: () => parseIp4(B) }, 10_000, () => undefined, (ip, port) =>
-    inNetns(b.path, () => openDfSocket(ip, port)),
-  );
+  const responder = new ProbeResponder({
+    port: PORT + 2,
+    policy: { allowed: (ip) => ipInPrefix(ip, network), self: () => parseIp4(B) },
+    ratePerSecond: 10_000,
+    perSourceRate: 10_000,
+    onError: () => undefined,
+    openSocket: (ip, port) => inNetns(b.path, () => openDfSocket(ip, port)),
+  });
   await responder.start();
   const good = await received(a, A, 0);
   const foreign = await received(a, '10.124.0.9', 0);
