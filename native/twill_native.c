@@ -384,6 +384,7 @@ static napi_value peer_uid(napi_env env, napi_callback_info info) {
 }
 
 napi_value twill_userspace_init(napi_env env, napi_value exports); /* native/userspace.c */
+napi_value twill_udp_init(napi_env env, napi_value exports); /* native/udp_df.c */
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -401,6 +402,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  twill_udp_init(env, exports); /* native/udp_df.c: udpOpen */
   return twill_userspace_init(env, exports); /* native/userspace.c: the us* functions */
 }
 

@@ -4,9 +4,15 @@
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
 import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
+import { ETCD_FLAGS, etcdSettings } from '../ctl/etcd-settings';
+import { gatherCheck, renderCheck } from '../ctl/check';
+import { gatherTrace } from '../ctl/trace';
+import { renderTrace, traceHops } from '../ctl/trace-plan';
+import { checkExitCode } from '../probe/cluster-view';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
 import { fetchStatus, renderStatus } from '../ctl/status';
+import { fetchPeers, renderPeers } from '../ctl/peers';
 import { EtcdAdmin } from '../subnet/etcd-admin';
 import { subnetsPrefix } from '../subnet/lease';
 import { TwillError } from '../base/twill-error';
@@ -25,8 +31,20 @@ Commands:
       \`systemctl daemon-reload && systemctl enable --now twilld twill-cni\` afterwards.
   leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--json]
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
-  status [--http-addr ADDR] [--json]
+  check [etcd flags as for leases] [--json]
+      The cluster's health as every host's peer probes see it: which hosts cannot reach which
+      (unreachable) or reach them only with small packets (mtu), and the likely culprit.
+      Exit status 0 when every path is healthy, 1 when one is broken, 3 when the view is
+      incomplete (a host not reporting, or peers not judged yet).
+  trace <src pod IP> <dst pod IP> [etcd flags] [--probe-port PORT] [--json]
+      Run on the source pod's host: the path hop by hop as this host's kernel answers (route,
+      device, neighbour, FDB, underlay route), each compared with what the leases say, then
+      probed over the overlay and the underlay (small and full size, DF). Exit status 1 at
+      the first broken hop.
+  status [--http-addr ADDR] [--json] [--peers]
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
+      --peers: instead, every peer as this host's probes see it (status, round trip, full-MTU
+      path, last answer); exit status 0 when every peer is ok.
 
 Flags not given are taken from TWILLD_* in the environment, then from ${DEFAULT_ENV_FILE}
 (or --env-file FILE), as twilld does.
@@ -73,46 +91,69 @@ async function cmdInstall(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdLeases(argv: string[]): Promise<number> {
-  const v = parse(argv, {
-    'etcd-endpoints': { type: 'string' },
-    'etcd-prefix': { type: 'string' },
-    'etcd-cafile': { type: 'string' },
-    'etcd-certfile': { type: 'string' },
-    'etcd-keyfile': { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
-  const endpoints = setting(str(v['etcd-endpoints']), 'TWILLD_ETCD_ENDPOINTS', fileEnv, 'http://127.0.0.1:2379')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const prefix = setting(str(v['etcd-prefix']), 'TWILLD_ETCD_PREFIX', fileEnv, '/coreos.com/network').replace(/\/+$/, '');
-  const tls = {
-    caFile: setting(str(v['etcd-cafile']), 'TWILLD_ETCD_CAFILE', fileEnv, ''),
-    certFile: setting(str(v['etcd-certfile']), 'TWILLD_ETCD_CERTFILE', fileEnv, ''),
-    keyFile: setting(str(v['etcd-keyfile']), 'TWILLD_ETCD_KEYFILE', fileEnv, ''),
-  };
-  const admin = await EtcdAdmin.connect(endpoints, tls.caFile || tls.certFile ? tls : undefined);
-  try {
-    let entries;
-    try {
-      entries = await admin.listWithTtl(subnetsPrefix(prefix));
-    } catch (err) {
+/** Runs `fn` with an etcd connection made from the flags / TWILLD_* / the env file; a failed read names the endpoints. */
+async function withEtcd<T>(v: Record<string, string | boolean | undefined>, fn: (admin: EtcdAdmin, prefix: string, read: <R>(p: Promise<R>) => Promise<R>) => Promise<T>): Promise<T> {
+  const { endpoints, prefix, tls } = etcdSettings(v, readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE));
+  const admin = await EtcdAdmin.connect(endpoints, tls);
+  const read = <R>(p: Promise<R>): Promise<R> =>
+    p.catch((err: unknown) => {
       throw new EtcdUnreachableError(endpoints, err);
-    }
-    const rows = leaseRows(prefix, entries);
-    process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderLeases(rows));
+    });
+  try {
+    return await fn(admin, prefix, read);
   } finally {
     admin.close();
   }
-  return 0;
+}
+
+async function cmdLeases(argv: string[]): Promise<number> {
+  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  return withEtcd(v, async (admin, prefix, read) => {
+    const rows = leaseRows(prefix, await read(admin.listWithTtl(subnetsPrefix(prefix))));
+    process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderLeases(rows));
+    return 0;
+  });
+}
+
+async function cmdCheck(argv: string[]): Promise<number> {
+  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  return withEtcd(v, async (admin, prefix, read) => {
+    const nowS = Math.floor(Date.now() / 1000);
+    const report = await read(gatherCheck(admin, prefix, nowS));
+    process.stdout.write(v['json'] ? JSON.stringify(report, null, 2) + '\n' : renderCheck(report, nowS));
+    return checkExitCode(report);
+  });
+}
+
+async function cmdTrace(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...ETCD_FLAGS, 'probe-port': { type: 'string' }, json: { type: 'boolean' }, 'env-file': { type: 'string' } }, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (parsed.positionals.length !== 2) throw new UsageError('trace needs two pod IP addresses: twillctl trace <src> <dst>');
+  const [src, dst] = parsed.positionals as [string, string];
+  const port = Number(setting(str(v['probe-port']), 'TWILLD_PROBE_PORT', readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE), '8475'));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--probe-port: not a port: ${port}`);
+  return withEtcd(v, async (admin, prefix) => {
+    const facts = await gatherTrace(admin, prefix, src, dst, port);
+    const hops = traceHops(facts);
+    process.stdout.write(v['json'] ? JSON.stringify({ src, dst, from: facts.own.name, to: facts.peer?.name ?? null, hops }, null, 2) + '\n' : renderTrace(facts, hops));
+    return hops.every((h) => h.ok) ? 0 : 1;
+  });
 }
 
 async function cmdStatus(argv: string[]): Promise<number> {
-  const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' } });
+  const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' } });
   const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
   const addr = setting(str(v['http-addr']), 'TWILLD_HTTP_ADDR', fileEnv, '127.0.0.1:9464');
+  if (v['peers']) {
+    const rows = await fetchPeers(addr);
+    process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderPeers(rows, Date.now() / 1000));
+    return rows.every((r) => r.status === 'ok') ? 0 : 1;
+  }
   const s = await fetchStatus(addr);
   process.stdout.write(v['json'] ? JSON.stringify(s, null, 2) + '\n' : renderStatus(addr, s));
   return s.ready ? 0 : 1;
@@ -131,6 +172,10 @@ async function main(argv: string[]): Promise<number> {
       return cmdLeases(rest);
     case 'status':
       return cmdStatus(rest);
+    case 'check':
+      return cmdCheck(rest);
+    case 'trace':
+      return cmdTrace(rest);
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

@@ -4,6 +4,7 @@
 // carry `TWILLD_IFACE=` placeholders. Defaults and units follow flanneld where it has the same
 // knob (lease TTL in seconds, renew margin in minutes).
 import { isIPv4 } from 'node:net';
+import * as os from 'node:os';
 import { ConfigError } from './errors';
 import { parseListenAddr } from '../observe/http';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../observe/log';
@@ -35,6 +36,14 @@ export interface DaemonConfig {
   /** Masquerade pod traffic leaving the cluster network (flannel's --ip-masq). */
   ipMasq: boolean;
   logLevel: LogLevel;
+  /** This host's name in health summaries and `twillctl check`. */
+  nodeName: string;
+  /** Peer probing (src/probe): UDP port of every host's responder; 0 turns probing off. */
+  probePort: number;
+  /** Seconds between rounds to one peer, at least (longer when the rate bound says so). */
+  probeInterval: number;
+  /** Probes per second, all peers together, at most. */
+  probeRate: number;
 }
 
 export type ParseResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; config: DaemonConfig };
@@ -62,6 +71,10 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'resync-interval', value: '<seconds>', help: 'Period of the full dataplane resync (drift repair).', dflt: '60' },
   { name: 'dataplane', value: '<mode>', help: 'VXLAN datapath: kernel, userspace or auto (kernel if the vxlan module is available).', dflt: 'kernel' },
   { name: 'ip-masq', value: '[=true|false]', help: 'Masquerade traffic from pods to outside the cluster network to the host address (nftables); --ip-masq=false: pods keep their source address and need routes back.', dflt: 'true' },
+  { name: 'node-name', value: '<name>', help: "This host's name in health summaries (twillctl check).", dflt: 'the hostname' },
+  { name: 'probe-port', value: '<port>', help: 'UDP port of the peer-probe responder on every host (0: no probing).', dflt: '8475' },
+  { name: 'probe-interval', value: '<seconds>', help: 'Seconds between probe rounds to one peer, at least.', dflt: '10' },
+  { name: 'probe-rate', value: '<probes/s>', help: 'Upper bound on probes sent per second to all peers together; rounds stretch to fit.', dflt: '100' },
   { name: 'log-level', value: '<level>', help: `Log level: ${LOG_LEVELS.join(', ')}.`, dflt: 'info' },
   { name: 'help', value: null, help: 'Print this help and exit.', dflt: null },
   { name: 'version', value: null, help: 'Print the version and exit.', dflt: null },
@@ -198,6 +211,10 @@ function buildConfig(raw: Raw): DaemonConfig {
     dataplane: oneOf(raw, 'dataplane', DATAPLANE_MODES, 'kernel'),
     ipMasq: oneOf(raw, 'ip-masq', ['true', 'false'] as const, 'true') === 'true',
     logLevel: logLevel(withDefault('log-level', 'info')),
+    nodeName: withDefault('node-name', os.hostname()),
+    probePort: int(raw, 'probe-port', 8475, 0, 65535),
+    probeInterval: int(raw, 'probe-interval', 10, 1, 3600),
+    probeRate: int(raw, 'probe-rate', 100, 1, 100_000),
   };
 }
 

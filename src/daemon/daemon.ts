@@ -38,6 +38,8 @@ import { FirewallDriver } from '../firewall/driver';
 import { enableIpForwarding } from '../firewall/forwarding';
 import { registerFirewallMetrics } from '../firewall/metrics';
 import { Nft } from '../firewall/nft';
+import { PeerProbing } from '../probe/peer-probing';
+import { EtcdHealthStore } from '../subnet/health-store';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -90,6 +92,8 @@ export class Daemon {
   private leaseHeld = false;
   private stopping = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Peer probes (src/probe); never part of readiness. */
+  private probing: PeerProbing | undefined;
 
   constructor(readonly cfg: DaemonConfig, log: Logger) {
     this.log = log;
@@ -141,6 +145,7 @@ export class Daemon {
     else if (mac.created) this.log.info({ mac: mac.mac }, 'generated VTEP MAC (kept in the state dir from now on)');
 
     this.config = await this.waitForConfig(this.registry);
+    this.startProbing(this.config);
     const preferred = await this.subnetFromFile();
     const underlay = this.underlay;
     const lease = await this.retry(
@@ -309,6 +314,8 @@ export class Daemon {
         }
       }
       this.peerEntries = pe = { version: this.rawVersion, entries };
+      // Probed: exactly the peers the dataplane programs (not our own lease, not skipped conflicts).
+      this.probing?.setPeers(peers.filter((l) => entries.routes.has(formatPrefix4(l.subnet))));
     }
     const device = computeDevice({
       config: this.config,
@@ -432,6 +439,7 @@ export class Daemon {
       }
     }
     this.everConverged = true;
+    this.probing?.setSelf(this.own, mtu);
     const ready = this.readiness().ok;
     this.metrics.ready.set({}, ready ? 1 : 0);
     if (ready && !this.notifiedReady) {
@@ -458,6 +466,21 @@ export class Daemon {
     this.firewall = new FirewallDriver(new Nft(), child(this.log, 'nftables'), { checkIntervalMs: Math.min(this.cfg.resyncInterval * 1000, FIREWALL_CHECK_MAX_MS) });
     registerFirewallMetrics(this.metricsRegistry, this.metrics, this.firewall);
     this.firewall.start();
+  }
+
+  private startProbing(config: NetworkConfig): void {
+    if (this.cfg.probePort === 0 || this.probing) return;
+    this.probing = new PeerProbing({
+      port: this.cfg.probePort,
+      intervalS: this.cfg.probeInterval,
+      rate: this.cfg.probeRate,
+      nodeName: this.cfg.nodeName,
+      network: config.network,
+      log: child(this.log, 'probe'),
+      metrics: this.metricsRegistry,
+      ...(this.registry ? { sink: new EtcdHealthStore(this.registry.sharedClient, this.registry.prefix, child(this.log, 'health')) } : {}),
+    });
+    this.probing.start();
   }
 
   private async subnetFromFile(): Promise<Prefix4 | undefined> {
@@ -543,6 +566,7 @@ export class Daemon {
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     this.reconciler?.stop();
     this.firewall?.stop();
+    await this.probing?.stop().catch(() => undefined);
     this.events?.close();
     await this.registry?.close().catch(() => undefined);
     await this.http?.close().catch(() => undefined);

@@ -209,6 +209,7 @@ export class Lab {
       '--subnet-file', this.subnetFile(host),
       '--state-dir', path.join(host.dir, 'state'),
       '--http-addr', '127.0.0.1:9464',
+      '--node-name', host.name,
       ...extraArgs,
     ];
     const env = { ...cleanEnv(), ...extraEnv };

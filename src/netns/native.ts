@@ -17,6 +17,8 @@ export interface NativeAddon {
   netnsUnmount(path: string): void;
   /** uid of the peer of a connected unix socket (SO_PEERCRED). */
   peerUid(fd: number): number;
+  /** A bound, nonblocking UDP socket; with pmtuProbe its datagrams carry DF (IP_PMTUDISC_PROBE). See native/udp_df.c. */
+  udpOpen(ipv4: number, port: number, pmtuProbe: boolean): number;
 }
 
 let cached: NativeAddon | undefined;

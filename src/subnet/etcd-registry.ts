@@ -82,6 +82,11 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     return new EtcdRegistry(opts, log);
   }
 
+  /** This registry's etcd connection, shared by the health-summary store (health-store.ts). */
+  get sharedClient(): Etcd3 {
+    return this.client;
+  }
+
   /** The lease this registry currently holds, if any. */
   get ownLease(): Lease | null {
     return this.keeper.held?.lease ?? null;

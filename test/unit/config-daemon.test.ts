@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseDaemonArgs, envName, type DaemonConfig } from '../../src/config/daemon';
@@ -35,6 +36,10 @@ const ALL_VALUE_FLAGS = [
   'dataplane',
   'ip-masq',
   'log-level',
+  'node-name',
+  'probe-port',
+  'probe-interval',
+  'probe-rate',
 ];
 
 test('defaults', () => {
@@ -55,6 +60,10 @@ test('defaults', () => {
     dataplane: 'kernel',
     ipMasq: true,
     logLevel: 'info',
+    nodeName: os.hostname(),
+    probePort: 8475,
+    probeInterval: 10,
+    probeRate: 100,
   });
 });
 
@@ -76,6 +85,10 @@ test('every flag in both --flag value and --flag=value forms', () => {
     dataplane: 'userspace',
     'ip-masq': 'false',
     'log-level': 'debug',
+    'node-name': 'tw1',
+    'probe-port': '9999',
+    'probe-interval': '2',
+    'probe-rate': '50',
   };
   const expected: DaemonConfig = {
     etcdEndpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
@@ -94,6 +107,10 @@ test('every flag in both --flag value and --flag=value forms', () => {
     dataplane: 'userspace',
     ipMasq: false,
     logLevel: 'debug',
+    nodeName: 'tw1',
+    probePort: 9999,
+    probeInterval: 2,
+    probeRate: 50,
   };
   assert.deepEqual(Object.keys(values).sort(), [...ALL_VALUE_FLAGS].sort());
   // --ip-masq's value is optional, so it only takes the --flag=value form.

@@ -11,6 +11,7 @@ import { EtcdUnreachableError } from '../../src/ctl/errors';
 import { InstallError } from '../../src/install/errors';
 import { LabError } from '../../src/lab/errors';
 import { NetlinkError } from '../../src/netlink/errors';
+import { ProbeError } from '../../src/probe/errors';
 import { etcdError, SubnetError } from '../../src/subnet/errors';
 
 const SRC = path.resolve(__dirname, '../../../src');
@@ -45,6 +46,7 @@ test('every class of src/*/errors.ts derives from TwillError with a string code'
     new LabError('ERR_LAB_NAME', 'x'),
     new NetlinkError(2, 'op', 'target'),
     new SubnetError('ERR_OUT_OF_SUBNETS', 'x'),
+    new ProbeError('ERR_PROBE_CONFIG', 'x'),
   ];
   for (const e of samples) {
     assert.ok(e instanceof TwillError, e.name);

@@ -1,0 +1,80 @@
+// Peer-probe metrics, sampled from the prober and responder at scrape time.
+//
+// Per peer: reachable, full-MTU ok, last success, last round trip — four gauges, labelled by the
+// peer's subnet and underlay IP, present once the peer has been judged. The round-trip
+// *histogram* is one family over all peers, deliberately not per peer: per-peer histograms
+// are O(peers × buckets) series on every host, O(hosts² × buckets) for the cluster's Prometheus
+// (Cilium's per-node connectivity metrics hit exactly this at scale). At 10,000 peers the
+// per-peer gauges are 40,000 lines per scrape (~4 MB).
+import type { Metrics } from '../observe/metrics';
+import { formatIp4 } from '../ip/ipv4';
+import { PEER_STATUSES, type PeerHealth, type PeerStatus } from './health';
+import type { ProbeTarget, ProberStats } from './prober';
+import { RESPONDER_DROPS } from './respond';
+import type { ResponderStats } from './responder';
+
+export const PROBE_RTT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] as const;
+
+export interface ProbeSources {
+  health(): ReadonlyMap<string, PeerHealth>;
+  target(key: string): ProbeTarget | undefined;
+  proberStats(): ProberStats | undefined;
+  responderStats(): ResponderStats | undefined;
+}
+
+export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRtt(ms: number): void } {
+  const labels = ['peer_subnet', 'peer_ip'] as const;
+  const reachable = m.gauge('twill_peer_reachable', '1 when the peer answers probes over the overlay, 0 when it stopped (absent until judged).', labels);
+  const mtuOk = m.gauge('twill_peer_mtu_ok', '1 when full-size (pod MTU, DF) probes reach the peer and come back, 0 when only small ones do.', labels);
+  const lastSuccess = m.gauge('twill_peer_last_success_timestamp_seconds', 'When the peer last answered a probe (unix time).', labels);
+  const rttLast = m.gauge('twill_peer_rtt_seconds', 'Round trip of the last answered small probe to the peer.', labels);
+  const byStatus = m.gauge('twill_peers_health', 'Peers by probe status (ok, mtu, unreachable, unknown).', ['status']);
+  const rtt = m.histogram('twill_probe_rtt_seconds', 'Round trip of answered small probes, all peers.', PROBE_RTT_BUCKETS);
+  const sent = m.counter('twill_probes_sent_total', 'Probes sent, by size (small, full).', ['size']);
+  const replies = m.counter('twill_probe_replies_total', 'Probe replies matched to a probe of ours.');
+  const unmatched = m.counter('twill_probe_replies_unmatched_total', 'Datagrams on the prober socket that matched no probe of ours (late, forged, wrong source or size).');
+  const sendErrors = m.counter('twill_probe_send_errors_total', 'Probes the kernel refused to send (e.g. EMSGSIZE: a local MTU below the pod MTU).');
+  const answered = m.counter('twill_probe_responses_total', "Peers' probes this host's responder answered.");
+  const dropped = m.counter('twill_probe_dropped_total', 'Datagrams the responder dropped, by reason.', ['reason']);
+  for (const reason of RESPONDER_DROPS) dropped.inc({ reason }, 0);
+
+  const seen = { small: 0, full: 0, replies: 0, unmatched: 0, sendErrors: 0, answered: 0, dropped: new Map<string, number>() };
+  const delta = (now: number, key: 'small' | 'full' | 'replies' | 'unmatched' | 'sendErrors' | 'answered'): number => {
+    const d = Math.max(0, now - seen[key]);
+    seen[key] = now;
+    return d;
+  };
+
+  m.addCollector(() => {
+    for (const g of [reachable, mtuOk, lastSuccess, rttLast]) g.reset();
+    const counts: Record<PeerStatus, number> = { unknown: 0, ok: 0, mtu: 0, unreachable: 0 };
+    for (const [key, h] of src.health()) {
+      counts[h.status]++;
+      const t = src.target(key);
+      const l = { peer_subnet: key, peer_ip: t ? formatIp4(t.publicIp) : '' };
+      if (h.reachable !== null) reachable.set(l, h.reachable ? 1 : 0);
+      if (h.mtuOk !== null) mtuOk.set(l, h.mtuOk ? 1 : 0);
+      if (h.lastSuccess !== null) lastSuccess.set(l, Math.floor(h.lastSuccess / 1000));
+      if (h.rttMs !== null) rttLast.set(l, h.rttMs / 1000);
+    }
+    for (const s of PEER_STATUSES) byStatus.set({ status: s }, counts[s]);
+    const p = src.proberStats();
+    if (p) {
+      sent.inc({ size: 'small' }, delta(p.sentSmall, 'small'));
+      sent.inc({ size: 'full' }, delta(p.sentFull, 'full'));
+      replies.inc(delta(p.replies, 'replies'));
+      unmatched.inc(delta(p.unmatched, 'unmatched'));
+      sendErrors.inc(delta(p.sendErrors, 'sendErrors'));
+    }
+    const r = src.responderStats();
+    if (r) {
+      answered.inc(delta(r.answered, 'answered'));
+      for (const reason of RESPONDER_DROPS) {
+        const now = r.dropped[reason];
+        dropped.inc({ reason }, Math.max(0, now - (seen.dropped.get(reason) ?? 0)));
+        seen.dropped.set(reason, now);
+      }
+    }
+  });
+  return { observeRtt: (ms) => rtt.observe(ms / 1000) };
+}

@@ -1,0 +1,264 @@
+// The prober: every peer, once per round (schedule.ts), gets a small probe and a full-size one
+// (pod MTU, DF set) sent together from our overlay address to the peer's, over the path pod
+// traffic takes: the route to the peer's subnet and whatever the backend programmed under it
+// (VXLAN: neighbour, FDB, the underlay; host-gw: the route via the peer's PublicIP). The
+// answers, or their absence after the timeout, are one round for health.ts.
+//
+// - Replies are matched by sequence number and this run's random token, and must come from
+//   the peer's overlay address or its PublicIP (how a reply leaves depends on the peer's
+//   backend) at the size sent. Anything else is counted and ignored.
+// - A full-size probe the kernel refuses to send (EMSGSIZE: a local MTU below the pod MTU)
+//   counts as lost: the path does not carry full-size packets, which is the finding.
+// - The socket is bound to our overlay address; it is (re)opened when that address changes
+//   and after any socket error, on the next tick.
+import type * as dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { formatIp4, parseIp4 } from '../ip/ipv4';
+import { applyRound, newPeerHealth, type PeerHealth, type Transition } from './health';
+import { ProbeSchedule } from './schedule';
+import { openDfSocket } from './socket';
+import { decodeProbe, encodeRequest, fullProbeSize, KIND_REPLY, PROBE_HEADER_BYTES } from './wire';
+
+/** Small probe: header plus a little padding, well under any MTU. */
+export const SMALL_PROBE_BYTES = PROBE_HEADER_BYTES + 44;
+const MAX_TIMEOUT_MS = 1000;
+const JITTER = 0.2;
+
+export interface ProbeTarget {
+  /** The peer's subnet, "10.244.7.0/24": its identity in health, metrics and summaries. */
+  key: string;
+  overlay: number;
+  publicIp: number;
+}
+
+export interface ProberOptions {
+  port: number;
+  intervalMs: number;
+  maxProbesPerSecond: number;
+  /** Rounds without an answer before a peer (or its full-size path) counts as failed. */
+  failures: number;
+  onTransition(target: ProbeTarget, t: Transition, h: PeerHealth): void;
+  onError(err: Error): void;
+  /** Round trip of an answered small probe, ms. */
+  onRtt(ms: number): void;
+  /** How the DF socket is made (default openDfSocket; tests and the bench open it in a namespace). */
+  openSocket?: (ip: number, port: number) => Promise<dgram.Socket>;
+}
+
+export interface ProberStats {
+  sentSmall: number;
+  sentFull: number;
+  replies: number;
+  /** Replies that matched nothing of ours (late, forged, wrong source or size). */
+  unmatched: number;
+  sendErrors: number;
+}
+
+interface Pending {
+  key: string;
+  full: boolean;
+  size: number;
+  sentAt: number;
+}
+
+interface Round {
+  small: number | null;
+  full: number | null;
+  deadline: number;
+  seqs: [number, number];
+}
+
+export class Prober {
+  private sock: dgram.Socket | undefined;
+  private opening = false;
+  private self = 0;
+  private mtu = 0;
+  private readonly schedule: ProbeSchedule;
+  private readonly targets = new Map<string, ProbeTarget>();
+  private readonly healthMap = new Map<string, PeerHealth>();
+  private readonly pending = new Map<number, Pending>();
+  private readonly rounds = new Map<string, Round>();
+  private seq = randomInt(2 ** 31);
+  private readonly token = randomInt(2 ** 32 - 1) >>> 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly timeoutMs: number;
+  readonly stats: ProberStats = { sentSmall: 0, sentFull: 0, replies: 0, unmatched: 0, sendErrors: 0 };
+
+  constructor(private readonly opts: ProberOptions) {
+    this.schedule = new ProbeSchedule({ intervalMs: opts.intervalMs, maxProbesPerSecond: opts.maxProbesPerSecond, probesPerPeer: 2, jitter: JITTER }, performance.now());
+    this.timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.floor(opts.intervalMs * 0.8));
+  }
+
+  /** Our overlay address and the pod MTU; probing starts once both are known. */
+  setSelf(overlay: number, mtu: number): void {
+    this.mtu = mtu;
+    if (overlay === this.self) return;
+    this.self = overlay;
+    this.closeSocket();
+    this.wake(0);
+  }
+
+  setTargets(targets: Iterable<ProbeTarget>): void {
+    const now = performance.now();
+    this.targets.clear();
+    for (const t of targets) this.targets.set(t.key, t);
+    for (const k of [...this.healthMap.keys()]) if (!this.targets.has(k)) this.forget(k);
+    for (const k of this.targets.keys()) if (!this.healthMap.has(k)) this.healthMap.set(k, newPeerHealth(Date.now()));
+    this.schedule.setPeers(this.targets.keys(), now);
+    this.wake(0);
+  }
+
+  health(): ReadonlyMap<string, PeerHealth> {
+    return this.healthMap;
+  }
+
+  target(key: string): ProbeTarget | undefined {
+    return this.targets.get(key);
+  }
+
+  roundMs(): number {
+    return this.schedule.roundMs();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.closeSocket();
+  }
+
+  private forget(key: string): void {
+    this.healthMap.delete(key);
+    const r = this.rounds.get(key);
+    if (r) for (const s of r.seqs) this.pending.delete(s);
+    this.rounds.delete(key);
+  }
+
+  private wake(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), ms);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    if (!this.sock) {
+      if (this.self !== 0 && !this.opening) this.open();
+      return; // open() wakes us when the socket is ready
+    }
+    const now = performance.now();
+    let earliest = Infinity;
+    for (const [key, r] of this.rounds) {
+      if (r.deadline <= now) this.finish(key, r);
+      else earliest = Math.min(earliest, r.deadline);
+    }
+    for (const key of this.schedule.take(now)) {
+      const open = this.rounds.get(key);
+      if (open) this.finish(key, open);
+      this.send(key, now);
+      earliest = Math.min(earliest, now + this.timeoutMs);
+    }
+    const next = Math.min(this.schedule.nextDueIn(now), earliest - now);
+    this.wake(Math.max(5, Math.min(1000, Number.isFinite(next) ? next : 1000)));
+  }
+
+  private open(): void {
+    this.opening = true;
+    const addr = this.self;
+    (this.opts.openSocket ?? openDfSocket)(addr, 0).then(
+      (s) => {
+        this.opening = false;
+        if (this.stopped || addr !== this.self) {
+          s.close();
+        } else {
+          s.on('message', (msg, rinfo) => this.onReply(msg, rinfo.address));
+          s.on('error', (err) => {
+            this.opts.onError(err);
+            this.closeSocket();
+            this.wake(1000);
+          });
+          this.sock = s;
+        }
+        this.wake(0);
+      },
+      (err: Error) => {
+        this.opening = false;
+        this.opts.onError(err); // e.g. our address is not on the device yet
+        this.wake(1000);
+      },
+    );
+  }
+
+  private closeSocket(): void {
+    try {
+      this.sock?.close();
+    } catch {
+      // already closed
+    }
+    this.sock = undefined;
+  }
+
+  private send(key: string, now: number): void {
+    const t = this.targets.get(key)!;
+    const seqs: [number, number] = [this.nextSeq(), this.nextSeq()];
+    this.rounds.set(key, { small: null, full: null, deadline: now + this.timeoutMs, seqs });
+    const sizes = [SMALL_PROBE_BYTES, fullProbeSize(this.mtu)];
+    for (let i = 0; i < 2; i++) {
+      const full = i === 1;
+      const size = sizes[i]!;
+      const buf = encodeRequest({ full, seq: seqs[i]!, sender: this.self, token: this.token, size });
+      this.pending.set(seqs[i]!, { key, full, size, sentAt: now });
+      if (full) this.stats.sentFull++;
+      else this.stats.sentSmall++;
+      this.sock!.send(buf, this.opts.port, formatIp4(t.overlay), (err) => {
+        if (err) this.stats.sendErrors++; // EMSGSIZE for a full probe: lost, which is the finding
+      });
+    }
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  private onReply(msg: Buffer, from: string): void {
+    const now = performance.now();
+    const d = decodeProbe(msg);
+    const p = d.ok ? this.pending.get(d.probe.seq) : undefined;
+    const t = p ? this.targets.get(p.key) : undefined;
+    let src = -1;
+    try {
+      src = parseIp4(from);
+    } catch {
+      // not IPv4: cannot be ours
+    }
+    if (!d.ok || !p || !t || d.probe.kind !== KIND_REPLY || d.probe.token !== this.token || d.probe.size !== p.size || d.probe.full !== p.full || (src !== t.overlay && src !== t.publicIp)) {
+      this.stats.unmatched++;
+      return;
+    }
+    this.pending.delete(d.probe.seq);
+    this.stats.replies++;
+    const r = this.rounds.get(p.key);
+    if (!r) return;
+    const rtt = now - p.sentAt;
+    if (p.full) r.full = rtt;
+    else {
+      r.small = rtt;
+      this.opts.onRtt(rtt);
+    }
+    if (r.small !== null && r.full !== null) this.finish(p.key, r);
+  }
+
+  private finish(key: string, r: Round): void {
+    this.rounds.delete(key);
+    for (const s of r.seqs) this.pending.delete(s);
+    const h = this.healthMap.get(key);
+    const t = this.targets.get(key);
+    if (!h || !t) return;
+    const { next, transition } = applyRound(h, { smallRttMs: r.small, fullRttMs: r.full, at: Date.now() }, this.opts.failures);
+    this.healthMap.set(key, next);
+    if (transition) this.opts.onTransition(t, transition, next);
+  }
+}
