@@ -167,7 +167,10 @@ export class Prober {
   private open(): void {
     this.opening = true;
     const addr = this.self;
-    (this.opts.openSocket ?? openDfSocket)(addr, 0).then(
+    // An opener that throws synchronously (no native udpOpen, a bad fd) is a rejection too:
+    // probing failing must never take the daemon down.
+    const opener = this.opts.openSocket ?? openDfSocket;
+    (async () => opener(addr, 0))().then(
       (s) => {
         this.opening = false;
         if (this.stopped || addr !== this.self) {
