@@ -31,7 +31,8 @@ import { native } from '../netns/native';
 import { EtcdRegistry, type SubnetListing } from '../subnet/etcd-registry';
 import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
-import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
+import { formatSubnetFile, parseSubnetEnv, readSubnetFile } from '../subnet/subnet-file';
+import { SubnetFileKeeper } from './subnet-file-keeper';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
 
 const CONFIG_POLL_MS = 2000;
@@ -75,7 +76,7 @@ export class Daemon {
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
-  private subnetFileText = '';
+  private readonly subnetFile: SubnetFileKeeper;
   private everConverged = false;
   private leaseHeld = false;
   private stopping = false;
@@ -86,6 +87,11 @@ export class Daemon {
     this.metrics = createDaemonMetrics(this.metricsRegistry);
     this.h = NetlinkHandle.open();
     this.notifier = createNotifier((s) => native().sdNotify(s));
+    this.subnetFile = new SubnetFileKeeper(cfg.subnetFile, child(log, 'subnet-file'), {
+      checkIntervalMs: Math.min(cfg.resyncInterval * 1000, 5000),
+      onChange: () => this.metrics.ready.set({}, this.readiness().ok ? 1 : 0),
+      onRepaired: () => this.metrics.driftRepaired.inc({ kind: 'subnet-file' }),
+    });
   }
 
   readiness(): { ok: boolean; reasons: string[] } {
@@ -93,7 +99,7 @@ export class Daemon {
     if (!this.leaseHeld) reasons.push('no subnet lease held');
     if (!this.everConverged) reasons.push('dataplane has not converged');
     else if (this.reconciler && !this.reconciler.converged) reasons.push('dataplane converging');
-    if (!this.subnetFileText) reasons.push('subnet file not written');
+    if (!this.subnetFile.inSync) reasons.push('subnet file not written');
     return { ok: reasons.length === 0, reasons };
   }
 
@@ -400,18 +406,14 @@ export class Daemon {
       mtu,
       ipMasq: false,
     });
-    if (text !== this.subnetFileText) {
-      try {
-        await writeSubnetFile(this.cfg.subnetFile, text);
-        const first = !this.subnetFileText;
-        this.subnetFileText = text;
-        this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');
-        if (first) this.everConverged = true;
-      } catch (err) {
-        this.log.error({ err, path: this.cfg.subnetFile }, 'cannot write subnet file; will retry on next convergence');
-        return;
-      }
+    const changed = text !== this.subnetFile.text;
+    try {
+      await this.subnetFile.set(text);
+    } catch (err) {
+      this.log.error({ err, path: this.cfg.subnetFile }, 'cannot write subnet file; retrying');
+      return;
     }
+    if (changed) this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');
     this.everConverged = true;
     const ready = this.readiness().ok;
     this.metrics.ready.set({}, ready ? 1 : 0);
@@ -506,6 +508,7 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     this.reconciler?.stop();
+    this.subnetFile.stop();
     this.events?.close();
     await this.registry?.close().catch(() => undefined);
     await this.http?.close().catch(() => undefined);
