@@ -2,6 +2,7 @@
 // twilld entry point: flags → daemon. Wiring only.
 import { parseDaemonArgs } from '../config/daemon';
 import { Daemon, DaemonStopping } from '../daemon/daemon';
+import { acquireHostLock, HostLockedError } from '../daemon/host-lock';
 import { createLogger } from '../observe/log';
 
 const VERSION = require('../../../package.json').version as string;
@@ -24,6 +25,14 @@ async function main(): Promise<number> {
   }
   const cfg = parsed.config;
   const log = createLogger(cfg.logLevel);
+  // One daemon per host, before anything is touched (src/daemon/host-lock.ts).
+  try {
+    await acquireHostLock();
+  } catch (err) {
+    if (!(err instanceof HostLockedError)) throw err;
+    log.fatal({ holderPid: err.holderPid, code: err.code }, err.message);
+    return 1;
+  }
   const daemon = new Daemon(cfg, log);
   let stopping = false;
   const stop = (signal: string) => {
@@ -41,7 +50,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
-  log.info({ version: VERSION, pid: process.pid, config: { ...cfg } }, 'twilld starting');
+  log.info({ version: VERSION, config: { ...cfg } }, 'twilld starting');
   try {
     await daemon.start();
   } catch (err) {
