@@ -51,8 +51,10 @@ async function cmdInstall(argv: string[]): Promise<number> {
   const endpoints = str(v['etcd-endpoints']);
   const iface = str(v['iface']);
   const nodePath = str(v['node']);
+  const root = str(v['root']) ?? '/';
   const r = await install({
-    root: str(v['root']) ?? '/',
+    root,
+    onWait: (pid) => process.stderr.write(`twillctl: waiting for the install by pid ${pid ?? '?'} into ${root} to finish\n`),
     ...(endpoints !== undefined ? { etcdEndpoints: endpoints } : {}),
     ...(iface !== undefined ? { iface } : {}),
     ...(nodePath !== undefined ? { nodePath } : {}),
@@ -65,6 +67,8 @@ async function cmdInstall(argv: string[]): Promise<number> {
   if (r.kept.length > 0 && (endpoints !== undefined || iface !== undefined)) {
     out.write('note: --etcd-endpoints/--iface only seed a new settings file; edit the kept one to change them\n');
   }
+  const under = root === '/' ? '' : ` (units under ${r.root}: copy or link them into the host's /etc/systemd/system first)`;
+  out.write(`next: systemctl daemon-reload && systemctl enable --now twilld twill-cni   (after an upgrade: systemctl restart twilld twill-cni)${under}\n`);
   return 0;
 }
 

@@ -2,7 +2,7 @@
 // twilld entry point: flags → daemon. Wiring only.
 import { parseDaemonArgs } from '../config/daemon';
 import { Daemon, DaemonStopping } from '../daemon/daemon';
-import { acquireHostLock, HostLockedError } from '../daemon/host-lock';
+import { acquireHostLock, DaemonRunningError } from '../daemon/host-lock';
 import { createLogger } from '../observe/log';
 
 const VERSION = require('../../../package.json').version as string;
@@ -29,8 +29,8 @@ async function main(): Promise<number> {
   try {
     await acquireHostLock();
   } catch (err) {
-    if (!(err instanceof HostLockedError)) throw err;
-    log.fatal({ holderPid: err.holderPid, code: err.code }, err.message);
+    if (!(err instanceof DaemonRunningError)) throw err;
+    log.fatal({ err: err.message, holderPid: err.holderPid, code: err.code }, 'another twilld runs on this host; exiting without touching anything');
     return 1;
   }
   const daemon = new Daemon(cfg, log);
