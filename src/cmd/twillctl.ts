@@ -6,7 +6,7 @@ import { install } from '../install/install';
 import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
-import { fetchStatus, renderStatus } from '../ctl/status';
+import { fetchStatus, renderStatus, StatusUnreachableError, unreachableJson } from '../ctl/status';
 import { EtcdAdmin } from '../subnet/etcd-registry';
 import { subnetsPrefix } from '../subnet/lease';
 
@@ -112,7 +112,16 @@ async function cmdStatus(argv: string[]): Promise<number> {
   const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' } });
   const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
   const addr = setting(str(v['http-addr']), 'TWILLD_HTTP_ADDR', fileEnv, '127.0.0.1:9464');
-  const s = await fetchStatus(addr);
+  let s;
+  try {
+    s = await fetchStatus(addr);
+  } catch (err) {
+    // --json prints JSON whatever happens: scripts parse stdout.
+    if (!(v['json'] && err instanceof StatusUnreachableError)) throw err;
+    process.stdout.write(unreachableJson(addr, err));
+    process.stderr.write(`twillctl: ${err.message}\n`);
+    return 1;
+  }
   process.stdout.write(v['json'] ? JSON.stringify(s, null, 2) + '\n' : renderStatus(addr, s));
   return s.ready ? 0 : 1;
 }

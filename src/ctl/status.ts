@@ -2,9 +2,17 @@
 // from its HTTP endpoint. Parsing and rendering are pure; the fetch is in fetchStatus.
 import { parseListenAddr } from '../observe/http';
 
+export interface Blocking {
+  subject: string;
+  error: string;
+  next: string;
+}
+
 export interface DaemonStatus {
   ready: boolean;
   reasons: string[];
+  /** The error in the daemon's way, with its subject and the next step; null when none. */
+  blocking: Blocking | null;
   lease: { subnet: string; publicIp: string; vtepMac: string } | null;
   peers: number | null;
   programmed: Record<string, number>;
@@ -38,10 +46,13 @@ export function parsePrometheus(body: string): Sample[] {
 export function summarize(readyBody: string, metricsBody: string): DaemonStatus {
   let ready = false;
   let reasons: string[] = [];
+  let blocking: Blocking | null = null;
   try {
-    const r = JSON.parse(readyBody) as { ready?: unknown; reasons?: unknown };
+    const r = JSON.parse(readyBody) as { ready?: unknown; reasons?: unknown; blocking?: Partial<Record<keyof Blocking, unknown>> };
     ready = r.ready === true;
     reasons = Array.isArray(r.reasons) ? r.reasons.map(String) : [];
+    const b = r.blocking;
+    if (b && typeof b === 'object') blocking = { subject: String(b.subject ?? '?'), error: String(b.error ?? '?'), next: String(b.next ?? '') };
   } catch {
     reasons = ['unreadable /readyz answer'];
   }
@@ -54,6 +65,7 @@ export function summarize(readyBody: string, metricsBody: string): DaemonStatus 
   return {
     ready,
     reasons,
+    blocking,
     lease: info ? { subnet: info.labels['subnet'] ?? '?', publicIp: info.labels['public_ip'] ?? '?', vtepMac: info.labels['vtep_mac'] ?? '?' } : null,
     peers: peers ? peers.value : null,
     programmed,
@@ -67,6 +79,10 @@ export function summarize(readyBody: string, metricsBody: string): DaemonStatus 
 export function renderStatus(addr: string, s: DaemonStatus): string {
   const lines = [`twilld at ${addr}: ${s.ready ? 'ready' : 'NOT READY'}`];
   for (const r of s.reasons) lines.push(`  - ${r}`);
+  if (s.blocking) {
+    lines.push(`  ${(s.ready ? 'warning' : 'blocked by').padEnd(17)}${s.blocking.subject}: ${s.blocking.error}`);
+    if (s.blocking.next) lines.push(`  ${'next step'.padEnd(17)}${s.blocking.next}`);
+  }
   lines.push(`  lease            ${s.lease ? `${s.lease.subnet}  public IP ${s.lease.publicIp}  VTEP MAC ${s.lease.vtepMac}` : 'none held'}`);
   lines.push(`  peers            ${s.peers ?? '?'}`);
   const kinds = Object.entries(s.programmed).map(([k, v]) => `${k} ${v}`);
@@ -86,9 +102,21 @@ export function statusBaseUrl(httpAddr: string): string {
 export class StatusUnreachableError extends Error {
   readonly code = 'ERR_STATUS_UNREACHABLE' as const;
   constructor(readonly url: string, cause: unknown) {
-    super(`cannot reach twilld at ${url}`, { cause });
+    super(`cannot reach twilld at ${url}: ${causeText(cause)}; is it running (systemctl status twilld), and is --http-addr (TWILLD_HTTP_ADDR) the address it listens on?`, { cause });
     this.name = 'StatusUnreachableError';
   }
+}
+
+function causeText(err: unknown): string {
+  // fetch says "fetch failed" and keeps the reason (ECONNREFUSED, a timeout) in its cause.
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** What `status --json` prints when the daemon cannot be reached: JSON all the same. */
+export function unreachableJson(addr: string, err: StatusUnreachableError): string {
+  return JSON.stringify({ ready: false, reachable: false, httpAddr: addr, url: err.url, error: err.message }, null, 2) + '\n';
 }
 
 export async function fetchStatus(httpAddr: string, timeoutMs = 3000): Promise<DaemonStatus> {

@@ -33,10 +33,24 @@ import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile } from '../subnet/subnet-file';
 import { SubnetFileKeeper } from './subnet-file-keeper';
+import { ConfigChangeWatch } from './config-change';
+import {
+  errorLine,
+  etcdBlocker,
+  invalidConfigBlocker,
+  lostLeaseBlocker,
+  missingConfigBlocker,
+  readinessOf,
+  stepBlocker,
+  subnetFileBlocker,
+  type Blocker,
+  type Readiness,
+} from './readiness';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
+const CONFIG_CHANGE_POLL_MS = 10_000;
 
 interface Decoded {
   value: string;
@@ -73,10 +87,15 @@ export class Daemon {
   private peerEntries: { version: number; entries: PeerEntries } | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
+  /** The network config text the daemon runs with (a change needs a restart). */
+  private configText = '';
+  private configWatch: ConfigChangeWatch | undefined;
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
   private readonly subnetFile: SubnetFileKeeper;
+  /** The error that currently stands in the way, and the step that set it. */
+  private blocker: { step: string; b: Blocker } | undefined;
   private everConverged = false;
   private leaseHeld = false;
   private stopping = false;
@@ -94,13 +113,28 @@ export class Daemon {
     });
   }
 
-  readiness(): { ok: boolean; reasons: string[] } {
-    const reasons: string[] = [];
-    if (!this.leaseHeld) reasons.push('no subnet lease held');
-    if (!this.everConverged) reasons.push('dataplane has not converged');
-    else if (this.reconciler && !this.reconciler.converged) reasons.push('dataplane converging');
-    if (!this.subnetFile.inSync) reasons.push('subnet file not written');
-    return { ok: reasons.length === 0, reasons };
+  readiness(): Readiness {
+    return readinessOf({
+      leaseHeld: this.leaseHeld,
+      everConverged: this.everConverged,
+      converging: Boolean(this.reconciler && !this.reconciler.converged),
+      subnetFileInSync: this.subnetFile.inSync,
+      subnetFile: this.cfg.subnetFile,
+      blocker: this.blocker?.b,
+    });
+  }
+
+  private setBlocker(step: string, b: Blocker): void {
+    this.blocker = { step, b };
+  }
+
+  private clearBlocker(step: string): void {
+    if (this.blocker?.step === step) this.blocker = undefined;
+  }
+
+  /** An etcd failure blocks on the endpoints; anything else on the step that failed. */
+  private blockerFor(step: string, err: unknown): Blocker {
+    return (err as { code?: unknown }).code === 'ERR_ETCD' ? etcdBlocker(this.cfg.etcdEndpoints, err) : stepBlocker(step, err);
   }
 
   async start(): Promise<void> {
@@ -167,6 +201,9 @@ export class Daemon {
       resync: (entries) => this.onLeaseResync(entries),
     });
     this.notifier.startWatchdog();
+    const reg = this.registry;
+    this.configWatch = new ConfigChangeWatch(this.configText, () => reg.getConfigText(), `${reg.prefix}/config`, child(this.log, 'config'));
+    this.configWatch.start(CONFIG_CHANGE_POLL_MS);
   }
 
   /**
@@ -334,26 +371,33 @@ export class Daemon {
   }
 
   private wireRegistryEvents(reg: EtcdRegistry): void {
-    reg.on('renewed', () => this.metrics.leaseRenewals.inc({ result: 'ok' }));
+    reg.on('renewed', () => {
+      this.metrics.leaseRenewals.inc({ result: 'ok' });
+      this.clearBlocker('lease renewal');
+    });
     reg.on('renew-failed', (err) => {
       this.metrics.leaseRenewals.inc({ result: 'failed' });
       this.metrics.etcdErrors.inc({ op: 'renew' });
-      this.log.warn({ err: err.message }, 'lease renewal failed; retrying (dataplane untouched)');
+      this.setBlocker('lease renewal', this.blockerFor('lease renewal', err));
+      this.log.warn({ err: errorLine(err), endpoints: this.cfg.etcdEndpoints }, 'lease renewal failed; retrying (dataplane untouched)');
     });
     reg.on('reacquired', (lease) => {
       this.leaseHeld = true; // also after 'lost': the subnet was free again and is ours once more
+      this.clearBlocker('lease renewal');
+      this.clearBlocker('lease lost');
       this.metrics.leaseRenewals.inc({ result: 'reacquired' });
       this.log.info({ subnet: formatPrefix4(lease.subnet) }, 'etcd lease was lost; our key was put back under a new lease');
     });
     reg.on('lost', ({ lease, holderValue }) => {
       this.leaseHeld = false;
       this.metrics.leaseRenewals.inc({ result: 'lost' });
+      this.setBlocker('lease lost', lostLeaseBlocker(formatPrefix4(lease.subnet), holderValue));
       // Keep programming what we have: tearing down would cut every pod on this host.
       this.log.error({ subnet: formatPrefix4(lease.subnet), holder: holderValue }, 'another host took our subnet; not ready, kernel state kept');
     });
     reg.on('watch-error', (err, phase) => {
       this.metrics.etcdErrors.inc({ op: `watch-${phase}` });
-      this.log.warn({ err: err.message, phase }, 'etcd watch interrupted; it resumes by itself');
+      this.log.warn({ err: errorLine(err), endpoints: this.cfg.etcdEndpoints, phase }, 'etcd watch interrupted; it resumes by itself');
     });
   }
 
@@ -409,8 +453,10 @@ export class Daemon {
     const changed = text !== this.subnetFile.text;
     try {
       await this.subnetFile.set(text);
+      this.clearBlocker('subnet file');
     } catch (err) {
-      this.log.error({ err, path: this.cfg.subnetFile }, 'cannot write subnet file; retrying');
+      this.setBlocker('subnet file', subnetFileBlocker(this.cfg.subnetFile, err));
+      this.log.error({ err: errorLine(err), path: this.cfg.subnetFile }, 'cannot write subnet file; retrying');
       return;
     }
     if (changed) this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');
@@ -439,6 +485,7 @@ export class Daemon {
   }
 
   private async waitForConfig(reg: EtcdRegistry): Promise<NetworkConfig> {
+    const key = `${reg.prefix}/config`;
     let lastProblem = '';
     for (;;) {
       this.throwIfStopping();
@@ -446,21 +493,26 @@ export class Daemon {
       try {
         const text = await reg.getConfigText();
         if (text === null) {
-          problem = `waiting for the network config at ${reg.prefix}/config`;
-          if (problem !== lastProblem) this.log.info({ key: `${reg.prefix}/config` }, 'waiting for network config in etcd');
+          problem = 'missing';
+          this.setBlocker('network config', missingConfigBlocker(key));
+          if (problem !== lastProblem) this.log.info({ key }, 'waiting for network config in etcd');
         } else {
           const cfg = parseNetworkConfig(text);
+          this.clearBlocker('network config');
+          this.configText = text;
           this.log.info({ network: formatPrefix4(cfg.network), subnetLen: cfg.subnetLen, vni: cfg.backend.vni, port: cfg.backend.port }, 'network config');
           return cfg;
         }
       } catch (err) {
         if (err instanceof NetworkConfigError) {
           problem = `invalid network config: ${err.message}`;
-          if (problem !== lastProblem) this.log.error({ field: err.field, err: err.message }, 'invalid network config in etcd; fix it, retrying');
+          this.setBlocker('network config', invalidConfigBlocker(key, err));
+          if (problem !== lastProblem) this.log.error({ key, field: err.field, err: err.message }, 'invalid network config in etcd; fix it, retrying');
         } else {
-          problem = `etcd: ${(err as Error).message}`;
+          problem = `etcd: ${errorLine(err)}`;
+          this.setBlocker('network config', etcdBlocker(this.cfg.etcdEndpoints, err));
           this.metrics.etcdErrors.inc({ op: 'get-config' });
-          if (problem !== lastProblem) this.log.warn({ err: (err as Error).message }, 'cannot read network config from etcd; retrying');
+          if (problem !== lastProblem) this.log.warn({ err: errorLine(err), endpoints: this.cfg.etcdEndpoints }, 'cannot read network config from etcd; retrying');
         }
       }
       lastProblem = problem;
@@ -468,18 +520,24 @@ export class Daemon {
     }
   }
 
-  /** Retries `fn` until it succeeds (or the daemon stops), logging each distinct failure once. */
+  /**
+   * Retries `fn` until it succeeds (or the daemon stops), logging each distinct failure once;
+   * meanwhile the failure is what blocks readiness.
+   */
   private async retry<T>(what: string, fn: () => T | Promise<T>, etcdOp?: string): Promise<T> {
     let last = '';
     for (;;) {
       this.throwIfStopping();
       try {
-        return await fn();
+        const v = await fn();
+        this.clearBlocker(what);
+        return v;
       } catch (err) {
-        const msg = (err as Error).message;
+        const b = this.blockerFor(what, err);
+        this.setBlocker(what, b);
         if (etcdOp) this.metrics.etcdErrors.inc({ op: etcdOp });
-        if (msg !== last) this.log.error({ err: msg, code: (err as { code?: string }).code }, `${what} failed; retrying`);
-        last = msg;
+        if (b.error !== last) this.log.error({ err: b.error, subject: b.subject, next: b.next, code: (err as { code?: string }).code }, `${what} failed; retrying`);
+        last = b.error;
         await this.sleep(RETRY_MS);
       }
     }
@@ -509,6 +567,7 @@ export class Daemon {
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     this.reconciler?.stop();
     this.subnetFile.stop();
+    this.configWatch?.stop();
     this.events?.close();
     await this.registry?.close().catch(() => undefined);
     await this.http?.close().catch(() => undefined);

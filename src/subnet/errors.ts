@@ -4,6 +4,8 @@
 // - ERR_LEASE_CONFLICT: other hosts kept winning the race for the subnets we picked; retry.
 // - ERR_ETCD: etcd was unreachable or refused the request; `cause` holds the client's error.
 
+import { CauseMemory } from './etcd-cause';
+
 export type SubnetErrorCode = 'ERR_OUT_OF_SUBNETS' | 'ERR_LEASE_CONFLICT' | 'ERR_ETCD';
 
 export class SubnetError extends Error {
@@ -16,9 +18,14 @@ export class SubnetError extends Error {
   }
 }
 
-/** Wraps anything thrown by the etcd client, keeping SubnetErrors as they are. */
+// One per process: a daemon has one etcd client (twillctl too).
+const causes = new CauseMemory();
+
+/**
+ * Wraps anything thrown by the etcd client, keeping SubnetErrors as they are. The message names
+ * the cause (with the endpoint), never only "the circuit breaker is open" (etcd-cause.ts).
+ */
 export function etcdError(op: string, err: unknown): SubnetError {
   if (err instanceof SubnetError) return err;
-  const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new SubnetError('ERR_ETCD', `etcd ${op} failed: ${why}`, { cause: err });
+  return new SubnetError('ERR_ETCD', `etcd ${op} failed: ${causes.describe(err)}`, { cause: err });
 }
