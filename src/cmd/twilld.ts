@@ -3,6 +3,7 @@
 import { parseDaemonArgs } from '../config/daemon';
 import { Daemon, DaemonStopping } from '../daemon/daemon';
 import { acquireHostLock, DaemonRunningError } from '../daemon/host-lock';
+import { StartupConfigError } from '../daemon/preflight';
 import { createLogger } from '../observe/log';
 
 const VERSION = require('../../../package.json').version as string;
@@ -55,6 +56,10 @@ async function main(): Promise<number> {
     await daemon.start();
   } catch (err) {
     if (err instanceof DaemonStopping) return 0;
+    if (err instanceof StartupConfigError) {
+      log.fatal({ problems: err.problems, code: err.code }, 'configuration error; not starting (fix the flags or /etc/twill/twilld.env)');
+      return 2;
+    }
     log.fatal({ err }, 'twilld failed to start');
     return 1;
   }

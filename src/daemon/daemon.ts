@@ -34,6 +34,7 @@ import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile } from '../subnet/subnet-file';
 import { SubnetFileKeeper } from './subnet-file-keeper';
 import { ConfigChangeWatch } from './config-change';
+import { checkStartup } from './preflight';
 import {
   errorLine,
   etcdBlocker,
@@ -138,6 +139,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    checkStartup(this.cfg, this.h); // a typo in --iface or a TLS path: exit 2 now, not retry forever
     // Listening starts now; awaited below, after the first etcd requests are on their way.
     const http = startHttpServer(
       this.cfg.httpAddr,
