@@ -5,6 +5,7 @@ import { Daemon, DaemonStopping } from '../daemon/daemon';
 import { acquireHostLock, DaemonRunningError } from '../daemon/host-lock';
 import { StartupConfigError } from '../daemon/preflight';
 import { createLogger } from '../observe/log';
+import { defaultLogFormat } from '../observe/log-line';
 
 const VERSION = require('../../../package.json').version as string;
 
@@ -25,7 +26,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const cfg = parsed.config;
-  const log = createLogger(cfg.logLevel);
+  const log = createLogger(cfg.logLevel, undefined, cfg.logFormat ?? defaultLogFormat(process.stderr.isTTY === true));
   // One daemon per host, before anything is touched (src/daemon/host-lock.ts).
   try {
     await acquireHostLock();

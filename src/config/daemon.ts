@@ -7,6 +7,7 @@ import { isIPv4 } from 'node:net';
 import { ConfigError } from './errors';
 import { parseListenAddr } from '../observe/http';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../observe/log';
+import { LOG_FORMATS, type LogFormat } from '../observe/log-line';
 
 export const DATAPLANE_MODES = ['kernel', 'userspace', 'auto'] as const;
 export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
@@ -33,6 +34,8 @@ export interface DaemonConfig {
   resyncInterval: number;
   dataplane: DataplaneMode;
   logLevel: LogLevel;
+  /** undefined: text on a terminal, JSON otherwise (src/observe/log-line.ts). */
+  logFormat: LogFormat | undefined;
 }
 
 export type ParseResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; config: DaemonConfig };
@@ -60,6 +63,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'resync-interval', value: '<seconds>', help: 'Period of the full dataplane resync (drift repair).', dflt: '60' },
   { name: 'dataplane', value: '<mode>', help: 'VXLAN datapath: kernel, userspace or auto (kernel if the vxlan module is available).', dflt: 'kernel' },
   { name: 'log-level', value: '<level>', help: `Log level: ${LOG_LEVELS.join(', ')}.`, dflt: 'info' },
+  { name: 'log-format', value: '<format>', help: 'Log lines as text or json (one JSON object per line).', dflt: 'text on a terminal, else json' },
   { name: 'help', value: null, help: 'Print this help and exit.', dflt: null },
   { name: 'version', value: null, help: 'Print the version and exit.', dflt: null },
 ];
@@ -190,6 +194,7 @@ function buildConfig(raw: Raw): DaemonConfig {
     resyncInterval: int(raw, 'resync-interval', 60, 1, MAX_TIMER_SECONDS),
     dataplane: oneOf(raw, 'dataplane', DATAPLANE_MODES, 'kernel'),
     logLevel: logLevel(withDefault('log-level', 'info')),
+    logFormat: raw.get('log-format') ? oneOf(raw, 'log-format', LOG_FORMATS, 'json') : undefined,
   };
 }
 

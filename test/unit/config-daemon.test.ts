@@ -34,6 +34,7 @@ const ALL_VALUE_FLAGS = [
   'resync-interval',
   'dataplane',
   'log-level',
+  'log-format',
 ];
 
 test('defaults', () => {
@@ -53,6 +54,7 @@ test('defaults', () => {
     resyncInterval: 60,
     dataplane: 'kernel',
     logLevel: 'info',
+    logFormat: undefined,
   });
 });
 
@@ -73,6 +75,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     'resync-interval': '30',
     dataplane: 'userspace',
     'log-level': 'debug',
+    'log-format': 'text',
   };
   const expected: DaemonConfig = {
     etcdEndpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
@@ -90,6 +93,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     resyncInterval: 30,
     dataplane: 'userspace',
     logLevel: 'debug',
+    logFormat: 'text',
   };
   assert.deepEqual(Object.keys(values).sort(), [...ALL_VALUE_FLAGS].sort());
   assert.deepEqual(run(Object.entries(values).flatMap(([k, v]) => [`--${k}`, v])), expected);
