@@ -35,6 +35,7 @@ import { formatSubnetFile, parseSubnetEnv, readSubnetFile } from '../subnet/subn
 import { SubnetFileKeeper } from './subnet-file-keeper';
 import { ConfigChangeWatch } from './config-change';
 import { checkStartup } from './preflight';
+import { PeerLog } from './peer-log';
 import {
   errorLine,
   etcdBlocker,
@@ -91,6 +92,7 @@ export class Daemon {
   /** The network config text the daemon runs with (a change needs a restart). */
   private configText = '';
   private configWatch: ConfigChangeWatch | undefined;
+  private peerLog: PeerLog;
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
@@ -107,6 +109,7 @@ export class Daemon {
     this.metrics = createDaemonMetrics(this.metricsRegistry);
     this.h = NetlinkHandle.open();
     this.notifier = createNotifier((s) => native().sdNotify(s));
+    this.peerLog = new PeerLog(child(log, 'peers'));
     this.subnetFile = new SubnetFileKeeper(cfg.subnetFile, child(log, 'subnet-file'), {
       checkIntervalMs: Math.min(cfg.resyncInterval * 1000, 5000),
       onChange: () => this.metrics.ready.set({}, this.readiness().ok ? 1 : 0),
@@ -332,6 +335,8 @@ export class Daemon {
         if (lease) peers.push(lease);
       }
       const entries = computePeerEntries(own, peers);
+      const skipped = new Set(entries.conflicts.map((c) => c.lease));
+      this.peerLog.update(peers.filter((p) => !skipped.has(p) && !isOwnLease(p, own)));
       for (const c of entries.conflicts) {
         const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
         const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${c.lease.vtepMac}`;
