@@ -3,7 +3,7 @@
 // Wiring only: the work is in src/install and src/ctl.
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
-import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
+import { ownEnvFile, readEnvFile, setting } from '../ctl/env-file';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
 import { fetchStatus, renderStatus, StatusUnreachableError, unreachableJson } from '../ctl/status';
@@ -22,13 +22,15 @@ Commands:
       go into a new settings file; an existing settings file or conflist is kept as it is. Does
       not start anything: run
       \`systemctl daemon-reload && systemctl enable --now twilld twill-cni\` afterwards.
-  leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--json]
+  leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--timeout S] [--json]
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
+      Gives up after --timeout seconds (default 10) without an answer.
   status [--http-addr ADDR] [--json]
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
 
-Flags not given are taken from TWILLD_* in the environment, then from ${DEFAULT_ENV_FILE}
-(or --env-file FILE), as twilld does.
+Flags not given are taken from TWILLD_* in the environment, then from ${ownEnvFile()}
+(or --settings FILE; --env-file FILE too, except on Node.js 20, which takes --env-file anywhere
+on its command line for itself), as twilld does. twillctl --version prints the version.
 `;
 
 class UsageError extends Error {
@@ -37,7 +39,7 @@ class UsageError extends Error {
 
 function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>) {
   try {
-    return parseArgs({ args: argv, options: { ...options, 'env-file': { type: 'string' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false })
+    return parseArgs({ args: argv, options: { ...options, 'env-file': { type: 'string' }, settings: { type: 'string' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false })
       .values as Record<string, string | boolean | undefined>;
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -79,9 +81,12 @@ async function cmdLeases(argv: string[]): Promise<number> {
     'etcd-cafile': { type: 'string' },
     'etcd-certfile': { type: 'string' },
     'etcd-keyfile': { type: 'string' },
+    timeout: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
+  const timeoutS = Number(str(v['timeout']) ?? LEASES_DEADLINE_S);
+  if (!(timeoutS > 0 && timeoutS <= 3600)) throw new UsageError('--timeout must be a number of seconds from 0 to 3600');
+  const fileEnv = readEnvFile(str(v['settings']) ?? str(v['env-file']) ?? ownEnvFile());
   const endpoints = setting(str(v['etcd-endpoints']), 'TWILLD_ETCD_ENDPOINTS', fileEnv, 'http://127.0.0.1:2379')
     .split(',')
     .map((s) => s.trim())
@@ -96,7 +101,8 @@ async function cmdLeases(argv: string[]): Promise<number> {
   try {
     let entries;
     try {
-      entries = await admin.listWithTtl(subnetsPrefix(prefix));
+      // The client retries a failed call up to 3 times (10 s each): one deadline for the lot.
+      entries = await withDeadline(admin.listWithTtl(subnetsPrefix(prefix)), timeoutS * 1000);
     } catch (err) {
       throw new EtcdUnreachableError(endpoints, err);
     }
@@ -108,9 +114,19 @@ async function cmdLeases(argv: string[]): Promise<number> {
   return 0;
 }
 
+const LEASES_DEADLINE_S = 10;
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 async function cmdStatus(argv: string[]): Promise<number> {
   const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' } });
-  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
+  const fileEnv = readEnvFile(str(v['settings']) ?? str(v['env-file']) ?? ownEnvFile());
   const addr = setting(str(v['http-addr']), 'TWILLD_HTTP_ADDR', fileEnv, '127.0.0.1:9464');
   let s;
   try {
@@ -128,6 +144,10 @@ async function cmdStatus(argv: string[]): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === 'version') {
+    process.stdout.write(`twillctl ${(require('../../../package.json') as { version: string }).version}\n`);
+    return 0;
+  }
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h' || rest.includes('--help')) {
     process.stdout.write(USAGE);
     return cmd === undefined ? 2 : 0;
@@ -147,7 +167,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error & { code?: string }) => {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    // These two say their cause in their message already.
+    const told = err instanceof EtcdUnreachableError || err instanceof StatusUnreachableError;
+    const cause = !told && err.cause instanceof Error ? `: ${err.cause.message}` : '';
     process.stderr.write(`twillctl: ${err.message}${cause}${err.code ? ` [${err.code}]` : ''}\n`);
     if (err instanceof UsageError) process.stderr.write("Run 'twillctl --help' for usage.\n");
     process.exit(err instanceof UsageError ? 2 : 1);

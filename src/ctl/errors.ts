@@ -1,4 +1,5 @@
 // twillctl's errors that are not the daemon's or the installer's. `code` is stable.
+import { etcdCauseOf } from '../subnet/etcd-cause';
 
 export class EtcdUnreachableError extends Error {
   readonly code = 'ERR_ETCD_UNREACHABLE' as const;
@@ -6,7 +7,7 @@ export class EtcdUnreachableError extends Error {
     readonly endpoints: string[],
     cause: unknown,
   ) {
-    super(`cannot read leases from etcd at ${endpoints.join(',')} (set --etcd-endpoints or TWILLD_ETCD_ENDPOINTS in /etc/twill/twilld.env)`, { cause });
+    super(`cannot read leases from etcd at ${endpoints.join(',')}: ${etcdCauseOf(cause).text} (set --etcd-endpoints, or TWILLD_ETCD_ENDPOINTS in the settings file)`, { cause });
     this.name = 'EtcdUnreachableError';
   }
 }

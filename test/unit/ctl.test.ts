@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { leaseRows, renderLeases } from '../../src/ctl/leases';
 import { parsePrometheus, renderStatus, statusBaseUrl, StatusUnreachableError, summarize, unreachableJson } from '../../src/ctl/status';
-import { parseEnvFile } from '../../src/ctl/env-file';
+import { ownEnvFile, parseEnvFile } from '../../src/ctl/env-file';
 import { formatDuration, formatTable } from '../../src/ctl/table';
 
 const P = '/coreos.com/network';
@@ -109,4 +109,11 @@ test('settings file: comments, blanks, quotes, export', () => {
 test('tables and durations', () => {
   assert.equal(formatTable(['A', 'LONGER'], [['xxxx', 'y'], ['z', '']]), 'A     LONGER\nxxxx  y\nz\n');
   assert.deepEqual([5, 65, 3600 + 120, 86400 * 2 + 3600 * 3, -1].map(formatDuration), ['5s', '1m5s', '1h2m', '2d3h', '0s']);
+});
+
+test('the settings file is the one of the install twillctl runs from', () => {
+  assert.equal(ownEnvFile('/opt/twill/releases/0.1.0-20261206-abc/dist/src/ctl'), '/etc/twill/twilld.env');
+  assert.equal(ownEnvFile('/run/twill-lab/lab/root/opt/twill/releases/0.1.0-x/dist/src/ctl'), '/run/twill-lab/lab/root/etc/twill/twilld.env');
+  assert.equal(ownEnvFile('/run/twill-lab/lab/root/opt/twill/current/dist/src/ctl'), '/run/twill-lab/lab/root/etc/twill/twilld.env');
+  assert.equal(ownEnvFile('/home/me/twill/dist/src/ctl'), '/etc/twill/twilld.env', 'a checkout: the machine file');
 });
