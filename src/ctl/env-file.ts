@@ -1,9 +1,10 @@
 // Reads twilld's environment file (KEY=VALUE lines, systemd's EnvironmentFile syntax subset)
 // so twillctl defaults to the endpoints and address the daemon itself uses.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { underOwnRoot } from '../install/root-of';
 
-export const DEFAULT_ENV_FILE = '/etc/twill/twilld.env';
+const ENV_FILE_REL = 'etc/twill/twilld.env';
+export const DEFAULT_ENV_FILE = `/${ENV_FILE_REL}`;
 
 /**
  * The settings file of the install this code runs from: an install under --root (the lab's
@@ -11,8 +12,7 @@ export const DEFAULT_ENV_FILE = '/etc/twill/twilld.env';
  * machine's. `dir` is this module's directory; from a checkout, the machine's file.
  */
 export function ownEnvFile(dir: string = __dirname): string {
-  const m = /^(.*)\/opt\/twill\/(?:releases\/[^/]+|current)\/dist\/src\/ctl$/.exec(dir);
-  return m ? path.join(m[1] || '/', 'etc', 'twill', 'twilld.env') : DEFAULT_ENV_FILE;
+  return underOwnRoot(dir, ENV_FILE_REL);
 }
 
 export function parseEnvFile(text: string): Record<string, string> {

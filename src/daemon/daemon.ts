@@ -112,8 +112,12 @@ export class Daemon {
     this.peerLog = new PeerLog(child(log, 'peers'));
     this.subnetFile = new SubnetFileKeeper(cfg.subnetFile, child(log, 'subnet-file'), {
       checkIntervalMs: Math.min(cfg.resyncInterval * 1000, 5000),
-      onChange: () => this.metrics.ready.set({}, this.readiness().ok ? 1 : 0),
+      onChange: (inSync) => {
+        if (inSync) this.clearBlocker('subnet file');
+        this.metrics.ready.set({}, this.readiness().ok ? 1 : 0);
+      },
       onRepaired: () => this.metrics.driftRepaired.inc({ kind: 'subnet-file' }),
+      onWriteFailed: (err) => this.setBlocker('subnet file', subnetFileBlocker(cfg.subnetFile, err)),
     });
   }
 
@@ -459,11 +463,8 @@ export class Daemon {
     });
     const changed = text !== this.subnetFile.text;
     try {
-      await this.subnetFile.set(text);
-      this.clearBlocker('subnet file');
-    } catch (err) {
-      this.setBlocker('subnet file', subnetFileBlocker(this.cfg.subnetFile, err));
-      this.log.error({ err: errorLine(err), path: this.cfg.subnetFile }, 'cannot write subnet file; retrying');
+      await this.subnetFile.set(text); // a failure is logged, and blocks readiness, in the keeper
+    } catch {
       return;
     }
     if (changed) this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');

@@ -25,6 +25,8 @@ export interface SubnetFileKeeperOptions {
   onChange?: (inSync: boolean) => void;
   /** Called after a drifted file was rewritten. */
   onRepaired?: (drift: SubnetFileDrift) => void;
+  /** Called when a write failed (it is retried by the next check). */
+  onWriteFailed?: (err: unknown) => void;
   /** The write itself; tests slow it down to look at the state in between. */
   write?: (file: string, text: string) => Promise<void>;
 }
@@ -113,10 +115,13 @@ export class SubnetFileKeeper {
     try {
       await this.write(this.file, want);
     } catch (err) {
+      // Logged once per distinct error, not once per check.
+      if (String(err) !== String(this.lastError)) this.log.error({ err: (err as Error).message, path: this.file }, 'cannot write subnet file; retrying');
       this.lastError = err;
-      this.log.error({ err, path: this.file }, 'cannot write subnet file; retrying');
+      this.opts.onWriteFailed?.(err);
       return;
     }
+    this.lastError = undefined;
     if (this.desired !== want) return; // superseded meanwhile: the next round writes that
     this.setSynced(true);
     if (drift === 'missing') this.rewatch(); // the directory may be a new one
