@@ -369,7 +369,7 @@ export class Lab {
 /** How processes this process spawned ended (pid → "exit code N" / "signal S"). */
 const exits = new Map<number, string>();
 
-function exitOf(p: SpawnedProc): string {
+export function exitOf(p: SpawnedProc): string {
   return exits.get(p.pid) ?? 'not a child of this process, or not reaped yet';
 }
 

@@ -40,7 +40,8 @@ export class CauseMemory {
       this.last = { text: c.text, at: now };
       return c.text;
     }
-    if (this.last && now - this.last.at < 60_000) return `${this.last.text} (still failing; the client retries in a few seconds)`;
+    // The same words as the real failure: a log that dedupes by text does not alternate.
+    if (this.last && now - this.last.at < 60_000) return this.last.text;
     return `unreachable (${c.text})`;
   }
 }

@@ -18,7 +18,7 @@ test('the circuit breaker answer is replaced by the last real cause', () => {
   const m = new CauseMemory();
   assert.match(m.describe(breaker, 0), /^unreachable \(the etcd client paused calls/);
   assert.equal(m.describe(refused, 1000), 'connect ECONNREFUSED 172.30.0.1:2399');
-  assert.match(m.describe(breaker, 2000), /^connect ECONNREFUSED 172\.30\.0\.1:2399 \(still failing/);
+  assert.equal(m.describe(breaker, 2000), 'connect ECONNREFUSED 172.30.0.1:2399');
   // A cause from long ago is not passed off as the current one.
   assert.match(m.describe(breaker, 120_000), /^unreachable/);
 });
@@ -26,6 +26,6 @@ test('the circuit breaker answer is replaced by the last real cause', () => {
 test('etcdError: the first line names the endpoint and the cause, also while the breaker is open', () => {
   assert.equal(etcdError('get config', refused).message, 'etcd get config failed: connect ECONNREFUSED 172.30.0.1:2399');
   const e = etcdError('get config', breaker);
-  assert.match(e.message, /^etcd get config failed: connect ECONNREFUSED 172\.30\.0\.1:2399/);
+  assert.equal(e.message, 'etcd get config failed: connect ECONNREFUSED 172.30.0.1:2399');
   assert.equal(e.cause, breaker);
 });
