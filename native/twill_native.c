@@ -383,6 +383,19 @@ static napi_value peer_uid(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* peerPid(fd) -> pid of the process at the other end: for a connection to a listening socket,
+ * the listener's (as of listen()), which the kernel knows even while that process is busy. */
+static napi_value peer_pid(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!tw_only_i32(env, info, &fd)) return tw_throw_type(env, "peerPid(fd)");
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  napi_value out;
+  napi_create_int32(env, cred.pid, &out);
+  return out;
+}
+
 napi_value twill_userspace_init(napi_env env, napi_value exports); /* native/userspace.c */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -399,6 +412,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netnsCreate", NULL, netns_create, NULL, NULL, NULL, napi_default, NULL },
     { "netnsUnmount", NULL, netns_unmount, NULL, NULL, NULL, napi_default, NULL },
     { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
+    { "peerPid", NULL, peer_pid, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return twill_userspace_init(env, exports); /* native/userspace.c: the us* functions */

@@ -13,7 +13,7 @@ export class DaemonRunningError extends Error {
   readonly code = 'ERR_DAEMON_RUNNING' as const;
   readonly holderPid: number | undefined;
   constructor(cause: LockHeldError) {
-    const who = cause.holderPid !== undefined ? `another twilld (pid ${cause.holderPid})` : `a process that does not say its PID (ss -xlp | grep @${cause.lockName})`;
+    const who = cause.holderPid !== undefined ? `another twilld (pid ${cause.holderPid})` : `a process whose PID could not be read (ss -xlp | grep @${cause.lockName})`;
     const stop = cause.holderPid !== undefined ? `systemctl stop twilld, or kill ${cause.holderPid}` : 'stop that process';
     super(`${who} already holds this host's twilld lock @${cause.lockName}: one twilld per host (network namespace); stop it first (${stop})`, { cause });
     this.name = 'DaemonRunningError';

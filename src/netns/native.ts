@@ -17,6 +17,8 @@ export interface NativeAddon {
   netnsUnmount(path: string): void;
   /** uid of the peer of a connected unix socket (SO_PEERCRED). */
   peerUid(fd: number): number;
+  /** pid of the peer of a unix socket (SO_PEERCRED): for a connection, the listener's. */
+  peerPid(fd: number): number;
 }
 
 let cached: NativeAddon | undefined;

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { acquireAbstractLock, LockHeldError } from '../../src/netns/abstract-lock';
@@ -39,13 +38,18 @@ test('the lock is released by the kernel when its holder dies (SIGKILL)', async 
   await lock.release();
 });
 
-test('a squatter that does not answer is reported without a PID', async () => {
+test('the holder is named by the kernel even while its event loop is blocked', async () => {
   const name = lockName();
-  const squatter = net.createServer(() => undefined);
-  await new Promise<void>((r) => squatter.listen({ path: `\0${name}` }, r));
+  const mod = require.resolve('../../src/netns/abstract-lock');
+  // Takes the lock, says so, then blocks its event loop for 3 s (as an install copying files does).
+  const child = spawn(process.execPath, ['-e', `require(${JSON.stringify(mod)}).acquireAbstractLock(${JSON.stringify(name)}).then(() => { console.log('held'); const t = Date.now() + 3000; while (Date.now() < t); })`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
-    await assert.rejects(acquireAbstractLock(name), (err: unknown) => err instanceof LockHeldError && err.holderPid === undefined && /did not say its PID/.test(err.message));
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    await assert.rejects(acquireAbstractLock(name), (err: unknown) => err instanceof LockHeldError && err.holderPid === child.pid);
   } finally {
-    squatter.close();
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
   }
 });

@@ -181,6 +181,22 @@ test('two installs at once into one root: one waits for the other, both succeed,
   assert.ok(rels.includes(path.basename(fs.readlinkSync(path.join(shared, 'opt/twill/current')))));
 });
 
+test('the installed CNI front-end run by hand (no CNI_COMMAND) prints what it is, without reading stdin', async () => {
+  const r0 = path.join(tmp, 'by-hand');
+  assert.equal(twillctl('install', '--root', r0).status, 0);
+  const e = env();
+  delete e['CNI_COMMAND'];
+  const child = spawn(path.join(r0, 'opt/cni/bin/twill'), [], { env: e, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  child.stdin.destroy();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /^CNI twill plugin v\d+\.\d+\.\d+\nCNI protocol versions supported: /);
+});
+
 test('install ends with the next step: systemctl', () => {
   const r = twillctl('install', '--root', path.join(tmp, 'next-step'));
   assert.equal(r.status, 0, r.stderr);
