@@ -36,6 +36,7 @@ import { SubnetFileKeeper } from './subnet-file-keeper';
 import { ConfigChangeWatch } from './config-change';
 import { checkStartup } from './preflight';
 import { PeerLog } from './peer-log';
+import { coalesced } from './coalesce';
 import {
   errorLine,
   etcdBlocker,
@@ -432,25 +433,8 @@ export class Daemon {
   }
 
   private notifiedReady = false;
-  private afterConvergedRunning = false;
-  private afterConvergedAgain = false;
-
   /** Serialised: a burst of convergences writes the subnet file once, never concurrently. */
-  private async afterConverged(): Promise<void> {
-    if (this.afterConvergedRunning) {
-      this.afterConvergedAgain = true;
-      return;
-    }
-    this.afterConvergedRunning = true;
-    try {
-      do {
-        this.afterConvergedAgain = false;
-        await this.afterConvergedOnce();
-      } while (this.afterConvergedAgain && !this.stopping);
-    } finally {
-      this.afterConvergedRunning = false;
-    }
-  }
+  private readonly afterConverged = coalesced(() => this.afterConvergedOnce(), () => this.stopping);
 
   private async afterConvergedOnce(): Promise<void> {
     if (!this.own || !this.config || !this.underlay) return;

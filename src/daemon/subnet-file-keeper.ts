@@ -15,6 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeSubnetFile } from '../subnet/subnet-file';
 import type { Logger } from '../observe/log';
+import { coalesced } from './coalesce';
 
 export type SubnetFileDrift = 'missing' | 'different';
 
@@ -36,8 +37,6 @@ export class SubnetFileKeeper {
   private synced = false;
   private watcher: fs.FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
   private stopped = false;
   private lastError: unknown;
   private readonly write: (file: string, text: string) => Promise<void>;
@@ -78,23 +77,7 @@ export class SubnetFileKeeper {
   }
 
   /** Compares the disk with the desired text and rewrites it when they differ. Serialised. */
-  check(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.checkOnce();
-        } while (this.again && !this.stopped);
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
-  }
+  readonly check = coalesced(() => this.checkOnce(), () => this.stopped);
 
   private async checkOnce(): Promise<void> {
     const want = this.desired;

@@ -197,8 +197,9 @@ test('the subnet file is converged: deleted or edited, it is back within 1 s; un
   fs.writeFileSync(file, want.replace(/FLANNEL_MTU=\d+/, 'FLANNEL_MTU=9000'));
   const back2 = await until(() => fs.readFileSync(file, 'utf8') === want, 1000, 'the edited subnet file to be put back');
   assert.ok(back < 1000 && back2 < 1000, `${back} ms, ${back2} ms`);
-  assert.match(logOf('h1'), /"drift":"missing".*"msg":"subnet file repaired"/);
-  assert.match(logOf('h1'), /"drift":"different".*"msg":"subnet file repaired"/);
+  // Each repair is logged (just after the rename that the loops above saw).
+  await until(() => /"drift":"missing".*"msg":"subnet file repaired"/.test(logOf('h1')), 1000, 'the missing file logged');
+  await until(() => /"drift":"different".*"msg":"subnet file repaired"/.test(logOf('h1')), 1000, 'the edited file logged');
 
   // A directory in its place cannot be replaced by a rename: not ready, and status says why.
   fs.rmSync(file);

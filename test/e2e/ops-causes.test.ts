@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { isRoot, waitFor } from '../support/netns';
 import { createTestLab, httpGetInNs } from '../support/lab';
 import { preserveLogs } from '../support/faults';
+import { childEnv } from '../support/proc';
 import { ETCD_PREFIX, exitOf, type Lab, type LabHost } from '../../src/lab/lab';
 import { isRunning } from '../../src/lab/procs';
 
@@ -23,14 +24,8 @@ let lab: Lab;
 let refused: LabHost;
 let badConfig: LabHost;
 
-function env(): NodeJS.ProcessEnv {
-  const e = { ...process.env };
-  delete e['NODE_EXTRA_CA_CERTS'];
-  return e;
-}
-
 function twillctlIn(h: LabHost, ...args: string[]) {
-  return spawnSync('ip', ['netns', 'exec', h.ns, process.execPath, TWILLCTL, ...args, '--settings', '/dev/null'], { encoding: 'utf8', env: env(), timeout: 30_000 });
+  return spawnSync('ip', ['netns', 'exec', h.ns, process.execPath, TWILLCTL, ...args, '--settings', '/dev/null'], { encoding: 'utf8', env: childEnv(), timeout: 30_000 });
 }
 
 interface Ready {
@@ -41,6 +36,20 @@ interface Ready {
 
 function readyz(h: LabHost): Ready {
   return JSON.parse(httpGetInNs(h.ns, 9464, '/readyz').body) as Ready;
+}
+
+/** /readyz once it names a blocker. */
+async function blocked(h: LabHost): Promise<Ready & { blocking: NonNullable<Ready['blocking']> }> {
+  let r: Ready | undefined;
+  await waitFor(() => {
+    try {
+      r = readyz(h);
+      return r.blocking !== undefined;
+    } catch {
+      return false;
+    }
+  }, 15_000, `a blocker on ${h.name}`, 100);
+  return r as Ready & { blocking: NonNullable<Ready['blocking']> };
 }
 
 before(async () => {
@@ -65,19 +74,11 @@ after(async () => {
 });
 
 test('etcd refusing connections: readiness, status and its JSON name the endpoint and the cause', { skip }, async () => {
-  let r: Ready | undefined;
-  await waitFor(() => {
-    try {
-      r = readyz(refused);
-      return r.blocking !== undefined;
-    } catch {
-      return false;
-    }
-  }, 15_000, 'a blocker on the refused host', 100);
-  assert.equal(r!.ready, false);
-  assert.equal(r!.blocking!.subject, 'etcd http://172.30.0.1:2399');
-  assert.match(r!.blocking!.error, /ECONNREFUSED 172\.30\.0\.1:2399/);
-  assert.match(r!.blocking!.next, /--etcd-endpoints/);
+  const r = await blocked(refused);
+  assert.equal(r.ready, false);
+  assert.equal(r.blocking.subject, 'etcd http://172.30.0.1:2399');
+  assert.match(r.blocking.error, /ECONNREFUSED 172\.30\.0\.1:2399/);
+  assert.match(r.blocking.next, /--etcd-endpoints/);
   const text = twillctlIn(refused, 'status');
   assert.equal(text.status, 1, text.stderr);
   assert.match(text.stdout, /^  blocked by       etcd http:\/\/172\.30\.0\.1:2399: .*ECONNREFUSED 172\.30\.0\.1:2399/m);
@@ -93,17 +94,9 @@ test('etcd refusing connections: readiness, status and its JSON name the endpoin
 });
 
 test('an invalid network config: readiness and status name the key and the field', { skip }, async () => {
-  let r: Ready | undefined;
-  await waitFor(() => {
-    try {
-      r = readyz(badConfig);
-      return r.blocking !== undefined;
-    } catch {
-      return false;
-    }
-  }, 15_000, 'a blocker on the bad-config host', 100);
-  assert.equal(r!.blocking!.subject, `network config ${PREFIX}/config field SubnetLen`);
-  assert.match(r!.blocking!.next, /etcdctl put/);
+  const r = await blocked(badConfig);
+  assert.equal(r.blocking.subject, `network config ${PREFIX}/config field SubnetLen`);
+  assert.match(r.blocking.next, /etcdctl put/);
   const text = twillctlIn(badConfig, 'status');
   assert.match(text.stdout, new RegExp(`^  blocked by       network config ${PREFIX}/config field SubnetLen: network config SubnetLen`, 'm'));
   assert.match(text.stdout, /errors           etcd 0/, 'an etcd that answers is not counted as an etcd error');

@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { isRoot, Netns } from '../support/netns';
+import { childEnv } from '../support/proc';
 
 const TWILLCTL = path.resolve(__dirname, '../../src/cmd/twillctl.js');
 const skip = isRoot() ? false : 'needs root (network namespaces)';
@@ -12,8 +13,7 @@ const ns = skip ? undefined : Netns.create('ctl');
 after(() => ns?.delete());
 
 function env(): NodeJS.ProcessEnv {
-  const e = { ...process.env };
-  delete e['NODE_EXTRA_CA_CERTS'];
+  const e = childEnv();
   for (const k of Object.keys(e)) if (k.startsWith('TWILLD_')) delete e[k];
   return e;
 }

@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { checkVersion, decodeJson, DEFAULTS, ifnameProblem, misspeltField, parseConfig } from '../../src/cni/config';
 import { aboutText } from '../../src/cni/skel';
+import { childEnv, runWithOpenStdin } from '../support/proc';
 
 const PLUGIN = path.resolve(__dirname, '../../src/cmd/twill-cni.js');
 import { CniError } from '../../src/cni/errors';
@@ -146,19 +146,9 @@ test('a misspelt field of ours is reported; other unknown fields are left to the
 test('run by hand without CNI_COMMAND: a short about text, and stdin is not waited for', async () => {
   const text = aboutText('0.1.0');
   assert.match(text, /^CNI twill plugin v0\.1\.0\nCNI protocol versions supported: 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0\n/);
-  const env = { ...process.env };
+  const env = childEnv();
   delete env['CNI_COMMAND'];
-  delete env['NODE_EXTRA_CA_CERTS'];
-  // stdin stays open, as a terminal's would: the plugin must not wait for it.
-  const child = spawn(process.execPath, [PLUGIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  clearTimeout(timer);
-  child.stdin.destroy();
+  const { code, stdout, stderr } = await runWithOpenStdin(process.execPath, [PLUGIN], env, 5000);
   assert.equal(code, 0, stderr);
   assert.equal(stdout, '');
   assert.match(stderr, /^CNI twill plugin v\d+\.\d+\.\d+\nCNI protocol versions supported/);

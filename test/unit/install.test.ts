@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import { runWithOpenStdin } from '../support/proc';
 
 const PKG = path.resolve(__dirname, '../../..');
 const TWILLCTL = path.join(PKG, 'dist/src/cmd/twillctl.js');
@@ -186,13 +187,7 @@ test('the installed CNI front-end run by hand (no CNI_COMMAND) prints what it is
   assert.equal(twillctl('install', '--root', r0).status, 0);
   const e = env();
   delete e['CNI_COMMAND'];
-  const child = spawn(path.join(r0, 'opt/cni/bin/twill'), [], { env: e, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  clearTimeout(timer);
-  child.stdin.destroy();
+  const { code, stderr } = await runWithOpenStdin(path.join(r0, 'opt/cni/bin/twill'), [], e);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /^CNI twill plugin v\d+\.\d+\.\d+\nCNI protocol versions supported: /);
 });

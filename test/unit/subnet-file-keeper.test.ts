@@ -36,15 +36,24 @@ function slowKeeper(file: string, checkIntervalMs = 60_000) {
   return { keeper, changes, repaired };
 }
 
+/** A slow keeper on a fresh file, stopped after `fn`. */
+async function withKeeper(checkIntervalMs: number, fn: (k: ReturnType<typeof slowKeeper>, file: string) => Promise<void>): Promise<void> {
+  const file = await tmpFile();
+  const k = slowKeeper(file, checkIntervalMs);
+  try {
+    await fn(k, file);
+  } finally {
+    k.keeper.stop();
+  }
+}
+
 async function tmpFile(): Promise<string> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'twill-keeper-'));
   return path.join(dir, 'run', 'subnet.env');
 }
 
-test('a deleted subnet file is rewritten within 1 s, and is not in sync meanwhile', async () => {
-  const file = await tmpFile();
-  const { keeper, changes, repaired } = slowKeeper(file);
-  try {
+test('a deleted subnet file is rewritten within 1 s, and is not in sync meanwhile', () =>
+  withKeeper(60_000, async ({ keeper, changes, repaired }, file) => {
     await keeper.set(TEXT);
     assert.equal(keeper.inSync, true);
     assert.equal(fs.readFileSync(file, 'utf8'), TEXT);
@@ -56,30 +65,20 @@ test('a deleted subnet file is rewritten within 1 s, and is not in sync meanwhil
     assert.equal(fs.readFileSync(file, 'utf8'), TEXT);
     assert.deepEqual(repaired, ['missing']);
     assert.deepEqual(changes, [true, false, true]);
-  } finally {
-    keeper.stop();
-  }
-});
+  }));
 
-test('an edited subnet file is put back within 1 s', async () => {
-  const file = await tmpFile();
-  const { keeper, repaired } = slowKeeper(file);
-  try {
+test('an edited subnet file is put back within 1 s', () =>
+  withKeeper(60_000, async ({ keeper, repaired }, file) => {
     await keeper.set(TEXT);
     fs.writeFileSync(file, TEXT.replace('1450', '9000'));
     await waitFor(() => !keeper.inSync, 1000, 'the keeper to notice the edit');
     await waitFor(() => keeper.inSync, 1000, 'the rewrite');
     assert.equal(fs.readFileSync(file, 'utf8'), TEXT);
     assert.deepEqual(repaired, ['different']);
-  } finally {
-    keeper.stop();
-  }
-});
+  }));
 
-test('the whole directory removed: the periodic check recreates it and the watch is re-made', async () => {
-  const file = await tmpFile();
-  const { keeper, repaired } = slowKeeper(file, 200);
-  try {
+test('the whole directory removed: the periodic check recreates it and the watch is re-made', () =>
+  withKeeper(200, async ({ keeper, repaired }, file) => {
     await keeper.set(TEXT);
     fs.rmSync(path.dirname(file), { recursive: true });
     await waitFor(() => fs.existsSync(file) && keeper.inSync, 1000, 'the file to be back');
@@ -87,25 +86,17 @@ test('the whole directory removed: the periodic check recreates it and the watch
     fs.rmSync(file);
     await waitFor(() => fs.existsSync(file) && keeper.inSync, 1000, 'the file to be back again');
     assert.deepEqual(repaired, ['missing', 'missing']);
-  } finally {
-    keeper.stop();
-  }
-});
+  }));
 
-test('our own rewrite (new desired text) is not reported as drift', async () => {
-  const file = await tmpFile();
-  const { keeper, repaired } = slowKeeper(file);
-  try {
+test('our own rewrite (new desired text) is not reported as drift', () =>
+  withKeeper(60_000, async ({ keeper, repaired }, file) => {
     await keeper.set(TEXT);
     await keeper.set(TEXT.replace('1450', '1400'));
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(fs.readFileSync(file, 'utf8'), TEXT.replace('1450', '1400'));
     assert.equal(keeper.inSync, true);
     assert.deepEqual(repaired, []);
-  } finally {
-    keeper.stop();
-  }
-});
+  }));
 
 test('a write that fails rejects set() and leaves the keeper out of sync', async () => {
   const file = await tmpFile();
