@@ -202,8 +202,16 @@ test('the subnet file is converged: deleted or edited, it is back within 1 s; un
   await until(() => /"drift":"different".*"msg":"subnet file repaired"/.test(logOf('h1')), 1000, 'the edited file logged');
 
   // A directory in its place cannot be replaced by a rename: not ready, and status says why.
-  fs.rmSync(file);
-  fs.mkdirSync(file);
+  // The daemon may put the file back between the rm and the mkdir: try again then.
+  for (let i = 0; ; i++) {
+    fs.rmSync(file, { force: true });
+    try {
+      fs.mkdirSync(file);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || i > 50) throw err;
+    }
+  }
   try {
     let st: { ready: boolean; reasons: string[]; blocking: { subject: string; error: string; next: string } | null } | undefined;
     await until(
