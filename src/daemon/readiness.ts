@@ -91,7 +91,7 @@ export function lostLeaseBlocker(subnet: string, holderValue: string | null): Bl
 }
 
 export function subnetFileBlocker(file: string, err: unknown): Blocker {
-  return { subject: `subnet file ${file}`, error: errorLine(err), next: 'make its directory writable for twilld (--subnet-file)' };
+  return { subject: `subnet file ${file}`, error: errorLine(err), next: 'remove what is in its place, or make its directory writable for twilld (--subnet-file); twilld rewrites it by itself' };
 }
 
 /**

@@ -99,7 +99,7 @@ export class SubnetFileKeeper {
       await this.write(this.file, want);
     } catch (err) {
       // Logged once per distinct error, not once per check.
-      if (String(err) !== String(this.lastError)) this.log.error({ err: (err as Error).message, path: this.file }, 'cannot write subnet file; retrying');
+      if (errKey(err) !== errKey(this.lastError)) this.log.error({ err: (err as Error).message, path: this.file }, 'cannot write subnet file; retrying');
       this.lastError = err;
       this.opts.onWriteFailed?.(err);
       return;
@@ -159,6 +159,11 @@ export class SubnetFileKeeper {
     this.watcher = undefined;
     w?.close();
   }
+}
+
+/** What makes two write failures the same (the message names a random temporary file). */
+function errKey(err: unknown): string | undefined {
+  return err === undefined ? undefined : String((err as { code?: unknown }).code ?? err);
 }
 
 export class SubnetFileKeeperError extends Error {

@@ -230,7 +230,7 @@ test('the subnet file is converged: deleted or edited, it is back within 1 s; un
     const text = await lab('exec', 'h1', ...loc, '--', 'twillctl', 'status');
     assert.equal(text.code, 1);
     assert.match(text.stdout, /NOT READY\n  - subnet file .* not written\n  blocked by       subnet file .*EISDIR/);
-    assert.match(text.stdout, /next step        make its directory writable/);
+    assert.match(text.stdout, /next step        remove what is in its place, or make its directory writable/);
   } finally {
     fs.rmSync(file, { recursive: true, force: true });
   }
