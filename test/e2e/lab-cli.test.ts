@@ -266,7 +266,7 @@ test('a network config change in etcd is logged once; up with no flags keeps the
   const admin = await EtcdAdmin.connect([`unix://${path.join(dir, 'etcd.sock:0')}`]);
   try {
     await admin.put('/coreos.com/network/config', changed);
-    await until(() => logOf('h1').includes('"msg":"network config changed in etcd; restart twilld to apply it (systemctl restart twilld)"'), 15_000, 'the change logged', 200);
+    await until(() => logOf('h1').includes('"msg":"network config changed in etcd; restart twilld to apply it (systemctl restart twilld)"'), 35_000, 'the change logged', 200);
     const r = await lab('up', ...loc);
     assert.equal(r.code, 0, show(r));
     assert.deepEqual([...matrix(r.stdout).keys()], ['h1-p1', 'h2-p1'], 'still 2 hosts with 1 pod each');
