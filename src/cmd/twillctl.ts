@@ -132,8 +132,8 @@ async function cmdStatus(argv: string[]): Promise<number> {
   try {
     s = await fetchStatus(addr);
   } catch (err) {
-    // --json prints JSON whatever happens: scripts parse stdout.
-    if (!(v['json'] && err instanceof StatusUnreachableError)) throw err;
+    // --json prints JSON whatever happens (no daemon, an unusable --http-addr): scripts parse stdout.
+    if (!v['json'] || !(err instanceof Error)) throw err;
     process.stdout.write(unreachableJson(addr, err));
     process.stderr.write(`twillctl: ${err.message}\n`);
     return 1;

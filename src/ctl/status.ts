@@ -114,9 +114,10 @@ function causeText(err: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** What `status --json` prints when the daemon cannot be reached: JSON all the same. */
-export function unreachableJson(addr: string, err: StatusUnreachableError): string {
-  return JSON.stringify({ ready: false, reachable: false, httpAddr: addr, url: err.url, error: err.message }, null, 2) + '\n';
+/** What `status --json` prints when the daemon cannot be reached (or asked): JSON all the same. */
+export function unreachableJson(addr: string, err: Error): string {
+  const url = err instanceof StatusUnreachableError ? { url: err.url } : {};
+  return JSON.stringify({ ready: false, reachable: false, httpAddr: addr, ...url, error: err.message }, null, 2) + '\n';
 }
 
 export async function fetchStatus(httpAddr: string, timeoutMs = 3000): Promise<DaemonStatus> {

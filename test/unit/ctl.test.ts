@@ -94,6 +94,9 @@ test('status --json when the daemon is unreachable: still JSON, naming the addre
   assert.match(err.message, /^cannot reach twilld at http:\/\/127\.0\.0\.1:1\/readyz: connect ECONNREFUSED 127\.0\.0\.1:1; is it running/);
   const j = JSON.parse(unreachableJson('127.0.0.1:1', err)) as Record<string, unknown>;
   assert.deepEqual([j['ready'], j['reachable'], j['httpAddr']], [false, false, '127.0.0.1:1']);
+  // Any other failure (an unusable --http-addr) is JSON too.
+  const bad = JSON.parse(unreachableJson('bogus', new Error('invalid listen address "bogus"'))) as Record<string, unknown>;
+  assert.deepEqual(bad, { ready: false, reachable: false, httpAddr: 'bogus', error: 'invalid listen address "bogus"' });
 });
 
 test('status URL from the daemon listen address', () => {
