@@ -199,6 +199,10 @@ static void exec_node_plugin(char **argv, const buf_t *in) {
 int main(int argc, char **argv) {
   (void)argc;
   buf_t in = { 0 };
+  /* Run by hand (no CNI_COMMAND): the Node plugin prints what this is, as the reference plugins
+   * do; stdin is not read (a terminal would wait for it). */
+  const char *cmd = getenv("CNI_COMMAND");
+  if (cmd == NULL || *cmd == 0) exec_node_plugin(argv, &in);
   /* On a read error the Node plugin gets what was read, and reports undecodable input. */
   int code = read_stdin(&in) == 0 ? ask_server(&in) : -1;
   if (code >= 0) return code;

@@ -371,15 +371,33 @@ static napi_value netns_unmount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* peerUid(fd) -> uid of the process that connected (or listens) at the other end. */
-static napi_value peer_uid(napi_env env, napi_callback_info info) {
+/* The credentials at the other end of unix socket `fd` (the one argument); NULL with a JS
+ * exception pending on failure. For a connection to a listening socket they are the listener's
+ * (as of listen()), which the kernel knows even while that process is busy. */
+static struct ucred *peer_cred(napi_env env, napi_callback_info info, const char *usage, struct ucred *cred) {
   int32_t fd;
-  if (!tw_only_i32(env, info, &fd)) return tw_throw_type(env, "peerUid(fd)");
+  if (!tw_only_i32(env, info, &fd)) {
+    tw_throw_type(env, usage);
+    return NULL;
+  }
+  socklen_t len = sizeof *cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0) {
+    tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+    return NULL;
+  }
+  return cred;
+}
+
+/* peerUid(fd) -> uid, peerPid(fd) -> pid of the process that connected (or listens) at the
+ * other end; one function, told which by its data pointer (NULL: uid). */
+static napi_value peer_cred_value(napi_env env, napi_callback_info info) {
+  void *pid = NULL;
+  napi_get_cb_info(env, info, NULL, NULL, NULL, &pid);
   struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  if (!peer_cred(env, info, pid ? "peerPid(fd)" : "peerUid(fd)", &cred)) return NULL;
   napi_value out;
-  napi_create_uint32(env, cred.uid, &out);
+  if (pid) napi_create_int32(env, cred.pid, &out);
+  else napi_create_uint32(env, cred.uid, &out);
   return out;
 }
 
@@ -399,7 +417,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netnsReturn", NULL, netns_return, NULL, NULL, NULL, napi_default, NULL },
     { "netnsCreate", NULL, netns_create, NULL, NULL, NULL, napi_default, NULL },
     { "netnsUnmount", NULL, netns_unmount, NULL, NULL, NULL, napi_default, NULL },
-    { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
+    { "peerUid", NULL, peer_cred_value, NULL, NULL, NULL, napi_default, NULL },
+    { "peerPid", NULL, peer_cred_value, NULL, NULL, NULL, napi_default, (void *)1 },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   twill_udp_init(env, exports); /* native/udp_df.c: udpOpen */

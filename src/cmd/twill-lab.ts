@@ -11,9 +11,10 @@ import { TwillError } from '../base/twill-error';
 const USAGE = `Usage: twill-lab <command> [--name NAME] [--dir DIR]
 
 Commands:
-  up [--hosts N] [--pods M]   Create (or repair) the lab: N hosts (default 3), M pods per host
-                              (default 2); print hosts, pods and the pod×pod connectivity
-                              matrix. Exit status 1 when any pair cannot reach the other.
+  up [--hosts N] [--pods M]   Create (or repair) the lab: N hosts (default 3, or as many as the
+                              existing lab has), M pods per host (default 2, or as the lab has);
+                              print hosts, pods and the pod×pod connectivity matrix. Exit
+                              status 1 when any pair cannot reach the other.
   status                      Print the same tables for the running lab (probes again).
   exec <host|pod> -- CMD...   Run CMD inside that host's or pod's network namespace
                               ("underlay" is the namespace of the bridge and etcd,
@@ -40,8 +41,8 @@ function cmdPrefix(loc: LabLocation): string {
   return `${base}${loc.name !== 'lab' ? ` --name ${loc.name}` : ''}${loc.dir ? ` --dir ${loc.dir}` : ''}`;
 }
 
-function count(v: string | undefined, flag: string, dflt: number, max: number): number {
-  if (v === undefined) return dflt;
+function count(v: string | undefined, flag: string, max: number): number | undefined {
+  if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UsageError(`--${flag} must be a whole number from 1 to ${max}`);
   return Number(v);
 }
@@ -69,16 +70,19 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined && !values.help ? 2 : 0;
   }
   const loc: LabLocation = { name: values.name ?? 'lab', ...(values.dir !== undefined ? { dir: values.dir } : {}) };
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new LabError('ERR_LAB_PREREQ', `twill-lab ${cmd} needs root: it enters the lab's network namespaces (run it with sudo)`);
+  }
   if (cmd !== 'up' && (values.hosts !== undefined || values.pods !== undefined)) throw new UsageError('--hosts and --pods belong to `up`');
   if (cmd !== 'exec' && (args.length > 0 || dashdash >= 0)) throw new UsageError(`unexpected arguments for ${cmd}: ${[...args, ...rest].join(' ')}`);
 
   switch (cmd) {
     case 'up': {
-      const hosts = count(values.hosts, 'hosts', 3, 200);
-      const pods = count(values.pods, 'pods', 2, 50);
+      const hosts = count(values.hosts, 'hosts', 200);
+      const pods = count(values.pods, 'pods', 50);
       let up;
       try {
-        up = await labUp({ ...loc, hosts, pods, progress: (l) => process.stderr.write(`twill-lab: ${l}\n`) });
+        up = await labUp({ ...loc, ...(hosts !== undefined ? { hosts } : {}), ...(pods !== undefined ? { pods } : {}), progress: (l) => process.stderr.write(`twill-lab: ${l}\n`) });
       } catch (err) {
         if (!(err instanceof LabError && (err.code === 'ERR_LAB_PREREQ' || err.code === 'ERR_LAB_NAME'))) {
           process.stderr.write(`twill-lab: up stopped; what exists is left for inspection (${cmdPrefix(loc)} status); \`${cmdPrefix(loc)} down\` removes it\n`);

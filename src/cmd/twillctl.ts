@@ -3,7 +3,7 @@
 // Wiring only: the work is in src/install and src/ctl.
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
-import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
+import { ownEnvFile, readEnvFile, setting } from '../ctl/env-file';
 import { ETCD_FLAGS, etcdSettings } from '../ctl/etcd-settings';
 import { gatherCheck, renderCheck } from '../ctl/check';
 import { gatherTrace } from '../ctl/trace';
@@ -11,7 +11,7 @@ import { renderTrace, traceHops } from '../ctl/trace-plan';
 import { checkExitCode } from '../probe/cluster-view';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
-import { fetchStatus, renderStatus } from '../ctl/status';
+import { fetchStatus, renderStatus, StatusUnreachableError, unreachableJson } from '../ctl/status';
 import { fetchPeers, renderPeers } from '../ctl/peers';
 import { EtcdAdmin } from '../subnet/etcd-admin';
 import { subnetsPrefix } from '../subnet/lease';
@@ -29,14 +29,15 @@ Commands:
       go into a new settings file; an existing settings file or conflist is kept as it is. Does
       not start anything: run
       \`systemctl daemon-reload && systemctl enable --now twilld twill-cni\` afterwards.
-  leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--json]
+  leases [--etcd-endpoints URLS] [--etcd-prefix PATH] [--etcd-cafile F --etcd-certfile F --etcd-keyfile F] [--timeout S] [--json]
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
-  check [etcd flags as for leases] [--json]
+      Gives up after --timeout seconds (default 10) without an answer.
+  check [etcd flags as for leases] [--timeout S] [--json]
       The cluster's health as every host's peer probes see it: which hosts cannot reach which
       (unreachable) or reach them only with small packets (mtu), and the likely culprit.
       Exit status 0 when every path is healthy, 1 when one is broken, 3 when the view is
       incomplete (a host not reporting, or peers not judged yet).
-  trace <src pod IP> <dst pod IP> [etcd flags] [--probe-port PORT] [--json]
+  trace <src pod IP> <dst pod IP> [etcd flags] [--probe-port PORT] [--timeout S] [--json]
       Run on the source pod's host: the path hop by hop as this host's kernel answers (route,
       device, neighbour, FDB, underlay route), each compared with what the leases say, then
       probed over the overlay and the underlay (small and full size, DF). Exit status 1 at
@@ -46,8 +47,9 @@ Commands:
       --peers: instead, every peer as this host's probes see it (status, round trip, full-MTU
       path, last answer); exit status 0 when every peer is ok.
 
-Flags not given are taken from TWILLD_* in the environment, then from ${DEFAULT_ENV_FILE}
-(or --env-file FILE), as twilld does.
+Flags not given are taken from TWILLD_* in the environment, then from ${ownEnvFile()}
+(or --settings FILE; --env-file FILE too, except on Node.js 20, which takes --env-file anywhere
+on its command line for itself), as twilld does. twillctl --version prints the version.
 `;
 
 class UsageError extends TwillError<'ERR_USAGE'> {
@@ -59,7 +61,7 @@ class UsageError extends TwillError<'ERR_USAGE'> {
 
 function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>) {
   try {
-    return parseArgs({ args: argv, options: { ...options, 'env-file': { type: 'string' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false })
+    return parseArgs({ args: argv, options: { ...options, 'env-file': { type: 'string' }, settings: { type: 'string' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false })
       .values as Record<string, string | boolean | undefined>;
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -73,8 +75,10 @@ async function cmdInstall(argv: string[]): Promise<number> {
   const endpoints = str(v['etcd-endpoints']);
   const iface = str(v['iface']);
   const nodePath = str(v['node']);
+  const root = str(v['root']) ?? '/';
   const r = await install({
-    root: str(v['root']) ?? '/',
+    root,
+    onWait: (pid) => process.stderr.write(`twillctl: waiting for the install by pid ${pid ?? '?'} into ${root} to finish\n`),
     ...(endpoints !== undefined ? { etcdEndpoints: endpoints } : {}),
     ...(iface !== undefined ? { iface } : {}),
     ...(nodePath !== undefined ? { nodePath } : {}),
@@ -88,15 +92,28 @@ async function cmdInstall(argv: string[]): Promise<number> {
   if (r.kept.length > 0 && (endpoints !== undefined || iface !== undefined)) {
     out.write('note: --etcd-endpoints/--iface only seed a new settings file; edit the kept one to change them\n');
   }
+  const under = root === '/' ? '' : ` (units under ${r.root}: copy or link them into the host's /etc/systemd/system first)`;
+  out.write(`next: systemctl daemon-reload && systemctl enable --now twilld twill-cni   (after an upgrade: systemctl restart twilld twill-cni)${under}\n`);
   return 0;
 }
 
-/** Runs `fn` with an etcd connection made from the flags / TWILLD_* / the env file; a failed read names the endpoints. */
+/** Settings file: --settings, then --env-file, then this install's own. */
+function fileEnvOf(v: Record<string, string | boolean | undefined>): Record<string, string> {
+  return readEnvFile(str(v['settings']) ?? str(v['env-file']) ?? ownEnvFile());
+}
+
+/**
+ * Runs `fn` with an etcd connection made from the flags / TWILLD_* / the settings file. Every
+ * etcd read goes through `read`: one deadline (--timeout) for the lot, since the client retries
+ * a failed call up to 3 times (10 s each); a failed read names the endpoints and the cause.
+ */
 async function withEtcd<T>(v: Record<string, string | boolean | undefined>, fn: (admin: EtcdAdmin, prefix: string, read: <R>(p: Promise<R>) => Promise<R>) => Promise<T>): Promise<T> {
-  const { endpoints, prefix, tls } = etcdSettings(v, readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE));
+  const timeoutS = Number(str(v['timeout']) ?? ETCD_DEADLINE_S);
+  if (!(timeoutS > 0 && timeoutS <= 3600)) throw new UsageError('--timeout must be a number of seconds from 0 to 3600');
+  const { endpoints, prefix, tls } = etcdSettings(v, fileEnvOf(v));
   const admin = await EtcdAdmin.connect(endpoints, tls);
   const read = <R>(p: Promise<R>): Promise<R> =>
-    p.catch((err: unknown) => {
+    withDeadline(p, timeoutS * 1000).catch((err: unknown) => {
       throw new EtcdUnreachableError(endpoints, err);
     });
   try {
@@ -107,7 +124,7 @@ async function withEtcd<T>(v: Record<string, string | boolean | undefined>, fn: 
 }
 
 async function cmdLeases(argv: string[]): Promise<number> {
-  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  const v = parse(argv, { ...ETCD_FLAGS, timeout: { type: 'string' }, json: { type: 'boolean' } });
   return withEtcd(v, async (admin, prefix, read) => {
     const rows = leaseRows(prefix, await read(admin.listWithTtl(subnetsPrefix(prefix))));
     process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderLeases(rows));
@@ -116,7 +133,7 @@ async function cmdLeases(argv: string[]): Promise<number> {
 }
 
 async function cmdCheck(argv: string[]): Promise<number> {
-  const v = parse(argv, { ...ETCD_FLAGS, json: { type: 'boolean' } });
+  const v = parse(argv, { ...ETCD_FLAGS, timeout: { type: 'string' }, json: { type: 'boolean' } });
   return withEtcd(v, async (admin, prefix, read) => {
     const nowS = Math.floor(Date.now() / 1000);
     const report = await read(gatherCheck(admin, prefix, nowS));
@@ -128,14 +145,14 @@ async function cmdCheck(argv: string[]): Promise<number> {
 async function cmdTrace(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...ETCD_FLAGS, 'probe-port': { type: 'string' }, json: { type: 'boolean' }, 'env-file': { type: 'string' } }, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: argv, options: { ...ETCD_FLAGS, 'probe-port': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, 'env-file': { type: 'string' }, settings: { type: 'string' } }, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const v = parsed.values as Record<string, string | boolean | undefined>;
   if (parsed.positionals.length !== 2) throw new UsageError('trace needs two pod IP addresses: twillctl trace <src> <dst>');
   const [src, dst] = parsed.positionals as [string, string];
-  const port = Number(setting(str(v['probe-port']), 'TWILLD_PROBE_PORT', readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE), '8475'));
+  const port = Number(setting(str(v['probe-port']), 'TWILLD_PROBE_PORT', fileEnvOf(v), '8475'));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--probe-port: not a port: ${port}`);
   return withEtcd(v, async (admin, prefix) => {
     const facts = await gatherTrace(admin, prefix, src, dst, port);
@@ -145,22 +162,44 @@ async function cmdTrace(argv: string[]): Promise<number> {
   });
 }
 
+const ETCD_DEADLINE_S = 10;
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 async function cmdStatus(argv: string[]): Promise<number> {
   const v = parse(argv, { 'http-addr': { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' } });
-  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
-  const addr = setting(str(v['http-addr']), 'TWILLD_HTTP_ADDR', fileEnv, '127.0.0.1:9464');
+  const addr = setting(str(v['http-addr']), 'TWILLD_HTTP_ADDR', fileEnvOf(v), '127.0.0.1:9464');
   if (v['peers']) {
     const rows = await fetchPeers(addr);
     process.stdout.write(v['json'] ? JSON.stringify(rows, null, 2) + '\n' : renderPeers(rows, Date.now() / 1000));
     return rows.every((r) => r.status === 'ok') ? 0 : 1;
   }
-  const s = await fetchStatus(addr);
+  let s;
+  try {
+    s = await fetchStatus(addr);
+  } catch (err) {
+    // --json prints JSON whatever happens (no daemon, an unusable --http-addr): scripts parse stdout.
+    if (!v['json'] || !(err instanceof Error)) throw err;
+    process.stdout.write(unreachableJson(addr, err));
+    process.stderr.write(`twillctl: ${err.message}\n`);
+    return 1;
+  }
   process.stdout.write(v['json'] ? JSON.stringify(s, null, 2) + '\n' : renderStatus(addr, s));
   return s.ready ? 0 : 1;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === 'version') {
+    process.stdout.write(`twillctl ${(require('../../../package.json') as { version: string }).version}\n`);
+    return 0;
+  }
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h' || rest.includes('--help')) {
     process.stdout.write(USAGE);
     return cmd === undefined ? 2 : 0;
@@ -184,7 +223,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error & { code?: string }) => {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    // These two say their cause in their message already.
+    const told = err instanceof EtcdUnreachableError || err instanceof StatusUnreachableError;
+    const cause = !told && err.cause instanceof Error ? `: ${err.cause.message}` : '';
     process.stderr.write(`twillctl: ${err.message}${cause}${err.code ? ` [${err.code}]` : ''}\n`);
     if (err instanceof UsageError) process.stderr.write("Run 'twillctl --help' for usage.\n");
     process.exit(err instanceof UsageError ? 2 : 1);

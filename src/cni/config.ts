@@ -1,8 +1,9 @@
 // The plugin's configuration, as the runtime hands it over on stdin: one plugin object of a
 // conflist with `cniVersion` and `name` inserted, plus `prevResult`/`runtimeConfig` on
 // ADD/DEL/CHECK and `cni.dev/valid-attachments` on GC. Unknown fields are ignored (runtimes add
-// their own, and later spec versions add more); a known field of the wrong type is error 7
-// naming the field, so an administrator sees which line of the conflist is wrong.
+// their own, and later spec versions add more), except near misses of our own ("subnetfile");
+// a known field of the wrong type is error 7 naming the field, so an administrator sees which
+// line of the conflist is wrong.
 import * as path from 'node:path';
 import { CniError, invalidConfig } from './errors';
 import { isSemver, isSupported, SUPPORTED_VERSIONS } from './versions';
@@ -137,6 +138,33 @@ function parseAttachments(raw: Record<string, unknown>): Attachment[] | undefine
   });
 }
 
+/** The plugin's own fields (the spec's and twill's): near misses of these are reported. */
+const KNOWN_FIELDS = ['cniVersion', 'name', 'type', 'subnetFile', 'dataDir', 'bridge', 'mtu', 'hairpinMode', 'dns', 'prevResult', 'runtimeConfig', 'capabilities', 'args'];
+
+/**
+ * A field that is not one of ours but almost is ("subnetfile", "dataDirr"): silently ignoring it
+ * would run with the default the administrator meant to change. Other unknown fields are left
+ * alone (runtimes add their own); short names are only matched ignoring case.
+ */
+export function misspeltField(raw: Record<string, unknown>): { key: string; meant: string } | undefined {
+  for (const key of Object.keys(raw)) {
+    if (KNOWN_FIELDS.includes(key)) continue;
+    const meant = KNOWN_FIELDS.find((k) => k.toLowerCase() === key.toLowerCase() || (k.length >= 6 && key.length >= 6 && editDistance(k.toLowerCase(), key.toLowerCase()) <= 2));
+    if (meant) return { key, meant };
+  }
+  return undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
 /** Validates everything but cniVersion's support (see checkVersion, which runs first). */
 export function parseConfig(raw: Record<string, unknown>): PluginConfig {
   const cniVersion = checkVersion(raw);
@@ -145,7 +173,17 @@ export function parseConfig(raw: Record<string, unknown>): PluginConfig {
     throw invalidConfig('name', `must start with a letter or digit and hold only letters, digits, "_", "." and "-", got ${JSON.stringify(name ?? null)}`);
   }
   const type = optString(raw, 'type');
-  if (type === undefined || type === '') throw invalidConfig('type', 'is required');
+  if (type === undefined || type === '') {
+    if (Array.isArray(raw['plugins'])) {
+      throw invalidConfig(
+        'type',
+        'is required: this is a whole conflist ("plugins": [...]); a runtime passes one plugin object of it, with "cniVersion" and "name" added. By hand: jq \'.plugins[0] + {cniVersion, name}\' /etc/cni/net.d/10-twill.conflist',
+      );
+    }
+    throw invalidConfig('type', 'is required');
+  }
+  const misspelt = misspeltField(raw);
+  if (misspelt) throw invalidConfig(misspelt.key, `is not a field of the twill plugin; did you mean "${misspelt.meant}"?`);
 
   const bridge = optString(raw, 'bridge') ?? DEFAULTS.bridge;
   const bad = ifnameProblem(bridge);

@@ -9,6 +9,8 @@
 // one at a time (they are synchronous, a few ms each), in the order they complete.
 // Wire format: see native/cni_front.c.
 import * as net from 'node:net';
+import * as os from 'node:os';
+import { defaultLogFormat, formatRecord, isLogFormat, logRecord, type LogFormat } from '../observe/log-line';
 import { native } from '../netns/native';
 import { run, type Outcome } from './skel';
 import { TwillError } from '../base/twill-error';
@@ -139,8 +141,17 @@ export function startServer(log: Log, name = SOCKET_NAME): CniServer {
   };
 }
 
-function jsonLog(level: string, msg: string, fields: Record<string, unknown> = {}): void {
-  process.stderr.write(`${JSON.stringify({ level, time: Date.now(), msg, ...fields })}\n`);
+/** Log lines in twill's one shape (src/observe/log-line.ts), as JSON or text. */
+function lineLog(format: LogFormat): Log {
+  const base = { pid: process.pid, hostname: os.hostname() };
+  return (level, msg, fields = {}) => void process.stderr.write(formatRecord(logRecord(level, msg, fields, base), format));
+}
+
+/** `--log-format text|json`, else TWILL_LOG_FORMAT, else text on a terminal and JSON otherwise. */
+function serveLogFormat(argv: readonly string[], env: NodeJS.ProcessEnv): LogFormat | string {
+  const i = argv.findIndex((a) => a === '--log-format' || a.startsWith('--log-format='));
+  const v = i < 0 ? env['TWILL_LOG_FORMAT'] || undefined : argv[i]!.includes('=') ? argv[i]!.slice('--log-format='.length) : argv[i + 1];
+  return v ?? defaultLogFormat(process.stderr.isTTY === true);
 }
 
 /** `twill serve`: runs until SIGTERM/SIGINT. */
@@ -149,16 +160,20 @@ export function serveMain(argv: readonly string[]): void {
     process.stdout.write(
       'Usage: twill serve\n\nKeeps the twill CNI plugin warm for the native front-end (/opt/cni/bin/twill):\n' +
         `listens on the abstract unix socket @${SOCKET_NAME} of this network namespace and answers\n` +
-        'CNI calls from root exactly as the plugin would. Logs JSON lines on stderr.\n',
+        'CNI calls from root exactly as the plugin would. Logs one line per call on stderr.\n\n' +
+        '  --log-format text|json   default: TWILL_LOG_FORMAT, else text on a terminal and json otherwise\n',
     );
     return;
   }
-  if (argv.length > 0) {
-    process.stderr.write(`twill serve: unexpected argument ${JSON.stringify(argv[0])} (see --help)\n`);
+  const format = serveLogFormat(argv, process.env);
+  const rest = argv.filter((a, i) => !(a.startsWith('--log-format') || (i > 0 && argv[i - 1] === '--log-format')));
+  if (rest.length > 0 || !isLogFormat(format)) {
+    const what = rest.length > 0 ? `unexpected argument ${JSON.stringify(rest[0])}` : `--log-format must be text or json, not ${JSON.stringify(format)}`;
+    process.stderr.write(`twill serve: ${what} (see --help)\n`);
     process.exitCode = 2;
     return;
   }
-  const server = startServer(jsonLog);
+  const server = startServer(lineLog(format));
   const stop = (): void => {
     void server.close().then(() => process.exit(0));
   };

@@ -153,7 +153,34 @@ function writeAll(fd: number, text: string): void {
   }
 }
 
+/**
+ * What the plugin says when run by hand without CNI_COMMAND, as the reference plugins do (on
+ * stderr, exit 0): what it is, the protocol versions, and how it is meant to be run.
+ */
+export function aboutText(version: string): string {
+  return (
+    `CNI twill plugin v${version}\n` +
+    `CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n` +
+    'A container runtime runs it with CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC, VERSION) and one plugin\n' +
+    'object of /etc/cni/net.d/10-twill.conflist on stdin. By hand: CNI_COMMAND=VERSION twill </dev/null\n'
+  );
+}
+
+/** The package's version; read at run time (this file and the bundle are both 3 levels deep). */
+function ownVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
 export function main(): void {
+  if (!process.env['CNI_COMMAND']) {
+    process.stderr.write(aboutText(ownVersion()));
+    process.exitCode = 0;
+    return;
+  }
   let outcome: Outcome;
   try {
     outcome = run(process.env, readStdin());

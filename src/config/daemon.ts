@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import { ConfigError } from './errors';
 import { parseListenAddr } from '../observe/http';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../observe/log';
+import { LOG_FORMATS, type LogFormat } from '../observe/log-line';
 
 export const DATAPLANE_MODES = ['kernel', 'userspace', 'auto'] as const;
 export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
@@ -44,6 +45,8 @@ export interface DaemonConfig {
   probeInterval: number;
   /** Probes per second, all peers together, at most. */
   probeRate: number;
+  /** undefined: text on a terminal, JSON otherwise (src/observe/log-line.ts). */
+  logFormat: LogFormat | undefined;
 }
 
 export type ParseResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; config: DaemonConfig };
@@ -76,6 +79,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'probe-interval', value: '<seconds>', help: 'Seconds between probe rounds to one peer, at least.', dflt: '10' },
   { name: 'probe-rate', value: '<probes/s>', help: 'Upper bound on probes sent per second to all peers together; rounds stretch to fit.', dflt: '100' },
   { name: 'log-level', value: '<level>', help: `Log level: ${LOG_LEVELS.join(', ')}.`, dflt: 'info' },
+  { name: 'log-format', value: '<format>', help: 'Log lines as text or json (one JSON object per line).', dflt: 'text on a terminal, else json' },
   { name: 'help', value: null, help: 'Print this help and exit.', dflt: null },
   { name: 'version', value: null, help: 'Print the version and exit.', dflt: null },
 ];
@@ -215,6 +219,7 @@ function buildConfig(raw: Raw): DaemonConfig {
     probePort: int(raw, 'probe-port', 8475, 0, 65535),
     probeInterval: int(raw, 'probe-interval', 10, 1, 3600),
     probeRate: int(raw, 'probe-rate', 100, 1, 100_000),
+    logFormat: raw.get('log-format') ? oneOf(raw, 'log-format', LOG_FORMATS, 'json') : undefined,
   };
 }
 

@@ -1,8 +1,19 @@
 // Reads twilld's environment file (KEY=VALUE lines, systemd's EnvironmentFile syntax subset)
 // so twillctl defaults to the endpoints and address the daemon itself uses.
 import * as fs from 'node:fs';
+import { underOwnRoot } from '../install/root-of';
 
-export const DEFAULT_ENV_FILE = '/etc/twill/twilld.env';
+const ENV_FILE_REL = 'etc/twill/twilld.env';
+export const DEFAULT_ENV_FILE = `/${ENV_FILE_REL}`;
+
+/**
+ * The settings file of the install this code runs from: an install under --root (the lab's
+ * <labdir>/root) has its own etc/twill/twilld.env, and its twillctl must read that one, not the
+ * machine's. `dir` is this module's directory; from a checkout, the machine's file.
+ */
+export function ownEnvFile(dir: string = __dirname): string {
+  return underOwnRoot(dir, ENV_FILE_REL);
+}
 
 export function parseEnvFile(text: string): Record<string, string> {
   const out: Record<string, string> = {};

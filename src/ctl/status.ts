@@ -3,9 +3,17 @@
 import { parseListenAddr } from '../observe/http';
 import { TwillError } from '../base/twill-error';
 
+export interface Blocking {
+  subject: string;
+  error: string;
+  next: string;
+}
+
 export interface DaemonStatus {
   ready: boolean;
   reasons: string[];
+  /** The error in the daemon's way, with its subject and the next step; null when none. */
+  blocking: Blocking | null;
   lease: { subnet: string; publicIp: string; vtepMac: string } | null;
   peers: number | null;
   programmed: Record<string, number>;
@@ -39,10 +47,13 @@ export function parsePrometheus(body: string): Sample[] {
 export function summarize(readyBody: string, metricsBody: string): DaemonStatus {
   let ready = false;
   let reasons: string[] = [];
+  let blocking: Blocking | null = null;
   try {
-    const r = JSON.parse(readyBody) as { ready?: unknown; reasons?: unknown };
+    const r = JSON.parse(readyBody) as { ready?: unknown; reasons?: unknown; blocking?: Partial<Record<keyof Blocking, unknown>> };
     ready = r.ready === true;
     reasons = Array.isArray(r.reasons) ? r.reasons.map(String) : [];
+    const b = r.blocking;
+    if (b && typeof b === 'object') blocking = { subject: String(b.subject ?? '?'), error: String(b.error ?? '?'), next: String(b.next ?? '') };
   } catch {
     reasons = ['unreadable /readyz answer'];
   }
@@ -55,6 +66,7 @@ export function summarize(readyBody: string, metricsBody: string): DaemonStatus 
   return {
     ready,
     reasons,
+    blocking,
     lease: info ? { subnet: info.labels['subnet'] ?? '?', publicIp: info.labels['public_ip'] ?? '?', vtepMac: info.labels['vtep_mac'] ?? '?' } : null,
     peers: peers ? peers.value : null,
     programmed,
@@ -68,6 +80,10 @@ export function summarize(readyBody: string, metricsBody: string): DaemonStatus 
 export function renderStatus(addr: string, s: DaemonStatus): string {
   const lines = [`twilld at ${addr}: ${s.ready ? 'ready' : 'NOT READY'}`];
   for (const r of s.reasons) lines.push(`  - ${r}`);
+  if (s.blocking) {
+    lines.push(`  ${(s.ready ? 'warning' : 'blocked by').padEnd(17)}${s.blocking.subject}: ${s.blocking.error}`);
+    if (s.blocking.next) lines.push(`  ${'next step'.padEnd(17)}${s.blocking.next}`);
+  }
   lines.push(`  lease            ${s.lease ? `${s.lease.subnet}  public IP ${s.lease.publicIp}  VTEP MAC ${s.lease.vtepMac}` : 'none held'}`);
   lines.push(`  peers            ${s.peers ?? '?'}`);
   const kinds = Object.entries(s.programmed).map(([k, v]) => `${k} ${v}`);
@@ -86,9 +102,22 @@ export function statusBaseUrl(httpAddr: string): string {
 
 export class StatusUnreachableError extends TwillError<'ERR_STATUS_UNREACHABLE'> {
   constructor(readonly url: string, cause: unknown) {
-    super('ERR_STATUS_UNREACHABLE', `cannot reach twilld at ${url}`, { cause });
+    super('ERR_STATUS_UNREACHABLE', `cannot reach twilld at ${url}: ${causeText(cause)}; is it running (systemctl status twilld), and is --http-addr (TWILLD_HTTP_ADDR) the address it listens on?`, { cause });
     this.name = 'StatusUnreachableError';
   }
+}
+
+function causeText(err: unknown): string {
+  // fetch says "fetch failed" and keeps the reason (ECONNREFUSED, a timeout) in its cause.
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** What `status --json` prints when the daemon cannot be reached (or asked): JSON all the same. */
+export function unreachableJson(addr: string, err: Error): string {
+  const url = err instanceof StatusUnreachableError ? { url: err.url } : {};
+  return JSON.stringify({ ready: false, reachable: false, httpAddr: addr, ...url, error: err.message }, null, 2) + '\n';
 }
 
 export async function fetchStatus(httpAddr: string, timeoutMs = 3000): Promise<DaemonStatus> {

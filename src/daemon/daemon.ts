@@ -31,7 +31,24 @@ import { native } from '../netns/native';
 import { EtcdRegistry, type SubnetListing } from '../subnet/etcd-registry';
 import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
-import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
+import { formatSubnetFile, parseSubnetEnv, readSubnetFile } from '../subnet/subnet-file';
+import { SubnetFileKeeper } from './subnet-file-keeper';
+import { ConfigChangeWatch } from './config-change';
+import { checkStartup } from './preflight';
+import { PeerLog } from './peer-log';
+import { coalesced } from './coalesce';
+import {
+  errorLine,
+  etcdBlocker,
+  invalidConfigBlocker,
+  lostLeaseBlocker,
+  missingConfigBlocker,
+  readinessOf,
+  stepBlocker,
+  subnetFileBlocker,
+  type Blocker,
+  type Readiness,
+} from './readiness';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
 import { TwillError } from '../base/twill-error';
 import { FirewallDriver } from '../firewall/driver';
@@ -45,6 +62,7 @@ const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
 /** The nftables table is checked at least this often (drift events make it faster). */
 const FIREWALL_CHECK_MAX_MS = 10_000;
+const CONFIG_CHANGE_POLL_MAX_MS = 30_000;
 
 interface Decoded {
   value: string;
@@ -84,10 +102,16 @@ export class Daemon {
   private peerEntries: { version: number; entries: PeerEntries } | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
+  /** The network config text the daemon runs with (a change needs a restart). */
+  private configText = '';
+  private configWatch: ConfigChangeWatch | undefined;
+  private peerLog: PeerLog;
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
-  private subnetFileText = '';
+  private readonly subnetFile: SubnetFileKeeper;
+  /** The error that currently stands in the way, and the step that set it. */
+  private blocker: { step: string; b: Blocker } | undefined;
   private everConverged = false;
   private leaseHeld = false;
   private stopping = false;
@@ -100,18 +124,49 @@ export class Daemon {
     this.metrics = createDaemonMetrics(this.metricsRegistry);
     this.h = NetlinkHandle.open();
     this.notifier = createNotifier((s) => native().sdNotify(s));
+    this.peerLog = new PeerLog(child(log, 'peers'));
+    this.subnetFile = new SubnetFileKeeper(cfg.subnetFile, child(log, 'subnet-file'), {
+      checkIntervalMs: Math.min(cfg.resyncInterval * 1000, 5000),
+      onChange: (inSync) => {
+        if (inSync) {
+          this.clearBlocker('subnet file');
+          // Written by the keeper's own retry: readiness (and READY=1) follow now, not at the
+          // next convergence.
+          if (this.own) void this.afterConverged();
+        }
+        this.metrics.ready.set({}, this.readiness().ok ? 1 : 0);
+      },
+      onRepaired: () => this.metrics.driftRepaired.inc({ kind: 'subnet-file' }),
+      onWriteFailed: (err) => this.setBlocker('subnet file', subnetFileBlocker(cfg.subnetFile, err)),
+    });
   }
 
-  readiness(): { ok: boolean; reasons: string[] } {
-    const reasons: string[] = [];
-    if (!this.leaseHeld) reasons.push('no subnet lease held');
-    if (!this.everConverged) reasons.push('dataplane has not converged');
-    else if (this.reconciler && !this.reconciler.converged) reasons.push('dataplane converging');
-    if (!this.subnetFileText) reasons.push('subnet file not written');
-    return { ok: reasons.length === 0, reasons };
+  readiness(): Readiness {
+    return readinessOf({
+      leaseHeld: this.leaseHeld,
+      everConverged: this.everConverged,
+      converging: Boolean(this.reconciler && !this.reconciler.converged),
+      subnetFileInSync: this.subnetFile.inSync,
+      subnetFile: this.cfg.subnetFile,
+      blocker: this.blocker?.b,
+    });
+  }
+
+  private setBlocker(step: string, b: Blocker): void {
+    this.blocker = { step, b };
+  }
+
+  private clearBlocker(step: string): void {
+    if (this.blocker?.step === step) this.blocker = undefined;
+  }
+
+  /** An etcd failure blocks on the endpoints; anything else on the step that failed. */
+  private blockerFor(step: string, err: unknown): Blocker {
+    return (err as { code?: unknown }).code === 'ERR_ETCD' ? etcdBlocker(this.cfg.etcdEndpoints, err) : stepBlocker(step, err);
   }
 
   async start(): Promise<void> {
+    checkStartup(this.cfg, this.h); // a typo in --iface or a TLS path: exit 2 now, not retry forever
     this.enableForwarding();
     // Listening starts now; awaited below, after the first etcd requests are on their way.
     const http = startHttpServer(
@@ -177,6 +232,10 @@ export class Daemon {
       resync: (entries) => this.onLeaseResync(entries),
     });
     this.notifier.startWatchdog();
+    const reg = this.registry;
+    this.configWatch = new ConfigChangeWatch(this.configText, () => reg.getConfigText(), `${reg.prefix}/config`, child(this.log, 'config'));
+    // One small read per host per period: at 10,000 hosts and 30 s, ~330 reads/s for etcd.
+    this.configWatch.start(Math.min(this.cfg.resyncInterval * 1000, CONFIG_CHANGE_POLL_MAX_MS));
   }
 
   /**
@@ -304,6 +363,8 @@ export class Daemon {
         if (lease) peers.push(lease);
       }
       const entries = computePeerEntries(own, peers);
+      const skipped = new Set(entries.conflicts.map((c) => c.lease));
+      this.peerLog.update(peers.filter((p) => !skipped.has(p) && !isOwnLease(p, own)));
       for (const c of entries.conflicts) {
         const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
         const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${c.lease.vtepMac}`;
@@ -354,26 +415,33 @@ export class Daemon {
   }
 
   private wireRegistryEvents(reg: EtcdRegistry): void {
-    reg.on('renewed', () => this.metrics.leaseRenewals.inc({ result: 'ok' }));
+    reg.on('renewed', () => {
+      this.metrics.leaseRenewals.inc({ result: 'ok' });
+      this.clearBlocker('lease renewal');
+    });
     reg.on('renew-failed', (err) => {
       this.metrics.leaseRenewals.inc({ result: 'failed' });
       this.metrics.etcdErrors.inc({ op: 'renew' });
-      this.log.warn({ err: err.message }, 'lease renewal failed; retrying (dataplane untouched)');
+      this.setBlocker('lease renewal', this.blockerFor('lease renewal', err));
+      this.log.warn({ err: errorLine(err), endpoints: this.cfg.etcdEndpoints }, 'lease renewal failed; retrying (dataplane untouched)');
     });
     reg.on('reacquired', (lease) => {
       this.leaseHeld = true; // also after 'lost': the subnet was free again and is ours once more
+      this.clearBlocker('lease renewal');
+      this.clearBlocker('lease lost');
       this.metrics.leaseRenewals.inc({ result: 'reacquired' });
       this.log.info({ subnet: formatPrefix4(lease.subnet) }, 'etcd lease was lost; our key was put back under a new lease');
     });
     reg.on('lost', ({ lease, holderValue }) => {
       this.leaseHeld = false;
       this.metrics.leaseRenewals.inc({ result: 'lost' });
+      this.setBlocker('lease lost', lostLeaseBlocker(formatPrefix4(lease.subnet), holderValue));
       // Keep programming what we have: tearing down would cut every pod on this host.
       this.log.error({ subnet: formatPrefix4(lease.subnet), holder: holderValue }, 'another host took our subnet; not ready, kernel state kept');
     });
     reg.on('watch-error', (err, phase) => {
       this.metrics.etcdErrors.inc({ op: `watch-${phase}` });
-      this.log.warn({ err: err.message, phase }, 'etcd watch interrupted; it resumes by itself');
+      this.log.warn({ err: errorLine(err), endpoints: this.cfg.etcdEndpoints, phase }, 'etcd watch interrupted; it resumes by itself');
     });
   }
 
@@ -397,25 +465,8 @@ export class Daemon {
   }
 
   private notifiedReady = false;
-  private afterConvergedRunning = false;
-  private afterConvergedAgain = false;
-
   /** Serialised: a burst of convergences writes the subnet file once, never concurrently. */
-  private async afterConverged(): Promise<void> {
-    if (this.afterConvergedRunning) {
-      this.afterConvergedAgain = true;
-      return;
-    }
-    this.afterConvergedRunning = true;
-    try {
-      do {
-        this.afterConvergedAgain = false;
-        await this.afterConvergedOnce();
-      } while (this.afterConvergedAgain && !this.stopping);
-    } finally {
-      this.afterConvergedRunning = false;
-    }
-  }
+  private readonly afterConverged = coalesced(() => this.afterConvergedOnce(), () => this.stopping);
 
   private async afterConvergedOnce(): Promise<void> {
     if (!this.own || !this.config || !this.underlay) return;
@@ -426,18 +477,13 @@ export class Daemon {
       mtu,
       ipMasq: this.cfg.ipMasq,
     });
-    if (text !== this.subnetFileText) {
-      try {
-        await writeSubnetFile(this.cfg.subnetFile, text);
-        const first = !this.subnetFileText;
-        this.subnetFileText = text;
-        this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');
-        if (first) this.everConverged = true;
-      } catch (err) {
-        this.log.error({ err, path: this.cfg.subnetFile }, 'cannot write subnet file; will retry on next convergence');
-        return;
-      }
+    const changed = text !== this.subnetFile.text;
+    try {
+      await this.subnetFile.set(text); // a failure is logged, and blocks readiness, in the keeper
+    } catch {
+      return;
     }
+    if (changed) this.log.info({ path: this.cfg.subnetFile, mtu }, 'subnet file written');
     this.everConverged = true;
     this.probing?.setSelf(this.own, mtu);
     const ready = this.readiness().ok;
@@ -496,6 +542,7 @@ export class Daemon {
   }
 
   private async waitForConfig(reg: EtcdRegistry): Promise<NetworkConfig> {
+    const key = `${reg.prefix}/config`;
     let lastProblem = '';
     for (;;) {
       this.throwIfStopping();
@@ -503,21 +550,26 @@ export class Daemon {
       try {
         const text = await reg.getConfigText();
         if (text === null) {
-          problem = `waiting for the network config at ${reg.prefix}/config`;
-          if (problem !== lastProblem) this.log.info({ key: `${reg.prefix}/config` }, 'waiting for network config in etcd');
+          problem = 'missing';
+          this.setBlocker('network config', missingConfigBlocker(key));
+          if (problem !== lastProblem) this.log.info({ key }, 'waiting for network config in etcd');
         } else {
           const cfg = parseNetworkConfig(text);
+          this.clearBlocker('network config');
+          this.configText = text;
           this.log.info({ network: formatPrefix4(cfg.network), subnetLen: cfg.subnetLen, vni: cfg.backend.vni, port: cfg.backend.port }, 'network config');
           return cfg;
         }
       } catch (err) {
         if (err instanceof NetworkConfigError) {
           problem = `invalid network config: ${err.message}`;
-          if (problem !== lastProblem) this.log.error({ field: err.field, err: err.message }, 'invalid network config in etcd; fix it, retrying');
+          this.setBlocker('network config', invalidConfigBlocker(key, err));
+          if (problem !== lastProblem) this.log.error({ key, field: err.field, err: err.message }, 'invalid network config in etcd; fix it, retrying');
         } else {
-          problem = `etcd: ${(err as Error).message}`;
+          problem = `etcd: ${errorLine(err)}`;
+          this.setBlocker('network config', etcdBlocker(this.cfg.etcdEndpoints, err));
           this.metrics.etcdErrors.inc({ op: 'get-config' });
-          if (problem !== lastProblem) this.log.warn({ err: (err as Error).message }, 'cannot read network config from etcd; retrying');
+          if (problem !== lastProblem) this.log.warn({ err: errorLine(err), endpoints: this.cfg.etcdEndpoints }, 'cannot read network config from etcd; retrying');
         }
       }
       lastProblem = problem;
@@ -525,18 +577,24 @@ export class Daemon {
     }
   }
 
-  /** Retries `fn` until it succeeds (or the daemon stops), logging each distinct failure once. */
+  /**
+   * Retries `fn` until it succeeds (or the daemon stops), logging each distinct failure once;
+   * meanwhile the failure is what blocks readiness.
+   */
   private async retry<T>(what: string, fn: () => T | Promise<T>, etcdOp?: string): Promise<T> {
     let last = '';
     for (;;) {
       this.throwIfStopping();
       try {
-        return await fn();
+        const v = await fn();
+        this.clearBlocker(what);
+        return v;
       } catch (err) {
-        const msg = (err as Error).message;
+        const b = this.blockerFor(what, err);
+        this.setBlocker(what, b);
         if (etcdOp) this.metrics.etcdErrors.inc({ op: etcdOp });
-        if (msg !== last) this.log.error({ err: msg, code: (err as { code?: string }).code }, `${what} failed; retrying`);
-        last = msg;
+        if (b.error !== last) this.log.error({ err: b.error, subject: b.subject, next: b.next, code: (err as { code?: string }).code }, `${what} failed; retrying`);
+        last = b.error;
         await this.sleep(RETRY_MS);
       }
     }
@@ -567,6 +625,8 @@ export class Daemon {
     this.reconciler?.stop();
     this.firewall?.stop();
     await this.probing?.stop().catch(() => undefined);
+    this.subnetFile.stop();
+    this.configWatch?.stop();
     this.events?.close();
     await this.registry?.close().catch(() => undefined);
     await this.http?.close().catch(() => undefined);

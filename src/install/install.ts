@@ -6,7 +6,9 @@
 // opt/twill/current); the unit file is ours and is replaced (operators customise through
 // drop-ins in twilld.service.d/); the environment file and the conflist are the operator's and
 // are never overwritten once present. Releases other than the new and the previous one are
-// pruned: the previous one may still be what a not-yet-restarted twilld runs from.
+// pruned: the previous one may still be what a not-yet-restarted twilld runs from. Installs into
+// one root are serialised (install-lock.ts), and what `current` points to when pruning is never
+// pruned, whoever switched it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +16,7 @@ import { parseDaemonArgs } from '../config/daemon';
 import { writeFileAtomic } from '../base/atomic-write';
 import { locateNft } from '../firewall/nft';
 import { InstallError } from './errors';
+import { lockInstallRoot } from './install-lock';
 import { productionPackages } from './prod-deps';
 import {
   CONFLIST_PATH,
@@ -43,6 +46,8 @@ export interface InstallOptions {
   /** Node.js the wrappers run; default: the one running this install. */
   nodePath?: string;
   now?: Date;
+  /** Told once when another install into the same root runs and this one waits for it. */
+  onWait?: (holderPid: number | undefined) => void;
 }
 
 export interface InstallResult {
@@ -161,6 +166,15 @@ function readLinkOrNull(p: string): string | null {
 }
 
 export async function install(opts: InstallOptions): Promise<InstallResult> {
+  const lock = await lockInstallRoot(path.resolve(opts.root), opts.onWait ? { onWait: opts.onWait } : {});
+  try {
+    return await installLocked(opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function installLocked(opts: InstallOptions): Promise<InstallResult> {
   const root = path.resolve(opts.root);
   const src = path.resolve(opts.sourceRoot ?? ownPackageRoot());
   const nodePath = opts.nodePath ?? process.execPath;
@@ -233,7 +247,9 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
 
   // 5. Prune releases that are neither the new one nor the one just replaced.
   const pruned: string[] = [];
-  const keep = new Set([id, previous === null ? '' : path.basename(previous)]);
+  // `current` is read again: whatever it points to now is in use, whoever switched it.
+  const now = readLinkOrNull(current);
+  const keep = new Set([id, previous === null ? '' : path.basename(previous), now === null ? '' : path.basename(now)]);
   for (const name of fs.readdirSync(releases)) {
     if (keep.has(name) || name.startsWith('.staging-')) continue;
     fs.rmSync(path.join(releases, name), { recursive: true, force: true });

@@ -68,8 +68,9 @@ export class Lab {
     if (!/^[a-z0-9]{1,10}$/.test(name)) throw new Error(`lab name must be 1-10 lowercase letters/digits: ${name}`);
     const dir = opts.dir ?? defaultLabDir(name);
     fs.mkdirSync(dir, { recursive: true });
+    const existing = Lab.load(dir);
     const lab =
-      Lab.load(dir) ??
+      existing ??
       new Lab({
         name,
         dir,
@@ -88,7 +89,17 @@ export class Lab {
     await lab.startEtcd();
     const admin = await lab.admin();
     try {
-      await admin.put(`${ETCD_PREFIX}/config`, lab.state.networkConfig);
+      // An existing lab keeps the network config it has in etcd (someone may have changed it on
+      // purpose) unless one is given; a new lab, or one whose config is gone, gets ours.
+      const key = `${ETCD_PREFIX}/config`;
+      const current = existing && opts.networkConfig === undefined ? await admin.get(key) : null;
+      if (current === null) {
+        if (opts.networkConfig !== undefined) lab.state.networkConfig = opts.networkConfig;
+        await admin.put(key, lab.state.networkConfig);
+      } else if (current !== lab.state.networkConfig) {
+        lab.state.networkConfig = current;
+      }
+      lab.save();
     } finally {
       admin.close();
     }
@@ -212,7 +223,10 @@ export class Lab {
       '--node-name', host.name,
       ...extraArgs,
     ];
-    const env = { ...cleanEnv(), ...extraEnv };
+    // The V8 code cache of the bundled daemon stays inside the lab: an installed daemon keeps it
+    // under its install root (src/install/root-of.ts); one run from a checkout is told here.
+    const cache = this.state.installRoot ? {} : { TWILL_DAEMON_CODE_CACHE: path.join(this.state.dir, 'cache', 'twilld') };
+    const env = { ...cleanEnv(), ...cache, ...extraEnv };
     // From an install root: its wrapper, which execs node on the installed bundle (same PID;
     // the marker 'twilld' matches both the wrapper's shell before the exec and node after it).
     // Node flags such as --cpu-prof are refused in NODE_OPTIONS, so with those node runs the
@@ -327,7 +341,7 @@ export class Lab {
 /** How processes this process spawned ended (pid → "exit code N" / "signal S"). */
 const exits = new Map<number, string>();
 
-function exitOf(p: SpawnedProc): string {
+export function exitOf(p: SpawnedProc): string {
   return exits.get(p.pid) ?? 'not a child of this process, or not reaped yet';
 }
 

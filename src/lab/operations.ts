@@ -27,8 +27,10 @@ export interface LabLocation {
 }
 
 export interface UpOptions extends LabLocation {
-  hosts: number;
-  pods: number;
+  /** undefined: as many as the existing lab has, or 3 for a new one. */
+  hosts?: number;
+  /** Per host; undefined: as many as the existing lab has, or 2 for a new one. */
+  pods?: number;
   /** Progress lines for the person waiting. */
   progress?: (line: string) => void;
 }
@@ -53,6 +55,11 @@ export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport
   if (problems.length > 0) throw new LabError('ERR_LAB_PREREQ', 'the lab cannot start on this machine', { problems });
   const dir = labDir(o);
   const notes: string[] = [];
+  // An existing lab keeps its size unless told otherwise (`up` never removes anything anyway).
+  const existing = Lab.load(dir);
+  const size = existingSize(existing);
+  const nHosts = o.hosts ?? size?.hosts ?? DEFAULT_HOSTS;
+  const nPods = o.pods ?? size?.pods ?? DEFAULT_PODS;
 
   say(`underlay, etcd and network config in ${dir}`);
   const installRoot = path.join(dir, 'root');
@@ -63,7 +70,7 @@ export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport
   await install({ root: installRoot, etcdEndpoints: `http://${BRIDGE_IP}:2379` });
 
   const hosts: LabHost[] = [];
-  for (let i = 1; i <= o.hosts; i++) hosts.push(lab.addHost(`h${i}`));
+  for (let i = 1; i <= nHosts; i++) hosts.push(lab.addHost(`h${i}`));
   const extra = lab.state.hosts.filter((h) => !hosts.includes(h));
   if (extra.length > 0) notes.push(`the lab also has ${extra.map((h) => h.name).join(', ')} from an earlier \`up\`; \`up\` never removes hosts (run \`down\` first)`);
 
@@ -76,8 +83,8 @@ export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport
   for (const h of lab.state.hosts) await lab.waitReady(h, 30_000, since.get(h.name) ?? 0);
   for (const h of lab.state.hosts) await lab.waitCniServer(h);
 
-  say(`pods via the twill CNI plugin (${o.pods} per host)`);
-  for (const h of hosts) for (let k = 1; k <= o.pods; k++) await lab.addPod(h, `${h.name}-p${k}`);
+  say(`pods via the twill CNI plugin (${nPods} per host)`);
+  for (const h of hosts) for (let k = 1; k <= nPods; k++) await lab.addPod(h, `${h.name}-p${k}`);
 
   // Every daemon must have seen every other lease before the matrix means anything.
   say('waiting until every host has programmed its peers');
@@ -89,6 +96,16 @@ export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport
   }
   say('probing pod × pod');
   return { lab, report: await labReport(lab, lines), notes };
+}
+
+export const DEFAULT_HOSTS = 3;
+export const DEFAULT_PODS = 2;
+
+/** Hosts, and pods on the fullest host, of an existing lab; undefined for none or an empty one. */
+export function existingSize(lab: Lab | undefined): { hosts: number; pods: number } | undefined {
+  if (!lab || lab.state.hosts.length === 0) return undefined;
+  const perHost = lab.state.hosts.map((h) => lab.state.pods.filter((p) => p.host === h.name).length);
+  return { hosts: lab.state.hosts.length, pods: Math.max(1, ...perHost) };
 }
 
 /** Builds the report from what is actually there now (etcd leases, daemon status, probes). */
@@ -129,7 +146,7 @@ async function hostLines(lab: Lab): Promise<HostLine[]> {
       underlayIp: h.ip,
       subnet: lease?.subnet ?? null,
       vtepMac: lease?.vtepMac ?? null,
-      daemon: !running ? 'stopped' : st === null ? 'unreachable' : st.ready ? 'ready' : 'not ready',
+      daemon: !running ? 'stopped' : st === null || st.reachable === false ? 'unreachable' : st.ready ? 'ready' : 'not ready',
       pid: running ? h.daemon!.pid : null,
       peers: st?.peers ?? null,
     };
@@ -137,14 +154,14 @@ async function hostLines(lab: Lab): Promise<HostLine[]> {
 }
 
 /** `twillctl status --json`, run inside the host's namespace where its daemon listens. */
-function daemonStatusIn(lab: Lab, h: LabHost): DaemonStatus | null {
+function daemonStatusIn(lab: Lab, h: LabHost): (DaemonStatus & { reachable?: boolean }) | null {
   const root = lab.state.installRoot;
   const [cmd, args] = root
     ? [path.join(root, BIN_DIR, 'twillctl'), []]
     : [process.execPath, [path.resolve(__dirname, '..', 'cmd', 'twillctl.js')]];
   // spawnSync keeps this thread in the namespace until the child exits; nothing else runs then.
   const r = inNetns(netnsPath(h.ns), () =>
-    spawnSync(cmd, [...args, 'status', '--json', '--http-addr', '127.0.0.1:9464', '--env-file', '/dev/null'], { encoding: 'utf8', env: cleanEnv(), timeout: 10_000 }),
+    spawnSync(cmd, [...args, 'status', '--json', '--http-addr', '127.0.0.1:9464', '--settings', '/dev/null'], { encoding: 'utf8', env: cleanEnv(), timeout: 10_000 }),
   );
   try {
     return JSON.parse(r.stdout) as DaemonStatus;
@@ -172,7 +189,7 @@ export function resolveTarget(lab: Lab, target: string): string {
  */
 export function labExec(lab: Lab, target: string, argv: string[]): Promise<number> {
   const ns = resolveTarget(lab, target);
-  const child = inNetns(netnsPath(ns), () => spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: cleanEnv() }));
+  const child = inNetns(netnsPath(ns), () => spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: labExecEnv(lab) }));
   // The terminal's ^C reaches the child too; this process just waits for it to finish.
   const ignore = (): void => undefined;
   process.on('SIGINT', ignore);
@@ -189,6 +206,17 @@ export function labExec(lab: Lab, target: string, argv: string[]): Promise<numbe
     });
     child.on('exit', (code, signal) => done(code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 1)));
   });
+}
+
+/**
+ * Inside the lab, the lab's tools: its install's bin directory first on PATH, so `twillctl`
+ * is the lab's, which reads the lab's settings file (src/install/root-of.ts).
+ */
+export function labExecEnv(lab: Lab, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const root = lab.state.installRoot;
+  if (!root) return cleanEnv();
+  const bin = path.join(root, BIN_DIR);
+  return cleanEnv({ PATH: [bin, ...(base['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter((d) => d !== '' && d !== bin)].join(':') });
 }
 
 function signalNumber(signal: NodeJS.Signals): number | undefined {

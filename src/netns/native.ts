@@ -19,6 +19,8 @@ export interface NativeAddon {
   peerUid(fd: number): number;
   /** A bound, nonblocking UDP socket; with pmtuProbe its datagrams carry DF (IP_PMTUDISC_PROBE). See native/udp_df.c. */
   udpOpen(ipv4: number, port: number, pmtuProbe: boolean): number;
+  /** pid of the peer of a unix socket (SO_PEERCRED): for a connection, the listener's. */
+  peerPid(fd: number): number;
 }
 
 let cached: NativeAddon | undefined;

@@ -18,7 +18,8 @@ export interface ListenAddr {
 }
 
 export interface HttpHandlers {
-  ready(): { ok: boolean; reasons: string[] };
+  /** `blocking`: the error in the way, with its subject and the next step (see src/daemon/readiness.ts). */
+  ready(): { ok: boolean; reasons: string[]; blocking?: { subject: string; error: string; next: string } | undefined };
   metrics(): string;
 }
 
@@ -101,7 +102,7 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse, handlers: H
         return;
       case '/readyz': {
         const r = handlers.ready();
-        const body = JSON.stringify({ ready: r.ok, reasons: r.ok ? [] : r.reasons }) + '\n';
+        const body = JSON.stringify({ ready: r.ok, reasons: r.ok ? [] : r.reasons, ...(r.blocking ? { blocking: r.blocking } : {}) }) + '\n';
         send(res, r.ok ? 200 : 503, 'application/json', body);
         return;
       }

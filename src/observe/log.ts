@@ -5,6 +5,7 @@
 // Writes are synchronous: the daemon logs little, and a crash must not lose the last lines.
 import pino from 'pino';
 import { ConfigError } from '../config/errors';
+import { renderPinoLine, type LogFormat } from './log-line';
 
 export type Logger = pino.Logger;
 
@@ -30,7 +31,11 @@ const REDACT_PATHS = [
   '*.headers.authorization',
 ];
 
-export function createLogger(level: string, dest?: NodeJS.WritableStream): Logger {
+/**
+ * The root logger. Lines have the shape of src/observe/log-line.ts: JSON with the level's name,
+ * or text (`format`). Without `dest`, stderr, written synchronously.
+ */
+export function createLogger(level: string, dest?: NodeJS.WritableStream, format: LogFormat = 'json'): Logger {
   if (!isLogLevel(level)) {
     throw new ConfigError('log-level', `unknown log level "${level}" (expected one of ${LOG_LEVELS.join(', ')})`);
   }
@@ -38,9 +43,11 @@ export function createLogger(level: string, dest?: NodeJS.WritableStream): Logge
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
   };
   const stream: pino.DestinationStream = dest ?? pino.destination({ dest: 2, sync: true });
-  return pino(options, stream);
+  if (format === 'json') return pino(options, stream);
+  return pino(options, { write: (line: string) => void stream.write(renderPinoLine(line, format)) });
 }
 
 /** A child logger tagged with the component name (e.g. "registry", "dataplane.routes"). */

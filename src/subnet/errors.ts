@@ -5,6 +5,7 @@
 // - ERR_ETCD: etcd was unreachable or refused the request; `cause` holds the client's error.
 // - ERR_ETCD3_PATCH: the installed etcd3 is not the one twill's patches fit (etcd3-patches.ts).
 import { TwillError } from '../base/twill-error';
+import { CauseMemory } from './etcd-cause';
 
 export type SubnetErrorCode = 'ERR_OUT_OF_SUBNETS' | 'ERR_LEASE_CONFLICT' | 'ERR_ETCD' | 'ERR_ETCD3_PATCH';
 
@@ -15,9 +16,14 @@ export class SubnetError extends TwillError<SubnetErrorCode> {
   }
 }
 
-/** Wraps anything thrown by the etcd client, keeping SubnetErrors as they are. */
+// One per process: a daemon has one etcd client (twillctl too).
+const causes = new CauseMemory();
+
+/**
+ * Wraps anything thrown by the etcd client, keeping SubnetErrors as they are. The message names
+ * the cause (with the endpoint), never only "the circuit breaker is open" (etcd-cause.ts).
+ */
 export function etcdError(op: string, err: unknown): SubnetError {
   if (err instanceof SubnetError) return err;
-  const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new SubnetError('ERR_ETCD', `etcd ${op} failed: ${why}`, { cause: err });
+  return new SubnetError('ERR_ETCD', `etcd ${op} failed: ${causes.describe(err)}`, { cause: err });
 }

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { isRoot } from '../support/netns';
 import { isRunning, type SpawnedProc } from '../../src/lab/procs';
 import type { LabState } from '../../src/lab/lab';
+import { EtcdAdmin } from '../../src/subnet/etcd-admin';
 
 const LAB_CLI = path.resolve(__dirname, '../../src/cmd/twill-lab.js');
 const skip = !isRoot() ? 'needs root' : !fs.existsSync('/usr/bin/etcd') ? 'needs /usr/bin/etcd (etcd-server)' : false;
@@ -169,6 +170,128 @@ test("the lab's installed twillctl lists both leases with their TTL", { skip }, 
   }
 });
 
+async function until(check: () => boolean | Promise<boolean>, ms: number, what: string, every = 5): Promise<number> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+  return Date.now() - t0;
+}
+
+function logOf(host: string): string {
+  return fs.readFileSync(path.join(dir, host, 'twilld.log'), 'utf8');
+}
+
+test('exec h1 -- twillctl leases: the lab\'s twillctl, with the lab\'s settings', { skip }, async () => {
+  assert.ok(state, 'first test ran');
+  const r = await lab('exec', 'h1', ...loc, '--', 'twillctl', 'leases', '--json');
+  assert.equal(r.code, 0, show(r));
+  const rows = JSON.parse(r.stdout) as Array<{ publicIp: string }>;
+  assert.deepEqual(rows.map((x) => x.publicIp).sort(), ['172.30.0.11', '172.30.0.12']);
+  const which = await lab('exec', 'h1', ...loc, '--', 'sh', '-c', 'command -v twillctl');
+  assert.equal(which.stdout.trim(), path.join(dir, 'root/usr/local/bin/twillctl'));
+});
+
+test('the subnet file is converged: deleted or edited, it is back within 1 s; unwritable, readiness says why', { skip }, async () => {
+  assert.ok(state, 'first test ran');
+  const file = path.join(dir, 'h1', 'subnet.env');
+  const want = fs.readFileSync(file, 'utf8');
+  fs.rmSync(file);
+  const back = await until(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8') === want, 1000, 'the deleted subnet file to be rewritten');
+  fs.writeFileSync(file, want.replace(/FLANNEL_MTU=\d+/, 'FLANNEL_MTU=9000'));
+  const back2 = await until(() => fs.readFileSync(file, 'utf8') === want, 1000, 'the edited subnet file to be put back');
+  assert.ok(back < 1000 && back2 < 1000, `${back} ms, ${back2} ms`);
+  // Each repair is logged (just after the rename that the loops above saw).
+  await until(() => /"drift":"missing".*"msg":"subnet file repaired"/.test(logOf('h1')), 1000, 'the missing file logged');
+  await until(() => /"drift":"different".*"msg":"subnet file repaired"/.test(logOf('h1')), 1000, 'the edited file logged');
+
+  // A directory in its place cannot be replaced by a rename: not ready, and status says why.
+  // The daemon may put the file back between the rm and the mkdir: try again then.
+  for (let i = 0; ; i++) {
+    fs.rmSync(file, { force: true });
+    try {
+      fs.mkdirSync(file);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || i > 50) throw err;
+    }
+  }
+  try {
+    let st: { ready: boolean; reasons: string[]; blocking: { subject: string; error: string; next: string } | null } | undefined;
+    await until(
+      async () => {
+        const r = await lab('exec', 'h1', ...loc, '--', 'twillctl', 'status', '--json');
+        st = JSON.parse(r.stdout) as typeof st;
+        return r.code === 1 && st!.ready === false;
+      },
+      10_000,
+      'h1 not ready',
+      200,
+    );
+    assert.deepEqual(st!.reasons, [`subnet file ${file} not written`]);
+    assert.equal(st!.blocking?.subject, `subnet file ${file}`);
+    assert.match(st!.blocking!.error, /EISDIR/);
+    const text = await lab('exec', 'h1', ...loc, '--', 'twillctl', 'status');
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /NOT READY\n  - subnet file .* not written\n  blocked by       subnet file .*EISDIR/);
+    assert.match(text.stdout, /next step        remove what is in its place, or make its directory writable/);
+  } finally {
+    fs.rmSync(file, { recursive: true, force: true });
+  }
+  await until(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8') === want, 6000, 'the subnet file after the directory went');
+  const ok = await until(async () => (await lab('exec', 'h1', ...loc, '--', 'twillctl', 'status')).code === 0, 5000, 'h1 ready again', 100);
+  assert.ok(ok < 5000);
+});
+
+test('a second twilld on h1 exits non-zero naming the first one\'s PID, and touches nothing', { skip }, async () => {
+  assert.ok(state, 'first test ran');
+  const first = state.hosts[0]!.daemon!.pid;
+  const other = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-second-'));
+  const logBefore = logOf('h1').length;
+  try {
+    const r = await lab('exec', 'h1', ...loc, '--', path.join(dir, 'root/usr/local/bin/twilld'),
+      '--etcd-endpoints', 'http://172.30.0.1:2379', '--http-addr', '127.0.0.1:9465', '--log-format', 'text',
+      '--state-dir', path.join(other, 'state'), '--subnet-file', path.join(other, 'subnet.env'));
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, new RegExp(`FATAL another twilld runs on this host; exiting without touching anything .*another twilld \\(pid ${first}\\)`));
+    assert.deepEqual(fs.readdirSync(other), [], 'no state dir, no subnet file');
+    await new Promise((res) => setTimeout(res, 500));
+    const since = logOf('h1').slice(logBefore);
+    assert.doesNotMatch(since, /put back|underlay changed|device/, 'the first daemon saw nothing to repair');
+    assert.ok(isRunning(state.hosts[0]!.daemon!));
+  } finally {
+    fs.rmSync(other, { recursive: true, force: true });
+  }
+});
+
+test('a network config change in etcd is logged once; up with no flags keeps the size and that config', { skip, timeout: 120_000 }, async () => {
+  assert.ok(state, 'first test ran');
+  const changed = '{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMax":"10.244.200.0","Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
+  const admin = await EtcdAdmin.connect([`unix://${path.join(dir, 'etcd.sock:0')}`]);
+  try {
+    await admin.put('/coreos.com/network/config', changed);
+    await until(() => logOf('h1').includes('"msg":"network config changed in etcd; restart twilld to apply it (systemctl restart twilld)"'), 35_000, 'the change logged', 200);
+    const r = await lab('up', ...loc);
+    assert.equal(r.code, 0, show(r));
+    assert.deepEqual([...matrix(r.stdout).keys()], ['h1-p1', 'h2-p1'], 'still 2 hosts with 1 pod each');
+    assert.equal(await admin.get('/coreos.com/network/config'), changed, 'the config in etcd is kept');
+    assert.equal(logOf('h1').split('"msg":"network config changed in etcd').length - 1, 1, 'logged once');
+  } finally {
+    admin.close();
+  }
+});
+
+test('the lab\'s daemons keep their code cache inside the lab', { skip }, () => {
+  assert.ok(state, 'first test ran');
+  const cacheDir = path.join(dir, 'root/var/cache/twill/twilld');
+  const files = fs.readdirSync(cacheDir).filter((f) => f.endsWith('.v8cache'));
+  assert.ok(files.length > 0, `a cache file in ${cacheDir}`);
+  cacheFiles.push(...files);
+});
+
+const cacheFiles: string[] = [];
+
 test('down removes every namespace, process and file of the lab', { skip }, async () => {
   assert.ok(state, 'first test ran');
   const r = await lab('down', ...loc);
@@ -176,6 +299,7 @@ test('down removes every namespace, process and file of the lab', { skip }, asyn
   assert.deepEqual(labNamespaces(), [], 'no namespace left');
   for (const p of recordedProcs(state)) assert.ok(!isRunning(p), `pid ${p.pid} (${p.marker}) is gone`);
   assert.ok(!fs.existsSync(dir), 'lab directory removed');
+  for (const f of cacheFiles) assert.ok(!fs.existsSync(path.join('/var/cache/twill/twilld', f)), `no ${f} in the machine-wide cache`);
   // Nothing was ever added to the root namespace.
   const rootAddrs = spawnSync('ip', ['-j', 'addr'], { encoding: 'utf8' }).stdout;
   assert.ok(!rootAddrs.includes('"172.30.0.') && !rootAddrs.includes('"10.244.'), 'no lab address in the root namespace');

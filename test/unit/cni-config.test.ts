@@ -2,7 +2,12 @@
 // versions (error 1), GC attachments.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkVersion, decodeJson, DEFAULTS, ifnameProblem, parseConfig } from '../../src/cni/config';
+import * as path from 'node:path';
+import { checkVersion, decodeJson, DEFAULTS, ifnameProblem, misspeltField, parseConfig } from '../../src/cni/config';
+import { aboutText } from '../../src/cni/skel';
+import { childEnv, runWithOpenStdin } from '../support/proc';
+
+const PLUGIN = path.resolve(__dirname, '../../src/cmd/twill-cni.js');
 import { CniError } from '../../src/cni/errors';
 
 const base = { cniVersion: '1.0.0', name: 'podnet', type: 'twill' };
@@ -110,4 +115,41 @@ test('stdin decoding: non-JSON and non-objects are error 6', () => {
 test('interface name rule', () => {
   for (const ok of ['eth0', 'net1', 'a', 'x'.repeat(15), 'eth0.100', 'e-t_h']) assert.equal(ifnameProblem(ok), undefined, ok);
   for (const bad of ['', '.', '..', 'x'.repeat(16), 'a/b', 'a:b', 'a b', 'a\tb', 'a\nb', 'éééééééé']) assert.ok(ifnameProblem(bad), JSON.stringify(bad));
+});
+
+test('a whole conflist on stdin: error 7 on "type" with a hint how to pass one plugin object', () => {
+  const conflist = { cniVersion: '1.0.0', name: 'twill', plugins: [{ type: 'twill' }, { type: 'portmap' }] };
+  assert.throws(() => parseConfig(conflist), (err: unknown) => {
+    assert.ok(err instanceof CniError);
+    assert.equal(err.cniCode, 7);
+    assert.match(err.message, /"type" is required: this is a whole conflist .*jq '\.plugins\[0\] \+ \{cniVersion, name\}'/);
+    return true;
+  });
+});
+
+test('a misspelt field of ours is reported; other unknown fields are left to the runtime', () => {
+  for (const [key, meant] of [
+    ['subnetfile', 'subnetFile'],
+    ['subnetFiel', 'subnetFile'],
+    ['datadir', 'dataDir'],
+    ['MTU', 'mtu'],
+    ['hairpinmode', 'hairpinMode'],
+  ] as const) {
+    assert.deepEqual(misspeltField({ ...base, [key]: 'x' }), { key, meant });
+    assert.throws(() => parseConfig({ ...base, [key]: '/x' }), (err: unknown) => err instanceof CniError && err.cniCode === 7 && err.message.includes(`"${key}" is not a field of the twill plugin; did you mean "${meant}"?`));
+  }
+  for (const key of ['ipam', 'ipMasq', 'isGateway', 'promiscMode', 'cni.dev/valid-attachments', 'vlan', 'ip', 'foo']) {
+    assert.equal(misspeltField({ ...base, [key]: 1 }), undefined, key);
+  }
+});
+
+test('run by hand without CNI_COMMAND: a short about text, and stdin is not waited for', async () => {
+  const text = aboutText('0.1.0');
+  assert.match(text, /^CNI twill plugin v0\.1\.0\nCNI protocol versions supported: 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0\n/);
+  const env = childEnv();
+  delete env['CNI_COMMAND'];
+  const { code, stdout, stderr } = await runWithOpenStdin(process.execPath, [PLUGIN], env, 5000);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, '');
+  assert.match(stderr, /^CNI twill plugin v\d+\.\d+\.\d+\nCNI protocol versions supported/);
 });

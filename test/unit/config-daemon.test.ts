@@ -40,6 +40,7 @@ const ALL_VALUE_FLAGS = [
   'probe-port',
   'probe-interval',
   'probe-rate',
+  'log-format',
 ];
 
 test('defaults', () => {
@@ -64,6 +65,7 @@ test('defaults', () => {
     probePort: 8475,
     probeInterval: 10,
     probeRate: 100,
+    logFormat: undefined,
   });
 });
 
@@ -89,6 +91,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     'probe-port': '9999',
     'probe-interval': '2',
     'probe-rate': '50',
+    'log-format': 'text',
   };
   const expected: DaemonConfig = {
     etcdEndpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
@@ -111,6 +114,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     probePort: 9999,
     probeInterval: 2,
     probeRate: 50,
+    logFormat: 'text',
   };
   assert.deepEqual(Object.keys(values).sort(), [...ALL_VALUE_FLAGS].sort());
   // --ip-masq's value is optional, so it only takes the --flag=value form.

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { leaseRows, renderLeases } from '../../src/ctl/leases';
-import { parsePrometheus, renderStatus, statusBaseUrl, summarize } from '../../src/ctl/status';
-import { parseEnvFile } from '../../src/ctl/env-file';
+import { parsePrometheus, renderStatus, statusBaseUrl, StatusUnreachableError, summarize, unreachableJson } from '../../src/ctl/status';
+import { ownEnvFile, parseEnvFile } from '../../src/ctl/env-file';
 import { formatDuration, formatTable } from '../../src/ctl/table';
 
 const P = '/coreos.com/network';
@@ -54,6 +54,7 @@ test('status summary and rendering', () => {
   assert.deepEqual(st, {
     ready: true,
     reasons: [],
+    blocking: null,
     lease: { subnet: '10.244.7.0/24', publicIp: '172.30.0.11', vtepMac: '0e:aa:bb:cc:dd:ee' },
     peers: 2,
     programmed: { route: 2, fdb: 2 },
@@ -72,6 +73,32 @@ test('status summary and rendering', () => {
   assert.deepEqual(summarize('<html>', '').reasons, ['unreadable /readyz answer']);
 });
 
+test('status names what blocks the daemon, and the next step', () => {
+  const body = JSON.stringify({
+    ready: false,
+    reasons: ['no subnet lease held', 'dataplane has not converged', 'subnet file /run/twill/subnet.env not written'],
+    blocking: { subject: 'network config /coreos.com/network/config field SubnetLen', error: 'network config SubnetLen: 33 is not in 16..30', next: "fix it with etcdctl put /coreos.com/network/config '<corrected JSON>'" },
+  });
+  const st = summarize(body, '');
+  assert.equal(st.blocking?.subject, 'network config /coreos.com/network/config field SubnetLen');
+  const text = renderStatus('127.0.0.1:9464', st);
+  assert.match(text, /^  blocked by       network config \/coreos\.com\/network\/config field SubnetLen: network config SubnetLen: 33 is not in 16\.\.30$/m);
+  assert.match(text, /^  next step        fix it with etcdctl put/m);
+  // Ready, but renewals failing: shown as a warning.
+  const warn = renderStatus('127.0.0.1:9464', summarize(JSON.stringify({ ready: true, reasons: [], blocking: { subject: 'etcd http://10.0.0.5:2379', error: 'connect ECONNREFUSED 10.0.0.5:2379', next: 'check etcd' } }), ''));
+  assert.match(warn, /^  warning          etcd http:\/\/10\.0\.0\.5:2379: connect ECONNREFUSED/m);
+});
+
+test('status --json when the daemon is unreachable: still JSON, naming the address', () => {
+  const err = new StatusUnreachableError('http://127.0.0.1:1/readyz', new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:1') }));
+  assert.match(err.message, /^cannot reach twilld at http:\/\/127\.0\.0\.1:1\/readyz: connect ECONNREFUSED 127\.0\.0\.1:1; is it running/);
+  const j = JSON.parse(unreachableJson('127.0.0.1:1', err)) as Record<string, unknown>;
+  assert.deepEqual([j['ready'], j['reachable'], j['httpAddr']], [false, false, '127.0.0.1:1']);
+  // Any other failure (an unusable --http-addr) is JSON too.
+  const bad = JSON.parse(unreachableJson('bogus', new Error('invalid listen address "bogus"'))) as Record<string, unknown>;
+  assert.deepEqual(bad, { ready: false, reachable: false, httpAddr: 'bogus', error: 'invalid listen address "bogus"' });
+});
+
 test('status URL from the daemon listen address', () => {
   assert.equal(statusBaseUrl('127.0.0.1:9464'), 'http://127.0.0.1:9464');
   assert.equal(statusBaseUrl(':9464'), 'http://127.0.0.1:9464');
@@ -85,4 +112,11 @@ test('settings file: comments, blanks, quotes, export', () => {
 test('tables and durations', () => {
   assert.equal(formatTable(['A', 'LONGER'], [['xxxx', 'y'], ['z', '']]), 'A     LONGER\nxxxx  y\nz\n');
   assert.deepEqual([5, 65, 3600 + 120, 86400 * 2 + 3600 * 3, -1].map(formatDuration), ['5s', '1m5s', '1h2m', '2d3h', '0s']);
+});
+
+test('the settings file is the one of the install twillctl runs from', () => {
+  assert.equal(ownEnvFile('/opt/twill/releases/0.1.0-20261206-abc/dist/src/ctl'), '/etc/twill/twilld.env');
+  assert.equal(ownEnvFile('/run/twill-lab/lab/root/opt/twill/releases/0.1.0-x/dist/src/ctl'), '/run/twill-lab/lab/root/etc/twill/twilld.env');
+  assert.equal(ownEnvFile('/run/twill-lab/lab/root/opt/twill/current/dist/src/ctl'), '/run/twill-lab/lab/root/etc/twill/twilld.env');
+  assert.equal(ownEnvFile('/home/me/twill/dist/src/ctl'), '/etc/twill/twilld.env', 'a checkout: the machine file');
 });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { runWithOpenStdin } from '../support/proc';
 
 const PKG = path.resolve(__dirname, '../../..');
 const TWILLCTL = path.join(PKG, 'dist/src/cmd/twillctl.js');
@@ -142,6 +143,59 @@ test('a second install keeps an edited settings file and conflist, switches to a
   const third = fs.readlinkSync(path.join(root, 'opt/twill/current'));
   assert.deepEqual(releases(), [path.basename(second), path.basename(third)].sort());
   assert.match(r3.stdout, new RegExp(`pruned\\s+opt/twill/releases/${path.basename(first)}`));
+});
+
+function twillctlAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [TWILLCTL, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+test('two installs at once into one root: one waits for the other, both succeed, current always resolves', async () => {
+  const shared = path.join(tmp, 'concurrent');
+  const first = await twillctlAsync('install', '--root', shared);
+  assert.equal(first.status, 0, first.stderr);
+  // current is watched the whole time: it must resolve to a release with the daemon's bundle.
+  const bundle = path.join(shared, 'opt/twill/current/dist/src/cmd/twilld-bundle.js');
+  let broken = 0;
+  let looking = true;
+  const watch = (async () => {
+    while (looking) {
+      if (!fs.existsSync(bundle)) broken++;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  const runs = await Promise.all([1, 2, 3].map(() => twillctlAsync('install', '--root', shared)));
+  looking = false;
+  await watch;
+  for (const r of runs) assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.ok(runs.some((r) => /waiting for the install by pid \d+/.test(r.stderr)), runs.map((r) => r.stderr).join('\n'));
+  assert.equal(broken, 0, 'current resolved at every look');
+  assert.ok(fs.existsSync(bundle));
+  const rels = fs.readdirSync(path.join(shared, 'opt/twill/releases')).filter((n) => !n.startsWith('.'));
+  assert.equal(rels.length, 2, `the new release and the previous one: ${rels.join(' ')}`);
+  assert.ok(rels.includes(path.basename(fs.readlinkSync(path.join(shared, 'opt/twill/current')))));
+});
+
+test('the installed CNI front-end run by hand (no CNI_COMMAND) prints what it is, without reading stdin', async () => {
+  const r0 = path.join(tmp, 'by-hand');
+  assert.equal(twillctl('install', '--root', r0).status, 0);
+  const e = env();
+  delete e['CNI_COMMAND'];
+  const { code, stderr } = await runWithOpenStdin(path.join(r0, 'opt/cni/bin/twill'), [], e);
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /^CNI twill plugin v\d+\.\d+\.\d+\nCNI protocol versions supported: /);
+});
+
+test('install ends with the next step: systemctl', () => {
+  const r = twillctl('install', '--root', path.join(tmp, 'next-step'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^next: systemctl daemon-reload && systemctl enable --now twilld twill-cni/m);
 });
 
 test('unusable settings are refused before anything is written', () => {

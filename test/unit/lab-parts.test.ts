@@ -6,6 +6,11 @@ import { prereqProblems } from '../../src/lab/prereq';
 import { addResultAddress, cniEnv } from '../../src/lab/cni-exec';
 import { LabError } from '../../src/lab/errors';
 import { renderReport, reportOk, type LabReport } from '../../src/lab/report';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Lab, type LabState } from '../../src/lab/lab';
+import { existingSize, labExecEnv } from '../../src/lab/operations';
 import { echoReply } from '../../src/lab/outside-probe';
 
 test('prerequisites: one line with a remedy per problem', () => {
@@ -96,4 +101,30 @@ test('report: the OUTSIDE column shows the source the outside saw; a pod that ca
 
 test('outside echo reply: the token, then the source address seen', () => {
   assert.equal(echoReply(Buffer.from('twill-outside p 0a'), '172.30.0.11'), 'twill-outside p 0a 172.30.0.11');
+});
+
+function labAt(state: Partial<LabState>): Lab {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-lab-parts-'));
+  const full: LabState = { name: 'x', dir, underlayNs: 'twl-x-ul', mtu: 1500, hosts: [], pods: [], networkConfig: '{}', ...state };
+  fs.writeFileSync(path.join(dir, 'lab.json'), JSON.stringify(full));
+  const lab = Lab.load(dir)!;
+  fs.rmSync(dir, { recursive: true });
+  return lab;
+}
+
+const host = (n: number) => ({ name: `h${n}`, ns: `twl-x-h${n}`, ip: `172.30.0.${10 + n}`, dir: `/x/h${n}` });
+const pod = (h: number, k: number) => ({ name: `h${h}-p${k}`, host: `h${h}`, ns: `twl-x-h${h}-p${k}`, containerId: `c${h}${k}`, ifname: 'eth0' });
+
+test('up without --hosts/--pods keeps an existing lab\'s size', () => {
+  assert.equal(existingSize(undefined), undefined);
+  assert.equal(existingSize(labAt({})), undefined, 'no hosts yet: the defaults');
+  assert.deepEqual(existingSize(labAt({ hosts: [host(1), host(2)], pods: [pod(1, 1), pod(2, 1)] })), { hosts: 2, pods: 1 });
+  assert.deepEqual(existingSize(labAt({ hosts: [host(1), host(2)], pods: [pod(1, 1), pod(1, 2), pod(1, 3)] })), { hosts: 2, pods: 3 });
+});
+
+test('exec inside the lab: its install comes first on PATH', () => {
+  const lab = labAt({ installRoot: '/run/twill-lab/x/root' });
+  const env = labExecEnv(lab, { PATH: '/usr/bin:/run/twill-lab/x/root/usr/local/bin:/bin' });
+  assert.equal(env['PATH'], '/run/twill-lab/x/root/usr/local/bin:/usr/bin:/bin');
+  assert.equal(env['NODE_EXTRA_CA_CERTS'], undefined);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
-import { startHttpServer, parseListenAddr, HttpListenError, METRICS_CONTENT_TYPE } from '../../src/observe/http';
+import { startHttpServer, parseListenAddr, HttpListenError, METRICS_CONTENT_TYPE, type HttpHandlers } from '../../src/observe/http';
 import { createLogger } from '../../src/observe/log';
 import { ConfigError } from '../../src/config/errors';
 
@@ -25,7 +25,7 @@ test('parseListenAddr rejects malformed addresses with ConfigError on http-addr'
 });
 
 test('serves /healthz, /readyz, /metrics and 404 on port 0', async () => {
-  let ready = { ok: false, reasons: ['no lease', 'dataplane not converged'] };
+  let ready: ReturnType<HttpHandlers['ready']> = { ok: false, reasons: ['no lease', 'dataplane not converged'] };
   const srv = await startHttpServer('127.0.0.1:0', { ready: () => ready, metrics: () => 'm_total 1\n' }, log);
   try {
     assert.ok(srv.port > 0);
@@ -40,6 +40,11 @@ test('serves /healthz, /readyz, /metrics and 404 on port 0', async () => {
     assert.match(r1.headers.get('content-type') ?? '', /^application\/json/);
     assert.deepEqual(await r1.json(), { ready: false, reasons: ['no lease', 'dataplane not converged'] });
 
+    // The blocking error is passed on with its subject and next step.
+    const blocking = { subject: 'etcd http://10.0.0.5:2379', error: 'connect ECONNREFUSED 10.0.0.5:2379', next: 'check etcd' };
+    ready = { ok: false, reasons: ['no lease'], blocking };
+    const rb = await fetch(`${base}/readyz`);
+    assert.deepEqual(await rb.json(), { ready: false, reasons: ['no lease'], blocking });
     ready = { ok: true, reasons: [] };
     const r2 = await fetch(`${base}/readyz?verbose=1`);
     assert.equal(r2.status, 200);
