@@ -34,10 +34,9 @@ import * as fs from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, type CallContext, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
 import { type NetworkConfig } from '../config/network';
 import { formatIp4, formatPrefix4, prefixesOverlap, type Ip4, type Prefix4 } from '../ip/ipv4';
-import { parseMac } from '../ip/mac';
 import { chooseFreeSubnet, describeRange, isSubnetCompatible } from './allocator';
 import { etcdError, SubnetError } from './errors';
-import { encodeLeaseValue, leaseValuePublicIp, parseSubnetKey, subnetKey, subnetsPrefix, type Lease } from './lease';
+import { encodeLeaseValue, leaseValuePublicIp, parseSubnetKey, subnetKey, subnetsPrefix, type BackendDataCodec, type Lease } from './lease';
 
 export interface EtcdOptions {
   endpoints: string[];
@@ -58,7 +57,9 @@ export interface RegistryLogger {
 export interface AcquireRequest {
   config: NetworkConfig;
   publicIp: Ip4;
-  vtepMac: string;
+  /** The active backend's BackendData codec, and our BackendData (a VTEP MAC, nothing for host-gw). */
+  codec: BackendDataCodec;
+  backendData: unknown;
   /** E.g. the subnet recorded in the subnet file by a previous run. */
   preferred?: Prefix4;
   ttlSeconds: number;
@@ -415,7 +416,6 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       this.assertOpen();
       if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 1) throw new RangeError(`ttlSeconds must be a positive integer, got ${req.ttlSeconds}`);
       if (!(req.renewMarginSeconds >= 0)) throw new RangeError(`renewMarginSeconds must not be negative, got ${req.renewMarginSeconds}`);
-      req = { ...req, vtepMac: parseMac(req.vtepMac) };
     } catch (err) {
       return Promise.reject(err);
     }
@@ -520,14 +520,14 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   }
 
   private leaseFor(req: AcquireRequest, subnet: Prefix4): Lease {
-    return { subnet, publicIp: req.publicIp, vni: req.config.backend.vni, vtepMac: req.vtepMac };
+    return { subnet, publicIp: req.publicIp, publicIpv6: null, backendType: req.codec.type, backendData: req.backendData };
   }
 
   private heldFor(req: AcquireRequest, lease: Lease, leaseId: string): Held {
     return {
       lease,
       key: subnetKey(this.prefix, lease.subnet),
-      value: encodeLeaseValue(lease),
+      value: encodeLeaseValue(lease, req.codec),
       leaseId,
       ttlSeconds: req.ttlSeconds,
       renewMarginSeconds: req.renewMarginSeconds,

@@ -2,13 +2,16 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseNetworkConfig } from '../../src/config/network';
 import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
-import { decodeLease, encodeLeaseValue, leaseEquals, leaseValuePublicIp, parseSubnetKey, subnetKey, type Lease, type LeaseSkipReason } from '../../src/subnet/lease';
+import { decodeLease, encodeLeaseValue, leaseEquals, leaseValuePublicIp, parseSubnetKey, subnetKey, type Lease as AnyLease, type LeaseSkipReason } from '../../src/subnet/lease';
+import { vxlanCodec, type VxlanData } from '../../src/backends/vxlan/codec';
+
+type Lease = AnyLease<VxlanData>;
 
 const PREFIX = '/coreos.com/network';
 const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
-const ctx = { prefix: PREFIX, config };
+const ctx = { prefix: PREFIX, config, codec: vxlanCodec };
 
-const lease: Lease = { subnet: parsePrefix4('10.244.7.0/24'), publicIp: parseIp4('192.168.50.11'), vni: 1, vtepMac: '0e:11:22:33:44:55' };
+const lease: Lease = { subnet: parsePrefix4('10.244.7.0/24'), publicIp: parseIp4('192.168.50.11'), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: '0e:11:22:33:44:55' } };
 const KEY = '/coreos.com/network/subnets/10.244.7.0-24';
 const VALUE = '{"PublicIP":"192.168.50.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:11:22:33:44:55"}}';
 
@@ -40,13 +43,13 @@ test('subnetKey / parseSubnetKey use flannel layout', () => {
 });
 
 test("encodeLeaseValue writes flannel's exact JSON", () => {
-  assert.equal(encodeLeaseValue(lease), VALUE);
+  assert.equal(encodeLeaseValue(lease, vxlanCodec), VALUE);
 });
 
 test('JSON round-trip', () => {
-  const r = decodeLease(KEY, encodeLeaseValue(lease), ctx);
+  const r = decodeLease(KEY, encodeLeaseValue(lease, vxlanCodec), ctx);
   assert.ok(r.ok);
-  if (r.ok) assert.ok(leaseEquals(r.lease, lease));
+  if (r.ok) assert.ok(leaseEquals(r.lease, lease, vxlanCodec));
 });
 
 test('decodes a value written by flannel, including extra fields and Go-style key case', () => {
@@ -111,7 +114,7 @@ test('skip reason: wrong-vni', () => {
   skip(KEY, VALUE, 'wrong-vni', { config: vni7 });
   const ok = decodeLease(KEY, value({}, { VNI: 7 }), { ...ctx, config: vni7 });
   assert.ok(ok.ok);
-  if (ok.ok) assert.equal(ok.lease.vni, 7);
+  if (ok.ok) assert.equal(ok.lease.backendData.vni, 7);
 });
 
 test('skip reason: overlaps-own (our subnet, another PublicIP); our own lease decodes fine', () => {
