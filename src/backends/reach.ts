@@ -28,17 +28,22 @@ interface Compiled {
   r: UnderlayRoute;
 }
 
-/** A lookup over a snapshot of the main table. */
-export function reachability(routes: readonly UnderlayRoute[], underlayIndex: number, ownProtocol: number): (ip: Ip4) => Reach {
-  const table: Compiled[] = routes
+/** Longest-prefix match over a snapshot of the main table, twill's own routes left out. */
+export function routeLookup<R extends UnderlayRoute>(routes: readonly R[], ownProtocol: number): (ip: Ip4) => R | undefined {
+  const table: Array<Compiled & { r: R }> = routes
     .filter((r) => r.protocol !== ownProtocol)
     .map((r) => ({ ip: parseIp4(r.dst), len: r.dstLen, r }))
     .sort((a, b) => b.len - a.len);
+  return (ip) => table.find((c) => ipInPrefix(ip, { ip: c.ip, len: c.len }))?.r;
+}
+
+/** How each PublicIP is reached, over a snapshot of the main table. */
+export function reachability(routes: readonly UnderlayRoute[], underlayIndex: number, ownProtocol: number): (ip: Ip4) => Reach {
+  const lookup = routeLookup(routes, ownProtocol);
   return (ip) => {
-    const hit = table.find((c) => ipInPrefix(ip, { ip: c.ip, len: c.len }));
+    const r = lookup(ip);
     const where = formatIp4(ip);
-    if (!hit) return { direct: false, why: `no route to ${where}` };
-    const r = hit.r;
+    if (!r) return { direct: false, why: `no route to ${where}` };
     if (r.type !== RTN_UNICAST) return { direct: false, why: `the route to ${where} (${r.dst}/${r.dstLen}) is not unicast` };
     if (r.gateway !== undefined) return { direct: false, why: `${where} is reached through gateway ${r.gateway}` };
     if (r.oif !== underlayIndex) return { direct: false, why: `${where} is reached by interface index ${r.oif ?? 'none'}, not the underlay's` };

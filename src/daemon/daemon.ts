@@ -35,6 +35,7 @@ import { decodeLease, type Lease } from '../subnet/lease';
 import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
+import type { UnderlayChoice } from './underlay-select';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -130,7 +131,7 @@ export class Daemon {
     this.registry.prefetch({ grantTtlSeconds: this.cfg.subnetLeaseTtl });
     this.http = await http;
 
-    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
+    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, this.underlayChoice()));
     this.log.info({ underlay: this.underlay }, 'underlay interface');
 
     const mac = await this.retry('VTEP MAC state', () => loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac()));
@@ -411,7 +412,10 @@ export class Daemon {
     const touchesUnderlay = (e.kind === 'link' && e.link.index === u.index) || (e.kind === 'addr' && e.addr.index === u.index);
     if (!touchesUnderlay) return;
     try {
-      const next = resolveUnderlay(this.h, { iface: this.cfg.iface ?? u.name, publicIp: this.cfg.publicIp });
+      // Without a choice of interface, the one picked at start stays (not whichever holds the default route now).
+      const choice = this.underlayChoice();
+      const given = choice.iface.length > 0 || choice.ifaceRegex.length > 0 || choice.ifaceCanReach !== undefined;
+      const next = resolveUnderlay(this.h, given ? choice : { ...choice, iface: [u.name] });
       if (!sameUnderlay(u, next)) {
         this.log.info({ before: u, after: next }, 'underlay changed');
         this.underlay = next;
@@ -478,6 +482,10 @@ export class Daemon {
       setImmediate(saveCodeCacheNow);
     }
   }
+  private underlayChoice(): UnderlayChoice {
+    return { iface: this.cfg.iface, ifaceRegex: this.cfg.ifaceRegex, ifaceCanReach: this.cfg.ifaceCanReach, publicIp: this.cfg.publicIp };
+  }
+
   private async subnetFromFile(): Promise<Prefix4 | undefined> {
     try {
       const rec = await readSubnetFile(this.cfg.subnetFile);
