@@ -196,7 +196,6 @@ export class Daemon {
     const driver = choice.driver;
     this.reconciler = new Reconciler(this.h, child(this.log, 'dataplane'), { resyncIntervalMs: this.cfg.resyncInterval * 1000, ownsLink: ownedByAnyBackend }, driver);
     choice.registerMetrics?.(this.metricsRegistry);
-    this.refreshReach();
     this.wireReconcilerEvents(this.reconciler);
     this.events = new NetlinkEventSocket();
     this.events.on('event', (e) => this.onKernelEvent(e));
@@ -287,6 +286,8 @@ export class Daemon {
     const backend = this.backend?.backend;
     if (!this.config || !own || !this.underlay || !this.reconciler || !backend) return;
     const codec = backend.codec;
+    // Never plan a backend that asks how peers are reached without knowing it.
+    if (!this.reach && backend.needsReach(this.config)) this.readReach();
     if (!this.decodedFor || !isOwnLease(this.decodedFor, own) || !codec.equals(this.decodedFor.backendData, own.backendData)) {
       // Decoding judges overlap with our subnet: a different one invalidates every decode.
       if (this.decodedFor) for (const d of this.raw.values()) d.lease = undefined;
@@ -341,17 +342,23 @@ export class Daemon {
    * VXLAN DirectRouting). Peers are re-planned only if a route that decides it changed.
    */
   private refreshReach(): void {
+    if (this.readReach()) this.recompute();
+  }
+
+  /** Whether the reachability of peers may have changed (false: same routes, or not asked). */
+  private readReach(): boolean {
     const backend = this.backend?.backend;
     const u = this.underlay;
-    if (!backend || !this.config || !u || !backend.needsReach(this.config)) return;
+    if (!backend || !this.config || !u || !backend.needsReach(this.config)) return false;
     try {
       const routes = this.h.listRoutes({ table: RT_TABLE_MAIN }).filter((r) => r.protocol !== TWILL_ROUTE_PROTOCOL);
       const sig = `${u.index}|${reachSignature(routes, TWILL_ROUTE_PROTOCOL)}`;
-      if (this.reach?.sig === sig) return;
+      if (this.reach?.sig === sig) return false;
       this.reach = { sig, lookup: reachability(routes, u.index, TWILL_ROUTE_PROTOCOL) };
-      this.recompute();
+      return true;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cannot read the routing table; keeping the last reachability');
+      return false;
     }
   }
 

@@ -9,11 +9,19 @@ import { EtcdAdmin } from '../subnet/etcd-registry';
 import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';
-import { BRIDGE_IP, buildHost, buildUnderlay } from './topology';
+import { BRIDGE_IP, buildHost, buildRouter, buildUnderlay, type Segment } from './topology';
 import { addPod, removePod } from './pods';
 import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
 
 export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
+
+export type LabBackend = 'vxlan' | 'host-gw';
+
+/** The lab's network config for a backend (vxlan: optionally with DirectRouting). */
+export function labNetworkConfig(backend: LabBackend, directRouting = false): string {
+  if (backend === 'host-gw') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}';
+  return directRouting ? '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":true}}' : DEFAULT_NETWORK_CONFIG;
+}
 export const ETCD_PREFIX = '/coreos.com/network';
 
 export interface LabHost {
@@ -21,6 +29,8 @@ export interface LabHost {
   ns: string;
   ip: string;
   dir: string;
+  /** Underlay segment: 'a' (the underlay bridge) or 'b' (behind the router). Absent: 'a'. */
+  segment?: Segment;
   daemon?: SpawnedProc;
   daemonArgs?: string[];
   /** `twill serve` of this host (see src/cni/server.ts), when started. */
@@ -40,6 +50,8 @@ export interface LabState {
   name: string;
   dir: string;
   underlayNs: string;
+  /** The router namespace joining segment B to A, once a host was put on B. */
+  routerNs?: string;
   mtu: number;
   etcd?: SpawnedProc;
   hosts: LabHost[];
@@ -112,6 +124,8 @@ export class Lab {
         networkConfig: opts.networkConfig ?? DEFAULT_NETWORK_CONFIG,
       });
     if (opts.installRoot !== undefined) lab.state.installRoot = opts.installRoot;
+    // A resumed lab takes a new network config when one is given (the daemons converge to it on restart).
+    if (opts.networkConfig !== undefined) lab.state.networkConfig = opts.networkConfig;
     lab.save();
     buildUnderlay(lab.state.underlayNs, lab.state.mtu);
     await lab.startEtcd();
@@ -204,20 +218,37 @@ export class Lab {
     return h;
   }
 
-  /** Adds host h<N> (namespace + underlay veth). Idempotent per name. */
-  addHost(name?: string): LabHost {
+  /**
+   * Adds host h<N> (namespace + underlay veth) on segment `segment` ('b': behind the router,
+   * which is built with the first such host). Idempotent per name; a host keeps its segment.
+   */
+  addHost(name?: string, segment: Segment = 'a'): LabHost {
     const n = name ?? `h${this.state.hosts.length + 1}`;
     const existing = this.state.hosts.find((x) => x.name === n);
     const index = existing ? this.state.hosts.indexOf(existing) + 1 : this.state.hosts.length + 1;
+    const seg = existing?.segment ?? segment;
+    if (seg === 'b') this.ensureRouter();
     const ns = `twl-${this.state.name}-${n}`;
-    const { ip } = buildHost(this.state.underlayNs, ns, index, this.state.mtu);
+    const { ip } = buildHost(this.state.underlayNs, ns, index, this.state.mtu, seg, this.state.routerNs !== undefined);
     if (existing) return existing;
     const dir = path.join(this.state.dir, n);
     fs.mkdirSync(dir, { recursive: true });
-    const host: LabHost = { name: n, ns, ip, dir };
+    const host: LabHost = { name: n, ns, ip, dir, ...(seg === 'b' ? { segment: seg } : {}) };
     this.state.hosts.push(host);
     this.save();
     return host;
+  }
+
+  /** Segment B and its router; hosts already on A learn the way to B. */
+  private ensureRouter(): void {
+    const first = this.state.routerNs === undefined;
+    this.state.routerNs ??= `twl-${this.state.name}-rt`;
+    buildRouter(this.state.underlayNs, this.state.routerNs, this.state.mtu);
+    this.save();
+    if (!first) return;
+    this.state.hosts.forEach((h, i) => {
+      if ((h.segment ?? 'a') === 'a') buildHost(this.state.underlayNs, h.ns, i + 1, this.state.mtu, 'a', true);
+    });
   }
 
   subnetFile(host: LabHost): string {
@@ -347,6 +378,7 @@ export class Lab {
     await this.stopEtcd();
     for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
     for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);
+    if (this.state.routerNs && netnsExists(this.state.routerNs)) deleteNetns(this.state.routerNs);
     if (netnsExists(this.state.underlayNs)) deleteNetns(this.state.underlayNs);
     fs.rmSync(this.state.dir, { recursive: true, force: true });
   }
