@@ -15,12 +15,8 @@ import type { DaemonConfig } from '../config/daemon';
 import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import { isOwnLease, planPeers, type PeerEntries } from '../backends/plan';
-import { reachability, reachSignature } from '../backends/reach';
 import { backendFor, ownedByAnyBackend, type Registered } from '../backends/registry';
-import type { Reach } from '../backends/types';
 import { Reconciler, type Dataplane } from '../dataplane/reconciler';
-import { TWILL_ROUTE_PROTOCOL } from '../dataplane/model';
-import { RT_TABLE_MAIN } from '../netlink/types';
 import { firstHost, formatIp4, formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../ip/ipv4';
 import { randomLocalMac } from '../ip/mac';
 import { NetlinkEventSocket, type NetlinkEvent } from '../netlink/events';
@@ -36,6 +32,7 @@ import { loadOrCreateVtepMac } from '../subnet/state';
 import { formatSubnetFile, parseSubnetEnv, readSubnetFile, writeSubnetFile } from '../subnet/subnet-file';
 import { resolveUnderlay, sameUnderlay, type Underlay } from './underlay';
 import type { UnderlayChoice } from './underlay-select';
+import { PeerReach } from './peer-reach';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -63,9 +60,11 @@ export class Daemon {
   /** The active backend: chosen by the network config. */
   private backend: Registered | undefined;
   /** How peers' PublicIPs are reached, for backends that ask (host-gw, DirectRouting). */
-  private reach: { sig: string; lookup: (ip: number) => Reach } | undefined;
+  private readonly reach: PeerReach;
   private reachScheduled: NodeJS.Immediate | undefined;
   private hasDevice = false;
+  /** Paths the peers gauge has a series for (set to 0 when no peer takes them any more). */
+  private readonly paths = new Set<string>();
   private http: HttpServerHandle | undefined;
   private notifier: Notifier;
   private underlay: Underlay | undefined;
@@ -95,6 +94,7 @@ export class Daemon {
     this.log = log;
     this.metrics = createDaemonMetrics(this.metricsRegistry);
     this.h = NetlinkHandle.open();
+    this.reach = new PeerReach(this.h);
     this.notifier = createNotifier((s) => native().sdNotify(s));
   }
 
@@ -287,7 +287,7 @@ export class Daemon {
     if (!this.config || !own || !this.underlay || !this.reconciler || !backend) return;
     const codec = backend.codec;
     // Never plan a backend that asks how peers are reached without knowing it.
-    if (!this.reach && backend.needsReach(this.config)) this.readReach();
+    if (!this.reach.lookup && backend.needsReach(this.config)) this.readReach();
     if (!this.decodedFor || !isOwnLease(this.decodedFor, own) || !codec.equals(this.decodedFor.backendData, own.backendData)) {
       // Decoding judges overlap with our subnet: a different one invalidates every decode.
       if (this.decodedFor) for (const d of this.raw.values()) d.lease = undefined;
@@ -295,7 +295,7 @@ export class Daemon {
       this.peerEntries = undefined;
     }
     const underlay = { index: this.underlay.index, ip: this.underlay.ip, mtu: this.underlay.mtu };
-    const version = `${this.rawVersion}/${this.reach?.sig ?? ''}/${underlay.index}`;
+    const version = `${this.rawVersion}/${this.reach.signature}/${underlay.index}`;
     let pe = this.peerEntries;
     if (!pe || pe.version !== version) {
       const peers: Lease[] = [];
@@ -303,14 +303,17 @@ export class Daemon {
         const lease = this.decoded(key, d, own, this.config);
         if (lease) peers.push(lease);
       }
-      const entries = planPeers(backend, { config: this.config, own, underlay, ...(this.reach ? { reach: this.reach.lookup } : {}) }, peers);
+      const reach = this.reach.lookup;
+      const entries = planPeers(backend, { config: this.config, own, underlay, ...(reach ? { reach } : {}) }, peers);
       this.warnSkipped(entries, codec.describe);
       this.peerEntries = pe = { version, entries };
     }
     const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay });
     this.hasDevice = device !== undefined;
     let programmed = 0;
-    for (const [path, n] of pe.entries.paths) {
+    for (const path of pe.entries.paths.keys()) this.paths.add(path);
+    for (const path of this.paths) {
+      const n = pe.entries.paths.get(path) ?? 0;
       programmed += n;
       this.metrics.peerPaths.set({ path }, n);
     }
@@ -351,11 +354,7 @@ export class Daemon {
     const u = this.underlay;
     if (!backend || !this.config || !u || !backend.needsReach(this.config)) return false;
     try {
-      const routes = this.h.listRoutes({ table: RT_TABLE_MAIN }).filter((r) => r.protocol !== TWILL_ROUTE_PROTOCOL);
-      const sig = `${u.index}|${reachSignature(routes, TWILL_ROUTE_PROTOCOL)}`;
-      if (this.reach?.sig === sig) return false;
-      this.reach = { sig, lookup: reachability(routes, u.index, TWILL_ROUTE_PROTOCOL) };
-      return true;
+      return this.reach.read(u.index);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cannot read the routing table; keeping the last reachability');
       return false;
@@ -415,7 +414,7 @@ export class Daemon {
     if (!u) return;
     // Links going down take their routes with them silently: any link, address or foreign
     // route change may change how peers are reached.
-    if (this.reach && (e.kind === 'link' || e.kind === 'addr' || (e.kind === 'route' && e.route.protocol !== TWILL_ROUTE_PROTOCOL))) this.scheduleReachRefresh();
+    if (this.reach.lookup && PeerReach.concerns(e)) this.scheduleReachRefresh();
     const touchesUnderlay = (e.kind === 'link' && e.link.index === u.index) || (e.kind === 'addr' && e.addr.index === u.index);
     if (!touchesUnderlay) return;
     try {

@@ -5,7 +5,8 @@
 // `ip`/`bridge` are the independent oracle.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Netns, bridgeJson, ipJson, isRoot, waitFor } from '../support/netns';
+import { bridgeJson, ipJson, isRoot, waitFor, type Netns } from '../support/netns';
+import { nextConvergence, underlayNetns } from '../support/dataplane';
 import { computeDesired } from '../../src/backends/plan';
 import { reachability } from '../../src/backends/reach';
 import { ownedByAnyBackend } from '../../src/backends/registry';
@@ -57,23 +58,14 @@ const routes = () => ipJson<IpRoute>(ns.name, 'route', 'show', 'proto', '113').m
 const links = () => ipJson<{ ifname: string }>(ns.name, 'link', 'show').map((l) => l.ifname);
 
 function converge(r: Reconciler, d: DesiredState): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('reconciler did not converge within 5 s')), 5000);
-    r.once('converged', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    r.setDesired(d);
-  });
+  const done = nextConvergence(r);
+  r.setDesired(d);
+  return done;
 }
 
 before(() => {
   if (skip) return;
-  ns = Netns.create('bk');
-  ns.ip('link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1');
-  ns.ip('link', 'set', 'ul0', 'up');
-  ns.ip('link', 'set', 'ul1', 'up');
-  ns.ip('addr', 'add', '192.0.2.1/24', 'dev', 'ul0');
+  ns = underlayNetns('bk', '192.0.2.1/24');
   ns.ip('route', 'add', '203.0.113.0/24', 'via', '192.0.2.254', 'dev', 'ul0');
   h = NetlinkHandle.open({ netns: ns.path });
   ul = h.getLink('ul0')!.index;

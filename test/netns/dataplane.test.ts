@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, bridgeJson, ipJson, isRoot, waitFor } from '../support/netns';
+import { nextConvergence, underlayNetns } from '../support/dataplane';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { NetlinkEventSocket } from '../../src/netlink/events';
 import { ensureDevice } from '../../src/backends/vxlan/device';
@@ -47,11 +48,7 @@ const fdb = () => bridgeJson<Fdb>(ns.name, 'fdb', 'show', 'dev', 'twill.1');
 
 before(() => {
   if (skip) return;
-  ns = Netns.create('dp');
-  ns.ip('link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1');
-  ns.ip('link', 'set', 'ul0', 'up');
-  ns.ip('link', 'set', 'ul1', 'up');
-  ns.ip('addr', 'add', '192.0.2.1/24', 'dev', 'ul0');
+  ns = underlayNetns('dp', '192.0.2.1/24');
   h = NetlinkHandle.open({ netns: ns.path });
   underlayIndex = h.getLink('ul0')!.index;
 });
@@ -62,15 +59,7 @@ after(() => {
   ns?.delete();
 });
 
-function runToConvergence(r: Reconciler): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('reconciler did not converge within 5 s')), 5000);
-    r.once('converged', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
+const runToConvergence = nextConvergence;
 
 test('device driver creates twill.1 as flannel does and fixes it in place or by recreation', { skip }, () => {
   const d = desired([]);
