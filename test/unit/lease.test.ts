@@ -4,6 +4,7 @@ import { parseNetworkConfig } from '../../src/config/network';
 import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
 import { decodeLease, encodeLeaseValue, leaseEquals, leaseValuePublicIp, parseSubnetKey, subnetKey, type Lease as AnyLease, type LeaseSkipReason } from '../../src/subnet/lease';
 import { vxlanCodec, type VxlanData } from '../../src/backends/vxlan/codec';
+import { hostGwCodec } from '../../src/backends/host-gw/backend';
 
 type Lease = AnyLease<VxlanData>;
 
@@ -147,4 +148,35 @@ test('leaseValuePublicIp reads only the PublicIP', () => {
   assert.equal(leaseValuePublicIp('{'), null);
   assert.equal(leaseValuePublicIp('{"PublicIP":"x"}'), null);
   assert.equal(leaseValuePublicIp('[]'), null);
+});
+
+test("host-gw lease: flannel's exact JSON (no BackendData), decoded by the host-gw codec only", () => {
+  const hg: AnyLease<Record<string, never>> = { subnet: lease.subnet, publicIp: lease.publicIp, publicIpv6: null, backendType: 'host-gw', backendData: {} };
+  const text = '{"PublicIP":"192.168.50.11","PublicIPv6":null,"BackendType":"host-gw"}';
+  assert.equal(encodeLeaseValue(hg, hostGwCodec), text);
+  const hgCtx = { prefix: PREFIX, config: parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}'), codec: hostGwCodec };
+  for (const v of [text, '{"PublicIP":"192.168.50.11","BackendType":"host-gw","BackendData":null}', '{"publicip":"192.168.50.11","backendtype":"host-gw"}']) {
+    const r = decodeLease(KEY, v, hgCtx);
+    assert.ok(r.ok, v);
+    if (r.ok) assert.deepEqual(r.lease, hg);
+  }
+  // Each backend skips the other's leases: hosts on different backends cannot reach each other.
+  const asVxlan = decodeLease(KEY, text, ctx);
+  assert.equal(asVxlan.ok, false);
+  if (!asVxlan.ok) assert.equal(asVxlan.reason, 'wrong-backend');
+  const asHostGw = decodeLease(KEY, VALUE, hgCtx);
+  assert.equal(asHostGw.ok, false);
+  if (!asHostGw.ok) assert.equal(asHostGw.reason, 'wrong-backend');
+  const badIp = decodeLease(KEY, '{"PublicIP":"224.0.0.1","PublicIPv6":null,"BackendType":"host-gw"}', hgCtx);
+  assert.equal(badIp.ok ? 'ok' : badIp.reason, 'bad-public-ip');
+});
+
+test('the canonical fast path and the general path decode alike', () => {
+  const general = VALUE.replace('{"PublicIP"', '{ "PublicIP"');
+  const a = decodeLease(KEY, VALUE, ctx);
+  const b = decodeLease(KEY, general, ctx);
+  assert.ok(a.ok && b.ok);
+  if (a.ok && b.ok) assert.deepEqual(a.lease, b.lease);
+  // A canonical text the fast path declines (another VNI) still gets its reason from the general path.
+  skip(KEY, VALUE.replace('"VNI":1', '"VNI":2'), 'wrong-vni');
 });
