@@ -64,7 +64,7 @@ export function renderReport(r: LabReport, cmdPrefix: string): string {
   out.push('PODS');
   out.push(formatTable(['POD', 'HOST', 'ADDRESS', 'NAMESPACE'], r.pods.map((p) => [p.name, p.host, p.address ?? '-', p.ns])).trimEnd());
   out.push('');
-  out.push('CONNECTIVITY  (UDP echo from the row pod to the column pod, over the VXLAN overlay)');
+  out.push('CONNECTIVITY  (UDP echo from the row pod to the column pod, across the hosts)');
   const cell = (from: string, to: string): string => {
     const m = r.matrix.find((x) => x.from === from && x.to === to);
     return m === undefined ? '-' : m.ok ? 'ok' : 'FAIL';
@@ -89,7 +89,7 @@ export function renderReport(r: LabReport, cmdPrefix: string): string {
   const other = r.pods.find((p) => p.address !== null && p.host !== pod?.host) ?? pod;
   out.push('Next:');
   if (pod && other) out.push(`  ${cmdPrefix} exec ${pod.name} -- ping -c 3 ${other.address!.split('/')[0]}`);
-  if (r.hosts[0]) out.push(`  ${cmdPrefix} exec ${r.hosts[0].name} -- ip route      (a host's routes: one per peer subnet via twill.1)`);
+  if (r.hosts[0]) out.push(`  ${cmdPrefix} exec ${r.hosts[0].name} -- ip route      (a host's routes: protocol 113, one per peer subnet)`);
   out.push(`  ${cmdPrefix} status   |   ${cmdPrefix} down`);
   return out.join('\n') + '\n';
 }
