@@ -149,5 +149,6 @@ test('host-gw: route via the PublicIP on the underlay; no device; MTU = underlay
   assert.equal(hostGwBackend.podMtu(hostGw, 1500), 1500);
   assert.equal(hostGwBackend.ownsLink('twill.1'), false);
   assert.equal(vxlanBackend.ownsLink('twill.1'), true);
-  assert.equal(vxlanBackend.ownsLink('twill0x'), false);
+  assert.equal(vxlanBackend.ownsLink('twill0'), false, 'the CNI bridge is never a backend device');
+  assert.equal(vxlanBackend.ownsLink('twill.1x'), false);
 });
