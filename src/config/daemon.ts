@@ -56,7 +56,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'etcd-cafile', value: '<file>', help: 'CA bundle to verify etcd server certificates.', dflt: null },
   { name: 'etcd-certfile', value: '<file>', help: 'Client certificate for etcd (requires --etcd-keyfile).', dflt: null },
   { name: 'etcd-keyfile', value: '<file>', help: 'Client key for etcd (requires --etcd-certfile).', dflt: null },
-  { name: 'iface', value: '<name|ipv4>', help: 'Underlay interface (or an address it holds); repeatable, the first that exists wins.', dflt: 'the interface with the default route' },
+  { name: 'iface', value: '<name|ipv4>', help: 'Underlay interface (or an address it holds); repeatable (env: comma-separated), the first that exists with an IPv4 address wins.', dflt: 'the interface with the default route' },
   { name: 'iface-regex', value: '<regex>', help: 'Underlay interface whose IPv4 address, else name, matches; repeatable, tried after --iface.', dflt: null },
   { name: 'iface-can-reach', value: '<ipv4>', help: 'Underlay interface the kernel would use to reach this address; tried last.', dflt: null },
   { name: 'public-ip', value: '<ipv4>', help: 'Underlay IPv4 address published to other hosts.', dflt: "the interface's first IPv4 address" },
