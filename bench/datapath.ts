@@ -156,12 +156,13 @@ async function main(): Promise<void> {
     const hb = r['hand-built']!;
     const hg = r['hand-gw']!;
     // The hand-built equivalent: VXLAN for twill vxlan, the plain route for the direct paths.
-    const reference: Record<string, { ping: number[] } | undefined> = { vxlan: hb, 'vxlan-dr': hg, 'host-gw': hg };
-    const rows = [['path', '1 stream', 'vs underlay', '2 streams', 'vs underlay', 'ping p50', 'ping vs hand-built equivalent']];
+    const reference: Record<string, { one: number[]; two: number[]; ping: number[] } | undefined> = { vxlan: hb, 'vxlan-dr': hg, 'host-gw': hg };
+    const rows = [['path', '1 stream', 'vs underlay', '2 streams', 'vs underlay', 'ping p50', 'vs hand-built equivalent (1 / 2 streams / ping)']];
     for (const p of paths) {
       const x = r[p.name]!;
       const ref = reference[p.name];
-      rows.push([p.name, `${fmt(median(x.one) / 1e9, 2)} Gbit/s`, `${fmt(ratio(x.one, u.one), 3)}x`, `${fmt(median(x.two) / 1e9, 2)} Gbit/s`, `${fmt(ratio(x.two, u.two), 3)}x`, `${fmt(median(x.ping), 3)} ms`, ref ? `${fmt(ratio(x.ping, ref.ping), 2)}x` : '']);
+      const vsRef = ref ? `${fmt(ratio(x.one, ref.one), 3)}x / ${fmt(ratio(x.two, ref.two), 3)}x / ${fmt(ratio(x.ping, ref.ping), 2)}x` : '';
+      rows.push([p.name, `${fmt(median(x.one) / 1e9, 2)} Gbit/s`, `${fmt(ratio(x.one, u.one), 3)}x`, `${fmt(median(x.two) / 1e9, 2)} Gbit/s`, `${fmt(ratio(x.two, u.two), 3)}x`, `${fmt(median(x.ping), 3)} ms`, vsRef]);
     }
     console.log(`\ntwill datapath benchmark: ${ROUNDS} interleaved rounds x ${TIME} s, MTU 1500, pod -> pod between two hosts\n`);
     console.log(table(rows));
