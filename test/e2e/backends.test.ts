@@ -1,7 +1,8 @@
 // Issue 11's end-to-end proof on two underlay segments: h1, h2 on segment A (one bridge), h3
 // on segment B behind a router namespace.
 // - vxlan + DirectRouting: h1↔h2 take a plain route via each other's underlay IP, everything to
-//   and from h3 goes over VXLAN; every pod reaches every pod.
+//   and from h3 goes over VXLAN; every pod reaches every pod. When h1's route to h2 changes
+//   (h2 put behind the router), h1's daemon switches h2 to VXLAN, and back.
 // - The network config changes to host-gw and the daemons restart: leases are re-published
 //   with BackendType "host-gw", the VXLAN device and its entries are swept; h1↔h2 pods mesh;
 //   h3 is reported (one warning, counted in /metrics), not programmed, and h1↔h2 are unaffected.
@@ -9,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { isRoot, ipJson, waitFor } from '../support/netns';
+import { isRoot, ipJson, ipn, waitFor } from '../support/netns';
 import { createTestLab, httpGetInNs, pingFrom } from '../support/lab';
 import { ETCD_PREFIX, labNetworkConfig, type Lab, type LabHost, type LabPod } from '../../src/lab/lab';
 
@@ -103,6 +104,22 @@ test('vxlan + DirectRouting: h1↔h2 direct, everything to h3 over VXLAN; every 
   // The pod MTU stays VXLAN's.
   assert.match(fs.readFileSync(lab.subnetFile(h1), 'utf8'), /FLANNEL_MTU=1450/);
   assert.deepEqual(meshFailures(pods), []);
+});
+
+test('the daemon follows the underlay: h2 moved behind the router (a host route on h1) goes over VXLAN, and back direct when it is removed', { skip }, async () => {
+  const podOf = (h: LabHost) => pods.find((p) => p.host === h.name)!;
+  ipn(h1.ns, 'route', 'add', `${h2.ip}/32`, 'via', '172.30.0.254', 'dev', 'eth0');
+  try {
+    const ms = await waitFor(() => routes(h1).includes(vxlan(h2)), 2000, 'h1 encapsulates to h2', 10);
+    assert.ok(ms < 2000);
+    assert.ok(pingFrom(podOf(h1).ns, podIp(podOf(h2)), { count: 2, timeoutS: 1 }), 'h1 pod reaches h2 pod over VXLAN');
+    assert.match(metric(h1, /^twill_peer_paths\{path="direct"\}/) ?? '', / 0$/);
+  } finally {
+    ipn(h1.ns, 'route', 'del', `${h2.ip}/32`);
+  }
+  await waitFor(() => routes(h1).includes(direct(h2)), 2000, 'h1 back to the direct route', 10);
+  assert.deepEqual(routes(h1), [direct(h2), vxlan(h3)].sort());
+  assert.ok(pingFrom(podOf(h1).ns, podIp(podOf(h2)), { count: 2, timeoutS: 1 }));
 });
 
 test('backend changed to host-gw + restart: leases re-published, VXLAN swept; h1↔h2 pods mesh; h3 reported, counted, not programmed', { skip }, async () => {
