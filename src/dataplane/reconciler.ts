@@ -75,6 +75,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   private devIndex = 0;
   private readonly tables: Table[];
   private readonly sinkSizes = new Map<EntryKind, number>();
+  /** The table each sink last took in full (its entries may still be relied on by kernel routes). */
+  private readonly sinkTables = new Map<EntryKind, EntryMap>();
   private needFull = true;
   private needDeviceCheck = true;
   /** The desired device changed since it was last ensured: what ensure fixes then is not drift. */
@@ -261,8 +263,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       this.fullReason = this.fullReason || 'retry after error';
       this.noteError('device', err as Error);
     }
-    if (ok) ok = this.pushSinks(desired);
+    // A sink first gets what is new on top of what it holds, and loses what is gone only once
+    // the netlink batch went through: a route switching path never points at a missing entry.
+    if (ok) ok = this.pushSinks(desired, 'add');
     if (ok) ok = this.applyPending();
+    if (ok) ok = this.pushSinks(desired, 'exact');
     this.isConverged = ok && this.tables.every((x) => x.t.inSync()) && !this.needFull;
     if (this.isConverged) {
       this.backoffMs = 250;
@@ -315,11 +320,23 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     }
   }
 
-  /** Tables a driver keeps itself get theirs before any netlink entry that relies on them. */
-  private pushSinks(d: DesiredState): boolean {
+  /**
+   * Tables a driver keeps itself: 'add' (before the netlink batch) pushes the desired table
+   * plus what the sink held, 'exact' (after it) the desired table alone.
+   */
+  private pushSinks(d: DesiredState, phase: 'add' | 'exact'): boolean {
     for (const sink of this.driver.sinks ?? []) {
+      const want = (d.tables[sink.kind] ?? new Map()) as EntryMap;
+      const held = this.sinkTables.get(sink.kind);
+      let table = want;
+      if (phase === 'add' && held !== undefined && held !== want) {
+        table = new Map(held);
+        for (const [k, v] of want) table.set(k, v);
+      }
+      if (phase === 'exact' && held === want) continue;
       try {
-        const res = sink.push((d.tables[sink.kind] ?? new Map()) as EntryMap<never>);
+        const res = sink.push(table as EntryMap<never>);
+        if (table === want) this.sinkTables.set(sink.kind, want);
         if (res) {
           this.sinkSizes.set(sink.kind, res.size);
           this.emit('applied', { kind: sink.kind, writes: res.writes, deletes: res.deletes });

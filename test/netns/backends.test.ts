@@ -175,3 +175,36 @@ test('vxlan DirectRouting: on-link peer direct, routed peer over VXLAN; a peer w
   hg.stop();
   events.close();
 });
+
+test('a driver that keeps the FDB itself (userspace) loses a switching peer’s entry only after its route was replaced, and gets a new one before', { skip }, async () => {
+  // The kernel driver's tables for routes and neighbours, and a sink recording what it was given
+  // and which path the kernel's route to the near peer had at that moment.
+  const seen: Array<{ macs: string[]; nearRoute: string | undefined }> = [];
+  const nearRoute = () => routes().find((r) => r.startsWith('10.244.2.0/24'));
+  const sink = {
+    kind: 'fdb' as const,
+    push(entries: Map<string, { mac: string; dst: string }>) {
+      seen.push({ macs: [...entries.keys()].sort(), nearRoute: nearRoute() });
+      return { writes: 0, deletes: 0, size: entries.size };
+    },
+  };
+  const kernel = kernelVxlanDriver();
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000, ownsLink: ownedByAnyBackend }, { device: kernel.device!, tables: kernel.tables.filter((t) => t.kind !== 'fdb'), sinks: [sink] });
+  await converge(r, directDesired([near, far]).desired);
+  assert.deepEqual(seen.at(-1)!.macs, ['0e:00:00:00:05:05']);
+
+  // near goes behind the router: its FDB entry must be there before its route turns to VXLAN.
+  ns.ip('route', 'add', '192.0.2.2/32', 'via', '192.0.2.254', 'dev', 'ul0');
+  seen.length = 0;
+  await converge(r, directDesired([near, far]).desired);
+  assert.deepEqual(seen[0], { macs: ['0e:00:00:00:02:02', '0e:00:00:00:05:05'], nearRoute: '10.244.2.0/24 via 192.0.2.2 dev ul0' });
+
+  // And back: the sink keeps near's entry until the route is direct again.
+  ns.ip('route', 'del', '192.0.2.2/32');
+  seen.length = 0;
+  await converge(r, directDesired([near, far]).desired);
+  assert.deepEqual(seen.map((x) => x.macs.length), [2, 1]);
+  assert.equal(seen[0]!.nearRoute, '10.244.2.0/24 via 10.244.2.0 dev twill.1 onlink', 'entry kept while the route still uses it');
+  assert.equal(seen[1]!.nearRoute, '10.244.2.0/24 via 192.0.2.2 dev ul0', 'dropped once the route is direct');
+  r.stop();
+});
