@@ -14,6 +14,8 @@
 //   for those, nor when its last IPv4 address is removed): any event touching our device
 //   therefore triggers a device check, and a full resync if the device was recreated or down
 //   or lost an address (a new MTU, MAC or added address keeps the entries).
+// - Order within a run: tables a driver keeps itself (the userspace FDB) get new entries, then
+//   the netlink batch (src/dataplane/apply-order.ts), then those tables lose what is gone.
 // - A failed entry stays pending; the rest still apply. Runs are synchronous (netlink
 //   requests are answered inside sendmsg), so there is never more than one run at a time.
 import { EventEmitter } from 'node:events';
