@@ -2,8 +2,8 @@
 // run on the same machine, printed as ratios.
 //
 // Four hosts (network namespaces) on one underlay bridge, MTU 1500 (overlay 1450), built with
-// the lab's own topology code: k1, k2 run the kernel dataplane (KernelReconciler: VXLAN device
-// + flannel's three entries per peer), u1, u2 the userspace one (UserspaceDataplane: TAP +
+// the lab's own topology code: k1, k2 run the kernel dataplane (the kernel VXLAN driver: VXLAN device
+// + flannel's three entries per peer), u1, u2 the userspace one (the userspace driver: TAP +
 // forwarder threads). All dataplanes run in this process (the forwarder is native threads;
 // the JS thread only waits), every host knows every other (so k1↔u1 works too).
 //
@@ -16,14 +16,17 @@
 import * as fs from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { parseNetworkConfig } from '../src/config/network';
-import { computeDesired } from '../src/dataplane/compute';
-import { KernelReconciler } from '../src/dataplane/reconciler';
+import { computeDesired } from '../src/backends/plan';
+import { vxlanBackend } from '../src/backends/vxlan/backend';
+import type { VxlanData } from '../src/backends/vxlan/codec';
+import { kernelVxlanDriver } from '../src/backends/vxlan/drivers';
+import { Reconciler, type Dataplane } from '../src/dataplane/reconciler';
 import { formatIp4, parseIp4, parsePrefix4 } from '../src/ip/ipv4';
 import { buildHost, buildUnderlay } from '../src/lab/topology';
 import { NetlinkHandle } from '../src/netlink/handle';
 import { deleteNetns, inNetns, netnsExists } from '../src/netns/netns';
 import type { Lease } from '../src/subnet/lease';
-import { UserspaceDataplane, type Dataplane } from '../src/userspace/dataplane';
+import { userspaceVxlanDriver, type UserspaceDriver } from '../src/userspace/dataplane';
 import type { NativeStats } from '../src/userspace/native';
 import { fmt, median, table } from './stats';
 
@@ -40,7 +43,7 @@ interface BenchHost {
   name: string;
   ns: string;
   ip: string;
-  lease: Lease;
+  lease: Lease<VxlanData>;
   h: NetlinkHandle;
   dp: Dataplane;
   kind: 'kernel' | 'userspace';
@@ -81,14 +84,15 @@ async function buildHosts(): Promise<BenchHost[]> {
     const ns = `${tag}-${name}`;
     const { nsPath, ip } = buildHost(underlayNs, ns, i + 1, 1500);
     const h = NetlinkHandle.open({ netns: nsPath });
-    const lease: Lease = { subnet: parsePrefix4(`10.244.${i + 1}.0/24`), publicIp: parseIp4(ip), vni: 1, vtepMac: `0e:00:00:00:00:0${i + 1}` };
-    const dp: Dataplane = kind === 'kernel' ? new KernelReconciler(h, quiet, 600_000) : new UserspaceDataplane(h, quiet, 600_000, { netns: nsPath, offloads: OFFLOADS });
+    const lease: Lease<VxlanData> = { subnet: parsePrefix4(`10.244.${i + 1}.0/24`), publicIp: parseIp4(ip), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: `0e:00:00:00:00:0${i + 1}` } };
+    const driver = kind === 'kernel' ? kernelVxlanDriver() : userspaceVxlanDriver({ netns: nsPath, offloads: OFFLOADS });
+    const dp: Dataplane = new Reconciler(h, quiet, { resyncIntervalMs: 600_000 }, driver);
     return { name, ns, ip, lease, h, dp, kind };
   });
   await Promise.all(
     hosts.map((host) => {
       const eth0 = host.h.getLink('eth0')!;
-      const { desired } = computeDesired({ config, own: host.lease, ownHeld: true, peers: hosts.map((x) => x.lease), underlay: { index: eth0.index, ip: host.ip, mtu: eth0.mtu } });
+      const { desired } = computeDesired(vxlanBackend, { config, own: host.lease, ownHeld: true, peers: hosts.map((x) => x.lease), underlay: { index: eth0.index, ip: host.ip, mtu: eth0.mtu } });
       const done = waitConverged(host.dp);
       host.dp.setDesired(desired);
       return done;
@@ -139,7 +143,7 @@ function cpuDelta(a: Map<string, number>, b: Map<string, number>): number[] {
 }
 
 function statsOf(h: BenchHost): NativeStats {
-  return (h.dp as UserspaceDataplane).stats()!;
+  return ((h.dp as Reconciler).driver as UserspaceDriver).stats()!;
 }
 
 async function main(): Promise<void> {

@@ -7,6 +7,7 @@ import { LabError } from '../lab/errors';
 import { labDown, labExec, labReport, labUp, loadLab, type LabLocation } from '../lab/operations';
 import { renderReport, reportOk } from '../lab/report';
 import { TwillError } from '../base/twill-error';
+import type { LabBackend } from '../lab/lab';
 
 const USAGE = `Usage: twill-lab <command> [--name NAME] [--dir DIR]
 
@@ -15,6 +16,11 @@ Commands:
                               existing lab has), M pods per host (default 2, or as the lab has);
                               print hosts, pods and the pod×pod connectivity matrix. Exit
                               status 1 when any pair cannot reach the other.
+     [--backend vxlan|host-gw] [--direct-routing] [--routed K]
+                              The network config's backend (default vxlan, or what the lab
+                              has; changing it on a running lab restarts the daemons);
+                              --direct-routing: vxlan with DirectRouting; --routed K: the last
+                              K hosts sit on a second underlay segment behind a router namespace.
   status                      Print the same tables for the running lab (probes again).
   exec <host|pod> -- CMD...   Run CMD inside that host's or pod's network namespace
                               ("underlay" is the namespace of the bridge and etcd,
@@ -56,7 +62,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: own,
-      options: { name: { type: 'string' }, dir: { type: 'string' }, hosts: { type: 'string' }, pods: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        name: { type: 'string' }, dir: { type: 'string' }, hosts: { type: 'string' }, pods: { type: 'string' },
+        backend: { type: 'string' }, 'direct-routing': { type: 'boolean' }, routed: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -73,16 +82,23 @@ async function main(argv: string[]): Promise<number> {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     throw new LabError('ERR_LAB_PREREQ', `twill-lab ${cmd} needs root: it enters the lab's network namespaces (run it with sudo)`);
   }
-  if (cmd !== 'up' && (values.hosts !== undefined || values.pods !== undefined)) throw new UsageError('--hosts and --pods belong to `up`');
+  const upOnly = [values.hosts, values.pods, values.backend, values['direct-routing'], values.routed];
+  if (cmd !== 'up' && upOnly.some((v) => v !== undefined)) throw new UsageError('--hosts, --pods, --backend, --direct-routing and --routed belong to `up`');
   if (cmd !== 'exec' && (args.length > 0 || dashdash >= 0)) throw new UsageError(`unexpected arguments for ${cmd}: ${[...args, ...rest].join(' ')}`);
 
   switch (cmd) {
     case 'up': {
       const hosts = count(values.hosts, 'hosts', 200);
       const pods = count(values.pods, 'pods', 50);
+      const given = values.backend ?? (values['direct-routing'] ? 'vxlan' : undefined);
+      if (given !== undefined && given !== 'vxlan' && given !== 'host-gw') throw new UsageError('--backend must be vxlan or host-gw');
+      const backend: LabBackend | undefined = given;
+      if (values['direct-routing'] && backend !== 'vxlan') throw new UsageError('--direct-routing is a vxlan option');
+      const routed = values.routed === undefined ? 0 : count(values.routed, 'routed', hosts ?? 200)!;
+      const chosen = backend !== undefined ? { backend, directRouting: values['direct-routing'] === true } : {};
       let up;
       try {
-        up = await labUp({ ...loc, ...(hosts !== undefined ? { hosts } : {}), ...(pods !== undefined ? { pods } : {}), progress: (l) => process.stderr.write(`twill-lab: ${l}\n`) });
+        up = await labUp({ ...loc, ...(hosts !== undefined ? { hosts } : {}), ...(pods !== undefined ? { pods } : {}), routed, ...chosen, progress: (l) => process.stderr.write(`twill-lab: ${l}\n`) });
       } catch (err) {
         if (!(err instanceof LabError && (err.code === 'ERR_LAB_PREREQ' || err.code === 'ERR_LAB_NAME'))) {
           process.stderr.write(`twill-lab: up stopped; what exists is left for inspection (${cmdPrefix(loc)} status); \`${cmdPrefix(loc)} down\` removes it\n`);

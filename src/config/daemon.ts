@@ -20,8 +20,14 @@ export interface DaemonConfig {
   etcdCafile: string | undefined;
   etcdCertfile: string | undefined;
   etcdKeyfile: string | undefined;
-  /** undefined: the interface holding the default route, resolved at startup. */
-  iface: string | undefined;
+  /**
+   * Underlay choice, flannel's precedence: each --iface (a name, or an IPv4 address the
+   * interface holds) in order, then each --iface-regex (matched against IPv4 addresses, then
+   * names), then --iface-can-reach; none given: the interface holding the default route.
+   */
+  iface: string[];
+  ifaceRegex: string[];
+  ifaceCanReach: string | undefined;
   /** IPv4 underlay address to publish; undefined: the interface's first address. */
   publicIp: string | undefined;
   subnetFile: string;
@@ -64,7 +70,9 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'etcd-cafile', value: '<file>', help: 'CA bundle to verify etcd server certificates.', dflt: null },
   { name: 'etcd-certfile', value: '<file>', help: 'Client certificate for etcd (requires --etcd-keyfile).', dflt: null },
   { name: 'etcd-keyfile', value: '<file>', help: 'Client key for etcd (requires --etcd-certfile).', dflt: null },
-  { name: 'iface', value: '<name>', help: 'Underlay interface for VXLAN traffic.', dflt: 'the interface with the default route' },
+  { name: 'iface', value: '<name|ipv4>', help: 'Underlay interface (or an address it holds); repeatable (env: comma-separated), the first that exists with an IPv4 address wins.', dflt: 'the interface with the default route' },
+  { name: 'iface-regex', value: '<regex>', help: 'Underlay interface whose IPv4 address, else name, matches; repeatable, tried after --iface.', dflt: null },
+  { name: 'iface-can-reach', value: '<ipv4>', help: 'Underlay interface the kernel would use to reach this address; tried last.', dflt: null },
   { name: 'public-ip', value: '<ipv4>', help: 'Underlay IPv4 address published to other hosts.', dflt: "the interface's first IPv4 address" },
   { name: 'subnet-file', value: '<file>', help: 'Where to write the leased subnet for the CNI plugin.', dflt: '/run/twill/subnet.env' },
   { name: 'state-dir', value: '<dir>', help: 'Directory for persistent daemon state (VTEP MAC).', dflt: '/var/lib/twill' },
@@ -84,6 +92,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'version', value: null, help: 'Print the version and exit.', dflt: null },
 ];
 
+/** Flags that may be given more than once (in the environment: comma-separated). */
+const REPEATABLE = new Set(['iface', 'iface-regex']);
 const BOOLEAN_FLAGS = new Set(FLAGS.filter((f) => f.value === null).map((f) => f.name));
 const VALUE_FLAGS = new Set(FLAGS.filter((f) => f.value !== null).map((f) => f.name));
 /** Value flags whose value is optional: alone they mean "true". */
@@ -119,7 +129,7 @@ export function daemonHelpText(): string {
   return lines.join('\n') + '\n';
 }
 
-type Raw = Map<string, { value: string; source: string }>;
+type Raw = Map<string, { value: string; source: string; all: string[] }>;
 
 export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParseResult {
   const raw: Raw = new Map();
@@ -154,7 +164,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
       value = next;
       i++;
     }
-    raw.set(name, { value, source: `--${name}` });
+    raw.set(name, { value, source: `--${name}`, all: [...(raw.get(name)?.all ?? []), value] });
   }
 
   if (help) return { kind: 'help', text: daemonHelpText() };
@@ -163,7 +173,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv)
   for (const name of VALUE_FLAGS) {
     if (raw.has(name)) continue;
     const v = env[envName(name)];
-    if (v !== undefined && v !== '') raw.set(name, { value: v, source: envName(name) });
+    if (v !== undefined && v !== '') raw.set(name, { value: v, source: envName(name), all: REPEATABLE.has(name) ? v.split(',') : [v] });
   }
   return { kind: 'run', config: buildConfig(raw) };
 }
@@ -204,8 +214,10 @@ function buildConfig(raw: Raw): DaemonConfig {
     etcdCafile: str('etcd-cafile'),
     etcdCertfile: certfile,
     etcdKeyfile: keyfile,
-    iface: iface(str('iface')),
-    publicIp: publicIp(str('public-ip')),
+    iface: list(raw, 'iface').map(iface),
+    ifaceRegex: list(raw, 'iface-regex').map(regex),
+    ifaceCanReach: ipv4(str('iface-can-reach'), 'iface-can-reach'),
+    publicIp: ipv4(str('public-ip'), 'public-ip'),
     subnetFile: withDefault('subnet-file', '/run/twill/subnet.env'),
     stateDir: withDefault('state-dir', '/var/lib/twill'),
     httpAddr,
@@ -280,16 +292,34 @@ function prefix(p: string): string {
   return trimmed;
 }
 
-function iface(name: string | undefined): string | undefined {
-  if (name === undefined) return undefined;
+/** Every value of a repeatable flag, trimmed; an empty one is an error. */
+function list(raw: Raw, name: string): string[] {
+  const r = raw.get(name);
+  if (!r) return [];
+  const out = (REPEATABLE.has(name) ? r.all : [r.value]).map((v) => v.trim());
+  if (out.some((v) => v === '')) throw new ConfigError(name, `${r.source} must not be empty`);
+  return out;
+}
+
+function regex(text: string): string {
+  try {
+    new RegExp(text);
+  } catch (err) {
+    throw new ConfigError('iface-regex', `--iface-regex: "${text}" is not a valid regular expression`, { cause: err });
+  }
+  return text;
+}
+
+function iface(name: string): string {
+  if (isIPv4(name)) return name;
   if (name.length > MAX_IFNAME || /[\s/]/.test(name) || name === '.' || name === '..') {
     throw new ConfigError('iface', `--iface: "${name}" is not a valid interface name`);
   }
   return name;
 }
 
-function publicIp(ip: string | undefined): string | undefined {
+function ipv4(ip: string | undefined, flag: string): string | undefined {
   if (ip === undefined) return undefined;
-  if (!isIPv4(ip)) throw new ConfigError('public-ip', `--public-ip: "${ip}" is not an IPv4 address`);
+  if (!isIPv4(ip)) throw new ConfigError(flag, `--${flag}: "${ip}" is not an IPv4 address`);
   return ip;
 }

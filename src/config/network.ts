@@ -10,9 +10,10 @@
 //   gets the network address itself); SubnetMax absent or 0.0.0.0: the last subnet. When given,
 //   each must lie inside Network and sit on a SubnetLen boundary. flannel does not require
 //   SubnetMin <= SubnetMax; neither do we (such a range simply has no free subnet).
-// - Backend absent: vxlan. Only Type "vxlan" exists in twill. VNI default 1 (1..2^24-1),
-//   Port default 8472; Port 0 also means 8472, because flannel passes 0 to the kernel, whose
-//   VXLAN default destination port is 8472.
+// - Backend absent: vxlan. Types: "vxlan" and "host-gw" (each is a folder in src/backends/).
+//   vxlan: VNI default 1 (1..2^24-1), Port default 8472; Port 0 also means 8472, because
+//   flannel passes 0 to the kernel, whose VXLAN default destination port is 8472;
+//   DirectRouting default false (a JSON boolean). host-gw has no options.
 // - Field names match case-insensitively, as Go's encoding/json does (flannel's own tests
 //   write `{"network": ...}`); unknown fields are ignored; JSON null counts as absent.
 // Not carried over: flannel accepts VNI values above 65535 but writes them into the lease as a
@@ -25,8 +26,20 @@ export interface NetworkConfig {
   subnetLen: number;
   subnetMin: Ip4;
   subnetMax: Ip4;
-  backend: { type: 'vxlan'; vni: number; port: number };
+  backend: BackendConfig;
 }
+
+export interface VxlanConfig {
+  type: 'vxlan';
+  vni: number;
+  port: number;
+  /** Peers on the underlay's own link get a plain route via their PublicIP instead of VXLAN. */
+  directRouting: boolean;
+}
+
+export type BackendConfig = VxlanConfig | { type: 'host-gw' };
+
+export const BACKEND_TYPES: ReadonlyArray<BackendConfig['type']> = ['vxlan', 'host-gw'];
 
 export class NetworkConfigError extends TwillError<'ERR_NETWORK_CONFIG'> {
   /** The config key that was wrong ("Network", "SubnetLen", "Backend.VNI", or "(json)"). */
@@ -110,13 +123,15 @@ function parseSubnetLen(v: unknown, network: Prefix4): number {
   return network.len <= 22 ? 24 : network.len + 2;
 }
 
-function parseBackend(v: unknown): NetworkConfig['backend'] {
-  if (v === undefined) return { type: 'vxlan', vni: DEFAULT_VNI, port: DEFAULT_VXLAN_PORT };
+function parseBackend(v: unknown): BackendConfig {
+  if (v === undefined) return { type: 'vxlan', vni: DEFAULT_VNI, port: DEFAULT_VXLAN_PORT, directRouting: false };
   if (!isJsonObject(v)) throw new NetworkConfigError('Backend', `must be an object such as {"Type":"vxlan"}, got ${JSON.stringify(v)}`);
 
   const type = jsonField(v, 'Type');
-  if (type === undefined) throw new NetworkConfigError('Backend.Type', 'is required when Backend is given (only "vxlan" is supported)');
-  if (type !== 'vxlan') throw new NetworkConfigError('Backend.Type', `unsupported backend type ${JSON.stringify(type)} (only "vxlan" is supported)`);
+  const supported = BACKEND_TYPES.map((t) => JSON.stringify(t)).join(', ');
+  if (type === undefined) throw new NetworkConfigError('Backend.Type', `is required when Backend is given (one of ${supported})`);
+  if (type === 'host-gw') return { type };
+  if (type !== 'vxlan') throw new NetworkConfigError('Backend.Type', `unsupported backend type ${JSON.stringify(type)} (one of ${supported})`);
 
   const vniRaw = jsonField(v, 'VNI');
   const vni = vniRaw === undefined ? DEFAULT_VNI : integerField('Backend.VNI', vniRaw);
@@ -127,7 +142,9 @@ function parseBackend(v: unknown): NetworkConfig['backend'] {
   if (port === 0) port = DEFAULT_VXLAN_PORT;
   if (port < 1 || port > 65535) throw new NetworkConfigError('Backend.Port', `must be between 1 and 65535 (got ${port})`);
 
-  return { type: 'vxlan', vni, port };
+  const drRaw = jsonField(v, 'DirectRouting');
+  if (drRaw !== undefined && typeof drRaw !== 'boolean') throw new NetworkConfigError('Backend.DirectRouting', `must be true or false, got ${JSON.stringify(drRaw)}`);
+  return { type: 'vxlan', vni, port, directRouting: drRaw === true };
 }
 
 export function parseNetworkConfig(text: string): NetworkConfig {
@@ -178,6 +195,8 @@ export function formatNetworkConfig(c: NetworkConfig): string {
     SubnetLen: c.subnetLen,
     SubnetMin: formatIp4(c.subnetMin),
     SubnetMax: formatIp4(c.subnetMax),
-    Backend: { Type: c.backend.type, VNI: c.backend.vni, Port: c.backend.port },
+    Backend: c.backend.type === 'vxlan'
+      ? { Type: 'vxlan', VNI: c.backend.vni, Port: c.backend.port, ...(c.backend.directRouting ? { DirectRouting: true } : {}) }
+      : { Type: c.backend.type },
   });
 }

@@ -2,14 +2,17 @@
 // the source host answers, each hop compared with what the leases say it should be. Pure: the
 // facts are gathered in trace.ts, the verdicts are made here.
 //
-// The expected entries come from the same planner the daemon programs from (compute.ts), so
-// trace judges the kernel by the daemon's own rules. The two probes tell the failures apart:
+// The expected entries come from the same planner the daemon programs from (the active
+// backend's per-peer plan, src/backends/plan.ts), so trace judges the kernel by the daemon's
+// own rules, whatever the backend (VXLAN's three entries, host-gw's or DirectRouting's route). The two probes tell the failures apart:
 // small answered + full-size lost over the overlay = MTU blackhole; if a full-size datagram
 // over the underlay is lost as well, the underlay link itself carries less than its MTU says
 // (the hop to blame); nothing answered over the overlay while the underlay answers = the
 // overlay (VXLAN port filtered, a wrong entry on either host); nothing over the underlay = the
 // peer host is cut off or its responder is down.
-import { computePeerEntries } from '../dataplane/compute';
+import { planPeers } from '../backends/plan';
+import type { Backend, Reach, UnderlayFacts } from '../backends/types';
+import type { NetworkConfig } from '../config/network';
 import { formatIp4, formatPrefix4 } from '../ip/ipv4';
 import type { Lease } from '../subnet/lease';
 import type { LinkState, RouteState } from '../netlink/types';
@@ -27,6 +30,11 @@ export interface TraceProbe {
 export interface TraceFacts {
   src: string;
   dst: string;
+  /** The network config's backend and the config: the plan the daemon programs from. */
+  backend: Backend<unknown>;
+  config: NetworkConfig;
+  /** This host's underlay (the interface holding its PublicIP); null when not found. */
+  underlay: UnderlayFacts | null;
   own: { lease: Lease; name: string };
   /** The lease whose subnet holds dst (null: none). */
   peer: { lease: Lease; name: string } | null;
@@ -61,23 +69,36 @@ export function traceHops(f: TraceFacts): Hop[] {
   }
   const peer = f.peer.lease;
   const peerIp = formatIp4(peer.publicIp);
-  hops.push({ ok: true, name: 'lease', detail: `${f.dst} is in ${formatPrefix4(peer.subnet)}, leased by ${f.peer.name} (${peerIp}), VTEP MAC ${peer.vtepMac}` });
+  hops.push({ ok: true, name: 'lease', detail: `${f.dst} is in ${formatPrefix4(peer.subnet)}, leased by ${f.peer.name} (${peerIp}), ${f.backend.type} ${f.backend.codec.describe(peer.backendData)}` });
 
-  const plan = computePeerEntries(own, [peer]);
+  // Directly reachable (host-gw, DirectRouting) as the daemon decides it: the kernel's route to
+  // the peer's PublicIP has no gateway and leaves by the underlay interface.
+  const u0 = f.underlayRoute;
+  const reach = (): Reach =>
+    u0 && !u0.gateway && f.underlay && u0.oif === f.underlay.index
+      ? { direct: true }
+      : { direct: false, why: !u0 ? `no route to ${peerIp}` : u0.gateway ? `${peerIp} is reached via ${u0.gateway}` : `${peerIp} is reached by another interface` };
+  const underlay = f.underlay ?? { index: 0, ip: formatIp4(own.publicIp), mtu: f.expectedMtu };
+  const plan = planPeers(f.backend, { config: f.config, own, underlay, reach }, [peer]);
   if (plan.conflicts.length > 0) {
-    hops.push({ ok: false, name: 'lease', detail: `this host skips that lease: ${plan.conflicts[0]!.reason}` });
+    const c = plan.conflicts[0]!;
+    hops.push({ ok: false, name: 'lease', detail: `this host does not program that lease: ${c.reason} (${c.detail})` });
     return hops;
   }
-  const want = [...plan.routes.values()][0]!;
-  const wantNeigh = [...plan.neighs.values()][0];
-  const wantFdb = [...plan.fdb.values()][0];
+  const want = [...(plan.tables.route?.values() ?? [])][0];
+  if (!want) {
+    hops.push({ ok: false, name: 'route', detail: `the ${f.backend.type} backend plans no route to ${formatPrefix4(peer.subnet)}` });
+    return hops;
+  }
+  const wantNeigh = [...(plan.tables.neigh?.values() ?? [])][0];
+  const wantFdb = [...(plan.tables.fdb?.values() ?? [])][0];
   const r = f.route;
   const dev = f.routeDev;
-  const wantText = `${want.dst}/${want.dstLen} via ${want.gateway} onlink`;
+  const wantText = `${want.dst}/${want.dstLen} via ${want.gateway}${want.onlink ? ' onlink' : ''}`;
   if (!r) hops.push({ ok: false, name: 'route', detail: `the kernel has no route to ${f.dst}; the lease says ${wantText}` });
   else {
     const got = `${r.dst}/${r.dstLen}${r.gateway ? ` via ${r.gateway}` : ''}${dev ? ` dev ${dev.name}` : ''}${r.onlink ? ' onlink' : ''} proto ${r.protocol}`;
-    const ok = r.dst === want.dst && r.dstLen === want.dstLen && r.gateway === want.gateway && r.onlink;
+    const ok = r.dst === want.dst && r.dstLen === want.dstLen && r.gateway === want.gateway && (!want.onlink || r.onlink);
     hops.push({ ok, name: 'route', detail: ok ? got : `${got}, but the lease says ${wantText}` });
   }
   if (dev) {

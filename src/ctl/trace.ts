@@ -3,7 +3,8 @@
 // neighbour, FDB, underlay route), and live probes over the overlay and the underlay. Runs on
 // the source pod's host (its kernel is the one asked); elsewhere it says which host that is.
 import { parseNetworkConfig } from '../config/network';
-import { VXLAN_OVERHEAD } from '../dataplane/model';
+import { backendFor } from '../backends/registry';
+import type { Backend } from '../backends/types';
 import { formatIp4, formatPrefix4, ipInPrefix, parseIp4 } from '../ip/ipv4';
 import { NetlinkHandle } from '../netlink/handle';
 import { routeGet } from '../netlink/route-get';
@@ -37,10 +38,11 @@ export async function gatherTrace(admin: EtcdAdmin, prefix: string, src: string,
   const configText = await admin.get(`${prefix}/config`);
   if (configText === null) throw new TraceError('ERR_TRACE_CONFIG', `no network config at ${prefix}/config`);
   const config = parseNetworkConfig(configText);
+  const backend: Backend<unknown> = backendFor(config).backend;
   const [rawLeases, rawHealth] = await Promise.all([admin.list(subnetsPrefix(prefix)), admin.list(healthPrefix(prefix))]);
   const leases: Lease[] = [];
   for (const [k, v] of rawLeases) {
-    const r = decodeLease(k, v, { prefix, config });
+    const r = decodeLease(k, v, { prefix, config, codec: backend.codec });
     if (r.ok) leases.push(r.lease);
   }
   const summaries = new Map<string, HealthSummary>();
@@ -71,7 +73,7 @@ export async function gatherTrace(admin: EtcdAdmin, prefix: string, src: string,
       }
     };
     const underlayLink = linkOf(ownAddr.index);
-    const expectedMtu = (underlayLink?.mtu ?? 1500) - VXLAN_OVERHEAD;
+    const expectedMtu = backend.podMtu(config, underlayLink?.mtu ?? 1500);
     const route = get(dst);
     const routeDev = linkOf(route?.oif);
     const n = route?.gateway && routeDev ? h.listNeighs(routeDev.index).find((x) => x.ip === route.gateway) : undefined;
@@ -79,6 +81,9 @@ export async function gatherTrace(admin: EtcdAdmin, prefix: string, src: string,
     const facts: TraceFacts = {
       src,
       dst,
+      backend,
+      config,
+      underlay: underlayLink ? { index: underlayLink.index, ip: formatIp4(own.publicIp), mtu: underlayLink.mtu } : null,
       own: { lease: own, name: nameOf(own) },
       peer: peer ? { lease: peer, name: nameOf(peer) } : null,
       route,

@@ -14,11 +14,9 @@
 import type { DaemonConfig } from '../config/daemon';
 import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
-import { computeDevice, computePeerEntries, deviceName, isOwnLease, type PeerEntries } from '../dataplane/compute';
-import { VXLAN_OVERHEAD } from '../dataplane/model';
-import { chooseDataplane, createDataplane } from '../userspace/select';
-import { UserspaceDataplane, type Dataplane } from '../userspace/dataplane';
-import { registerUserspaceMetrics } from '../userspace/metrics';
+import { isOwnLease, planPeers, type PeerEntries } from '../backends/plan';
+import { backendFor, ownedByAnyBackend, type Registered } from '../backends/registry';
+import { Reconciler, type Dataplane } from '../dataplane/reconciler';
 import { firstHost, formatIp4, formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../ip/ipv4';
 import { randomLocalMac } from '../ip/mac';
 import { NetlinkEventSocket, type NetlinkEvent } from '../netlink/events';
@@ -57,6 +55,8 @@ import { registerFirewallMetrics } from '../firewall/metrics';
 import { Nft } from '../firewall/nft';
 import { PeerProbing } from '../probe/peer-probing';
 import { EtcdHealthStore } from '../subnet/health-store';
+import type { UnderlayChoice } from './underlay-select';
+import { PeerReach } from './peer-reach';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -70,9 +70,10 @@ interface Decoded {
   lease: Lease | null | undefined;
 }
 
-/** Two leases that judge peers alike: same subnet, PublicIP and VTEP MAC. */
-function sameLeaseFor(a: Lease, b: Lease): boolean {
-  return isOwnLease(a, b) && a.vtepMac === b.vtepMac;
+/** The VTEP MAC label of the lease metric: empty for a backend without one. */
+function vtepMacOf(l: Lease): string {
+  const d = l.backendData as { vtepMac?: unknown } | undefined;
+  return typeof d?.vtepMac === 'string' ? d.vtepMac : '';
 }
 
 export class Daemon {
@@ -86,6 +87,14 @@ export class Daemon {
   /** twill's nftables table: masquerade, forward accepts, VXLAN source filter (src/firewall). */
   private firewall: FirewallDriver | undefined;
   private kernelVxlan = false;
+  /** The active backend: chosen by the network config. */
+  private backend: Registered | undefined;
+  /** How peers' PublicIPs are reached, for backends that ask (host-gw, DirectRouting). */
+  private readonly reach: PeerReach;
+  private reachScheduled: NodeJS.Immediate | undefined;
+  private hasDevice = false;
+  /** Paths the peers gauge has a series for (set to 0 when no peer takes them any more). */
+  private readonly paths = new Set<string>();
   private http: HttpServerHandle | undefined;
   private notifier: Notifier;
   private underlay: Underlay | undefined;
@@ -99,7 +108,7 @@ export class Daemon {
   private decodedFor: Lease | undefined;
   /** Bumped whenever `raw` changes: the peers' entries are recomputed only then. */
   private rawVersion = 0;
-  private peerEntries: { version: number; entries: PeerEntries } | undefined;
+  private peerEntries: { version: string; entries: PeerEntries } | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
   /** The network config text the daemon runs with (a change needs a restart). */
@@ -123,6 +132,7 @@ export class Daemon {
     this.log = log;
     this.metrics = createDaemonMetrics(this.metricsRegistry);
     this.h = NetlinkHandle.open();
+    this.reach = new PeerReach(this.h);
     this.notifier = createNotifier((s) => native().sdNotify(s));
     this.peerLog = new PeerLog(child(log, 'peers'));
     this.subnetFile = new SubnetFileKeeper(cfg.subnetFile, child(log, 'subnet-file'), {
@@ -191,7 +201,7 @@ export class Daemon {
     this.registry.prefetch({ grantTtlSeconds: this.cfg.subnetLeaseTtl });
     this.http = await http;
 
-    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, { iface: this.cfg.iface, publicIp: this.cfg.publicIp }));
+    this.underlay = await this.retry('underlay', () => resolveUnderlay(this.h, this.underlayChoice()));
     this.log.info({ underlay: this.underlay }, 'underlay interface');
 
     const mac = await this.retry('VTEP MAC state', () => loadOrCreateVtepMac(this.cfg.stateDir, () => randomLocalMac()));
@@ -201,6 +211,7 @@ export class Daemon {
 
     this.config = await this.waitForConfig(this.registry);
     this.startProbing(this.config);
+    const backend = (this.backend = backendFor(this.config));
     const preferred = await this.subnetFromFile();
     const underlay = this.underlay;
     const lease = await this.retry(
@@ -209,7 +220,8 @@ export class Daemon {
         this.registry!.acquire({
           config: this.config!,
           publicIp: parseIp4(underlay.publicIp),
-          vtepMac: this.vtepMac,
+          codec: backend.backend.codec,
+          backendData: backend.backend.ownData({ config: this.config!, vtepMac: this.vtepMac }),
           ...(preferred ? { preferred } : {}),
           ttlSeconds: this.cfg.subnetLeaseTtl,
           renewMarginSeconds: this.cfg.subnetLeaseRenewMargin * 60,
@@ -219,8 +231,8 @@ export class Daemon {
     );
     this.own = lease;
     this.leaseHeld = true;
-    this.metrics.setLease({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac });
-    this.log.info({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: lease.vtepMac }, 'subnet lease held');
+    this.metrics.setLease({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), vtepMac: vtepMacOf(lease) });
+    this.log.info({ subnet: formatPrefix4(lease.subnet), publicIp: formatIp4(lease.publicIp), backend: lease.backendType, data: backend.backend.codec.describe(lease.backendData) }, 'subnet lease held');
     // The listing the lease was chosen from, which the dataplane started from. Our own write
     // came after its revision and arrives through the watch (decoded as ourselves, skipped).
     const listed = this.registry.takeAcquireListing() ?? (await this.retry('list leases', () => this.registry!.listSubnets(), 'list'));
@@ -253,13 +265,12 @@ export class Daemon {
       this.recompute();
       return;
     }
-    const choice = chooseDataplane(this.cfg.dataplane, this.h);
-    this.log.info({ dataplane: choice.mode, reason: choice.reason, subnet: formatPrefix4(planned.subnet) }, 'dataplane starting; the subnet lease is being written');
-    this.reconciler = createDataplane(choice.mode, this.h, child(this.log, 'dataplane'), this.cfg.resyncInterval * 1000);
-    if (this.reconciler instanceof UserspaceDataplane) {
-      const dp = this.reconciler;
-      registerUserspaceMetrics(this.metricsRegistry, () => dp.stats());
-    }
+    const backend = this.backend!;
+    const choice = backend.driver({ dataplane: this.cfg.dataplane, h: this.h });
+    this.log.info({ backend: backend.backend.type, dataplane: choice.mode, reason: choice.reason, subnet: formatPrefix4(planned.subnet) }, 'dataplane starting; the subnet lease is being written');
+    const driver = choice.driver;
+    this.reconciler = new Reconciler(this.h, child(this.log, 'dataplane'), { resyncIntervalMs: this.cfg.resyncInterval * 1000, ownsLink: ownedByAnyBackend }, driver);
+    choice.registerMetrics?.(this.metricsRegistry);
     this.wireReconcilerEvents(this.reconciler);
     this.startFirewall(choice.mode === 'kernel');
     this.events = new NetlinkEventSocket();
@@ -327,7 +338,7 @@ export class Daemon {
   /** The lease a key holds (cached with it), or null if it is invalid (warned once per value). */
   private decoded(key: string, d: Decoded, own: Lease, config: NetworkConfig): Lease | null {
     if (d.lease !== undefined) return d.lease;
-    const res = decodeLease(key, d.value, { prefix: this.registry!.prefix, config, own });
+    const res = decodeLease(key, d.value, { prefix: this.registry!.prefix, config, own, codec: this.backend!.backend.codec });
     if (res.ok) {
       this.warned.delete(key);
       return (d.lease = res.lease);
@@ -343,57 +354,104 @@ export class Daemon {
 
   /**
    * Desired state from the leases, our lease and the underlay, handed to the reconciler. The
-   * peers' entries (30,000 at 10,000 peers) are recomputed only when a lease changed; the
-   * device spec every time (it is small).
+   * peers' entries (30,000 at 10,000 peers) are recomputed only when a lease or, for backends
+   * that ask, the reachability of peers changed; the device spec every time (it is small).
    */
   private recompute(): void {
     const own = this.own ?? this.planned;
-    if (!this.config || !own || !this.underlay || !this.reconciler) return;
-    if (!this.decodedFor || !sameLeaseFor(this.decodedFor, own)) {
+    const backend = this.backend?.backend;
+    if (!this.config || !own || !this.underlay || !this.reconciler || !backend) return;
+    const codec = backend.codec;
+    // Never plan a backend that asks how peers are reached without knowing it.
+    if (!this.reach.lookup && backend.needsReach(this.config)) this.readReach();
+    if (!this.decodedFor || !isOwnLease(this.decodedFor, own) || !codec.equals(this.decodedFor.backendData, own.backendData)) {
       // Decoding judges overlap with our subnet: a different one invalidates every decode.
       if (this.decodedFor) for (const d of this.raw.values()) d.lease = undefined;
       this.decodedFor = own;
       this.peerEntries = undefined;
     }
+    const underlay = { index: this.underlay.index, ip: this.underlay.ip, mtu: this.underlay.mtu };
+    const version = `${this.rawVersion}/${this.reach.signature}/${underlay.index}`;
     let pe = this.peerEntries;
-    if (!pe || pe.version !== this.rawVersion) {
+    if (!pe || pe.version !== version) {
       const peers: Lease[] = [];
       for (const [key, d] of this.raw) {
         const lease = this.decoded(key, d, own, this.config);
         if (lease) peers.push(lease);
       }
-      const entries = computePeerEntries(own, peers);
-      const skipped = new Set(entries.conflicts.map((c) => c.lease));
-      this.peerLog.update(peers.filter((p) => !skipped.has(p) && !isOwnLease(p, own)));
-      for (const c of entries.conflicts) {
-        const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
-        const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${c.lease.vtepMac}`;
-        if (this.warned.get(key) !== sig) {
-          this.warned.set(key, sig);
-          this.metrics.leasesSkipped.inc({ reason: c.reason });
-          this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason }, 'skipping conflicting lease');
-        }
-      }
-      this.peerEntries = pe = { version: this.rawVersion, entries };
-      // Probed: exactly the peers the dataplane programs (not our own lease, not skipped conflicts).
-      this.probing?.setPeers(peers.filter((l) => entries.routes.has(formatPrefix4(l.subnet))));
+      const reach = this.reach.lookup;
+      const entries = planPeers(backend, { config: this.config, own, underlay, ...(reach ? { reach } : {}) }, peers);
+      this.warnSkipped(entries, codec.describe);
+      this.peerEntries = pe = { version, entries };
+      const skipped = new Set<Lease<unknown>>(entries.conflicts.map((c) => c.lease));
+      const programmedPeers = peers.filter((p) => !skipped.has(p) && !isOwnLease(p, own));
+      this.peerLog.update(programmedPeers);
+      // Probed: exactly the peers the dataplane programs (not our own lease, not skipped ones).
+      this.probing?.setPeers(programmedPeers);
     }
-    const device = computeDevice({
-      config: this.config,
-      own,
-      ownHeld: own === this.own,
-      underlay: { index: this.underlay.index, ip: this.underlay.ip, mtu: this.underlay.mtu },
-    });
-    const { routes, neighs, fdb } = pe.entries;
-    this.metrics.peers.set({}, routes.size);
+    const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay });
+    this.hasDevice = device !== undefined;
+    let programmed = 0;
+    for (const path of pe.entries.paths.keys()) this.paths.add(path);
+    for (const path of this.paths) {
+      const n = pe.entries.paths.get(path) ?? 0;
+      programmed += n;
+      this.metrics.peerPaths.set({ path }, n);
+    }
+    this.metrics.peers.set({}, programmed);
     // Before the reconciler: a peer's VXLAN is accepted no later than its entries exist.
-    this.firewall?.setDesired({
-      network: formatPrefix4(this.config.network),
-      podSubnet: formatPrefix4(own.subnet),
-      ipMasq: this.cfg.ipMasq,
-      vxlan: this.kernelVxlan ? { port: this.config.backend.port, peers: new Set([...fdb.values()].map((e) => e.dst)) } : null,
+    const fdb = pe.entries.tables.fdb;
+    const vxlan = this.kernelVxlan && this.config.backend.type === 'vxlan' ? { port: this.config.backend.port, peers: new Set([...(fdb?.values() ?? [])].map((e) => e.dst)) } : null;
+    this.firewall?.setDesired({ network: formatPrefix4(this.config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan });
+    this.reconciler.setDesired({ device, tables: pe.entries.tables });
+  }
+
+  /** One warning and one count per peer and distinct reason, not per recompute. */
+  private warnSkipped(entries: PeerEntries, describe: (d: never) => string): void {
+    const now = new Set<string>();
+    for (const c of entries.conflicts) {
+      const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
+      now.add(key);
+      const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${describe(c.lease.backendData as never)}`;
+      if (this.warned.get(key) === sig) continue;
+      this.warned.set(key, sig);
+      this.metrics.leasesSkipped.inc({ reason: c.reason });
+      this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason, detail: c.detail }, 'peer not programmed');
+    }
+    // A peer programmed again (reachable once more) is warned again if it is skipped later.
+    for (const key of [...this.warned.keys()]) if (key.startsWith('conflict:') && !now.has(key)) this.warned.delete(key);
+    let unreachable = 0;
+    for (const c of entries.conflicts) if (c.reason === 'not-directly-reachable') unreachable++;
+    this.metrics.peersUnreachable.set({}, unreachable);
+  }
+
+  /**
+   * Re-reads the main table when the active backend asks how peers are reached (host-gw,
+   * VXLAN DirectRouting). Peers are re-planned only if a route that decides it changed.
+   */
+  private refreshReach(): void {
+    if (this.readReach()) this.recompute();
+  }
+
+  /** Whether the reachability of peers may have changed (false: same routes, or not asked). */
+  private readReach(): boolean {
+    const backend = this.backend?.backend;
+    const u = this.underlay;
+    if (!backend || !this.config || !u || !backend.needsReach(this.config)) return false;
+    try {
+      return this.reach.read(u.index);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot read the routing table; keeping the last reachability');
+      return false;
+    }
+  }
+
+  private scheduleReachRefresh(): void {
+    if (this.reachScheduled || this.stopping) return;
+    this.reachScheduled = setImmediate(() => {
+      this.reachScheduled = undefined;
+      this.refreshReach();
     });
-    this.reconciler.setDesired({ device, routes, neighs, fdb });
   }
 
   private wireReconcilerEvents(r: Dataplane): void {
@@ -401,12 +459,9 @@ export class Daemon {
       const now = performance.now();
       for (const t of this.pendingEventTimes) this.metrics.programmingLatency.observe({}, (now - t) / 1000);
       this.pendingEventTimes = [];
-      const c = r.counts();
-      this.metrics.programmedEntries.set({ kind: 'route' }, c.route);
-      this.metrics.programmedEntries.set({ kind: 'neigh' }, c.neigh);
-      this.metrics.programmedEntries.set({ kind: 'fdb' }, c.fdb);
-      this.metrics.programmedEntries.set({ kind: 'device' }, 1);
-      this.metrics.programmedEntries.set({ kind: 'address' }, 1);
+      for (const [kind, n] of Object.entries(r.counts())) this.metrics.programmedEntries.set({ kind }, n);
+      this.metrics.programmedEntries.set({ kind: 'device' }, this.hasDevice ? 1 : 0);
+      this.metrics.programmedEntries.set({ kind: 'address' }, this.hasDevice ? 1 : 0);
       void this.afterConverged();
     });
     r.on('drift', ({ kind }) => this.metrics.driftRepaired.inc({ kind }));
@@ -449,14 +504,21 @@ export class Daemon {
     this.reconciler?.onEvent(e);
     const u = this.underlay;
     if (!u) return;
+    // Links going down take their routes with them silently: any link, address or foreign
+    // route change may change how peers are reached.
+    if (this.reach.lookup && PeerReach.concerns(e)) this.scheduleReachRefresh();
     const touchesUnderlay = (e.kind === 'link' && e.link.index === u.index) || (e.kind === 'addr' && e.addr.index === u.index);
     if (!touchesUnderlay) return;
     try {
-      const next = resolveUnderlay(this.h, { iface: this.cfg.iface ?? u.name, publicIp: this.cfg.publicIp });
+      // Without a choice of interface, the one picked at start stays (not whichever holds the default route now).
+      const choice = this.underlayChoice();
+      const given = choice.iface.length > 0 || choice.ifaceRegex.length > 0 || choice.ifaceCanReach !== undefined;
+      const next = resolveUnderlay(this.h, given ? choice : { ...choice, iface: [u.name] });
       if (!sameUnderlay(u, next)) {
         this.log.info({ before: u, after: next }, 'underlay changed');
         this.underlay = next;
         this.recompute();
+        this.scheduleReachRefresh();
       }
     } catch (err) {
       // Interface briefly without address during a network restart: keep the last facts.
@@ -469,8 +531,8 @@ export class Daemon {
   private readonly afterConverged = coalesced(() => this.afterConvergedOnce(), () => this.stopping);
 
   private async afterConvergedOnce(): Promise<void> {
-    if (!this.own || !this.config || !this.underlay) return;
-    const mtu = this.underlay.mtu - VXLAN_OVERHEAD;
+    if (!this.own || !this.config || !this.underlay || !this.backend) return;
+    const mtu = this.backend.backend.podMtu(this.config, this.underlay.mtu);
     const text = formatSubnetFile({
       network: formatPrefix4(this.config.network),
       subnet: `${formatIp4(firstHost(this.own.subnet))}/${this.own.subnet.len}`,
@@ -491,7 +553,7 @@ export class Daemon {
     if (ready && !this.notifiedReady) {
       this.notifiedReady = true;
       this.notifier.ready();
-      this.log.info({ device: deviceName(this.config.backend.vni), peers: this.reconciler?.counts().route ?? 0 }, 'ready');
+      this.log.info({ backend: this.config.backend.type, peers: this.reconciler?.counts().route ?? 0 }, 'ready');
       // Started from the bundle without a usable code cache: its launcher saves one now, when
       // the whole cold-start path has been compiled (src/daemon/launcher.ts).
       setImmediate(saveCodeCacheNow);
@@ -529,6 +591,10 @@ export class Daemon {
     this.probing.start();
   }
 
+  private underlayChoice(): UnderlayChoice {
+    return { iface: this.cfg.iface, ifaceRegex: this.cfg.ifaceRegex, ifaceCanReach: this.cfg.ifaceCanReach, publicIp: this.cfg.publicIp };
+  }
+
   private async subnetFromFile(): Promise<Prefix4 | undefined> {
     try {
       const rec = await readSubnetFile(this.cfg.subnetFile);
@@ -557,7 +623,7 @@ export class Daemon {
           const cfg = parseNetworkConfig(text);
           this.clearBlocker('network config');
           this.configText = text;
-          this.log.info({ network: formatPrefix4(cfg.network), subnetLen: cfg.subnetLen, vni: cfg.backend.vni, port: cfg.backend.port }, 'network config');
+          this.log.info({ network: formatPrefix4(cfg.network), subnetLen: cfg.subnetLen, backend: cfg.backend }, 'network config');
           return cfg;
         }
       } catch (err) {
@@ -622,6 +688,7 @@ export class Daemon {
     this.notifier.stopWatchdog();
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
+    if (this.reachScheduled) clearImmediate(this.reachScheduled);
     this.reconciler?.stop();
     this.firewall?.stop();
     await this.probing?.stop().catch(() => undefined);

@@ -10,7 +10,8 @@ const EACH_UP_TO = 20;
 
 interface PeerFacts {
   publicIp: string;
-  vtepMac: string;
+  /** The backend's data (a VTEP MAC, a public key), as the lease had it. */
+  backendData: string;
 }
 
 export class PeerLog {
@@ -20,7 +21,7 @@ export class PeerLog {
 
   update(peers: readonly Lease[]): void {
     const now = new Map<string, PeerFacts>();
-    for (const p of peers) now.set(formatPrefix4(p.subnet), { publicIp: formatIp4(p.publicIp), vtepMac: p.vtepMac });
+    for (const p of peers) now.set(formatPrefix4(p.subnet), { publicIp: formatIp4(p.publicIp), backendData: JSON.stringify(p.backendData) ?? '' });
     const before = this.known;
     this.known = now;
     if (!before) {
@@ -33,11 +34,11 @@ export class PeerLog {
     for (const [subnet, f] of now) {
       const b = before.get(subnet);
       if (!b) joined.push(subnet);
-      else if (b.publicIp !== f.publicIp || b.vtepMac !== f.vtepMac) moved.push(subnet);
+      else if (b.publicIp !== f.publicIp || b.backendData !== f.backendData) moved.push(subnet);
     }
     for (const subnet of before.keys()) if (!now.has(subnet)) left.push(subnet);
     this.report('joined', joined, now, 'peer joined');
-    this.report('changed', moved, now, 'peer changed its public IP or VTEP MAC');
+    this.report('changed', moved, now, 'peer changed its public IP or backend data');
     this.report('left', left, before, 'peer left');
   }
 

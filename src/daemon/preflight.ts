@@ -31,9 +31,13 @@ const TLS_FLAGS = [
 
 export function startupProblems(cfg: DaemonConfig, facts: StartupFacts): string[] {
   const problems: string[] = [];
-  if (cfg.iface !== undefined && !facts.links.some((l) => l.name === cfg.iface)) {
+  // --iface is repeatable (a name, or an address an interface holds; the first that exists
+  // wins): a configuration error only when none of them exists and nothing else may choose.
+  const exists = (want: string): boolean => facts.links.some((l) => l.name === want || l.addrs.includes(want));
+  if (cfg.iface.length > 0 && cfg.ifaceRegex.length === 0 && cfg.ifaceCanReach === undefined && !cfg.iface.some(exists)) {
     const list = facts.links.map((l) => (l.addrs.length ? `${l.name} (${l.addrs.join(', ')})` : l.name)).join(', ');
-    problems.push(`--iface ${cfg.iface}: no such interface on this host; interfaces here: ${list || 'none'}`);
+    const given = cfg.iface.map((i) => `--iface ${i}`).join(', ');
+    problems.push(`${given}: no such interface${cfg.iface.length > 1 ? 's' : ''} on this host; interfaces here: ${list || 'none'}`);
   }
   for (const [flag, key] of TLS_FLAGS) {
     const file = cfg[key];

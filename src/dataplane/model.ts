@@ -1,30 +1,27 @@
-// The desired dataplane as plain data. Addresses are dotted quads, like the netlink layer.
+// The desired dataplane as plain data, whatever the backend: an optional device and, per
+// table kind the backend uses, the entries wanted in it. Addresses are dotted quads, like the
+// netlink layer. Entries that live on the backend's device name it symbolically (DEVICE):
+// the reconciler binds them to the device's current ifindex, so a recreated device makes
+// every entry on it pending again.
 
 /** twill's own route protocol number: how we recognise our routes without memory of earlier runs. */
 export const TWILL_ROUTE_PROTOCOL = 113;
 
-export interface DeviceSpec {
-  /** twill.<VNI> */
+/** In an entry: "on the backend's device", resolved to its ifindex by the reconciler. */
+export const DEVICE = 'device' as const;
+export type OnLink = number | typeof DEVICE;
+
+/** What every backend's device spec has: the name twill owns it by. */
+export interface DeviceBase {
   name: string;
-  vni: number;
-  port: number;
-  /** Underlay (local) IP the VXLAN socket binds to. */
-  local: string;
-  lowerIndex: number;
-  mac: string;
-  /** Underlay MTU − 50 (VXLAN over IPv4 overhead). */
-  mtu: number;
-  /**
-   * <subnet>.0, configured as /32. Undefined while our lease is not yet held (a cold start
-   * programs peers meanwhile): the device's addresses are then left as they are.
-   */
-  address: string | undefined;
 }
 
 export interface RouteEntry {
   dst: string;
   dstLen: number;
   gateway: string;
+  oif: OnLink;
+  onlink: boolean;
 }
 
 export interface NeighEntry {
@@ -37,16 +34,22 @@ export interface FdbEntry {
   dst: string;
 }
 
-export interface DesiredState {
-  device: DeviceSpec;
-  /** Keyed by "dst/len". */
-  routes: Map<string, RouteEntry>;
-  /** Keyed by IP. */
-  neighs: Map<string, NeighEntry>;
-  /** Keyed by MAC. */
-  fdb: Map<string, FdbEntry>;
-}
-
+/** Table kinds a backend may list; each has a spec in tables.ts (or a driver's own sink). */
 export type EntryKind = 'route' | 'neigh' | 'fdb';
 
-export const VXLAN_OVERHEAD = 50;
+export interface EntryOf {
+  route: RouteEntry;
+  neigh: NeighEntry;
+  fdb: FdbEntry;
+}
+
+/** Entries of one table, keyed as the kernel keys them (route "dst/len", neigh IP, FDB MAC). */
+export type EntryMap<K extends EntryKind = EntryKind> = Map<string, EntryOf[K]>;
+
+export type Tables = { [K in EntryKind]?: EntryMap<K> };
+
+export interface DesiredState<D extends DeviceBase = DeviceBase> {
+  /** undefined: the backend has no device (host-gw). */
+  device: D | undefined;
+  tables: Tables;
+}

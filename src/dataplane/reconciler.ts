@@ -1,35 +1,33 @@
-// The kernel-VXLAN reconciler: converges the kernel to the desired state and keeps it there.
+// The generic reconciler: converges the kernel to the desired state of whatever backend is
+// active, and keeps it there. It knows tables only through their specs (tables.ts) and the
+// device only through the driver (driver.ts).
 //
 // - Nothing is touched until the first desired state arrives (the daemon sets it only after
 //   the first full etcd list), so a restart never removes a working entry early.
 // - A full resync (start, periodic, device changed, event queue overflow) ensures the device,
-//   dumps routes/neighbours/FDB and replaces the "actual" side of each delta tracker; then
-//   only the differences are written, in one netlink batch.
+//   sweeps links twill owns that the active backend does not want (a backend change), dumps
+//   every listed table and replaces the "actual" side of its delta tracker; then only the
+//   differences are written, in one netlink batch.
 // - Netlink events update the actual side incrementally: an entry someone deleted or changed
 //   becomes pending and is rewritten on the next run (drift repair, typically < 10 ms).
 //   Routes vanish silently when a device goes down or is deleted (IPv4 sends no RTM_DELROUTE
 //   for those, nor when its last IPv4 address is removed): any event touching our device
 //   therefore triggers a device check, and a full resync if the device was recreated or down
 //   or lost an address (a new MTU, MAC or added address keeps the entries).
+// - Order within a run: tables a driver keeps itself (the userspace FDB) get new entries, then
+//   the netlink batch (src/dataplane/apply-order.ts), then those tables lose what is gone.
 // - A failed entry stays pending; the rest still apply. Runs are synchronous (netlink
 //   requests are answered inside sendmsg), so there is never more than one run at a time.
-// The device side is a backend: the kernel VXLAN device (FDB entries in the kernel), or the
-// userspace TAP + forwarder (src/userspace), whose FDB lives in the forwarder's table. Both
-// share this loop, the route/neighbour tables and their delta trackers.
 import { EventEmitter } from 'node:events';
 import type { NetlinkHandle } from '../netlink/handle';
 import type { NetlinkEvent } from '../netlink/events';
 import type { NetlinkError } from '../netlink/errors';
 import type { Request } from '../netlink/socket';
-import { RT_TABLE_MAIN } from '../netlink/types';
+import { applyOrder } from './apply-order';
 import { DeltaTracker } from './delta-tracker';
-import { ensureDevice, type DeviceEnsured } from './device-driver';
-import { TWILL_ROUTE_PROTOCOL, type DesiredState, type DeviceSpec, type EntryKind } from './model';
-import {
-  deleteFdb, deleteNeigh, deleteRoute, desiredFdb, desiredNeighs, desiredRoutes, fdbEqual, fdbVal, neighEqual, neighVal,
-  readFdb, readNeighs, readRoutes, routeEqual, routeKey, routeVal, writeFdb, writeNeigh, writeRoute,
-  type FdbVal, type NeighVal, type RouteVal,
-} from './tables';
+import type { AnyTable, Driver } from './driver';
+import type { DesiredState, EntryKind, EntryMap } from './model';
+import type { TableCtx } from './tables';
 
 export interface ReconcilerLog {
   info(o: object, m: string): void;
@@ -47,26 +45,13 @@ export interface ReconcilerEvents {
   resync: [{ reason: string }];
 }
 
-const MAX_BACKOFF_MS = 30_000;
-
-/** How a dataplane realises the device and the FDB. */
-export interface DeviceBackend {
-  /** For logs: "vxlan device", "tap device". */
-  readonly label: string;
-  /** Create or fix the device; what had to change, and its ifindex. Throws on failure. */
-  ensureDevice(h: NetlinkHandle, spec: DeviceSpec): DeviceEnsured;
-  /**
-   * undefined: the FDB lives in the kernel and is converged with netlink like routes.
-   * Otherwise: the backend takes the whole FDB (before routes are written) and says what changed.
-   */
-  pushFdb?(d: DesiredState): { writes: number; deletes: number; size: number } | null;
-  stop?(): void;
+export interface ReconcilerOptions {
+  resyncIntervalMs: number;
+  /** Links twill owns by name (any backend's device): swept when the active backend does not want them. */
+  ownsLink?: (name: string) => boolean;
 }
 
-export const kernelVxlanBackend: DeviceBackend = {
-  label: 'vxlan device',
-  ensureDevice,
-};
+const MAX_BACKOFF_MS = 30_000;
 
 /** What the daemon needs from a dataplane. */
 export interface Dataplane extends EventEmitter<ReconcilerEvents> {
@@ -76,18 +61,27 @@ export interface Dataplane extends EventEmitter<ReconcilerEvents> {
   start(): void;
   stop(): void;
   readonly converged: boolean;
-  counts(): Record<EntryKind, number>;
+  counts(): Partial<Record<EntryKind, number>>;
+}
+
+interface Table {
+  spec: AnyTable;
+  t: DeltaTracker<unknown>;
+  /** The desired map the tracker was last built from, and for which device index. */
+  from: EntryMap | undefined;
+  fromIndex: number;
 }
 
 export class Reconciler extends EventEmitter<ReconcilerEvents> implements Dataplane {
   private desired: DesiredState | undefined;
   private devIndex = 0;
-  private readonly routes = new DeltaTracker<RouteVal>(routeEqual);
-  private readonly neighs = new DeltaTracker<NeighVal>(neighEqual);
-  private readonly fdb = new DeltaTracker<FdbVal>(fdbEqual);
+  private readonly tables: Table[];
+  private readonly sinkSizes = new Map<EntryKind, number>();
+  /** The table each sink last took in full (its entries may still be relied on by kernel routes). */
+  private readonly sinkTables = new Map<EntryKind, EntryMap>();
   private needFull = true;
   private needDeviceCheck = true;
-  /** The desired device changed since it was last ensured: what ensureDevice fixes then is not drift. */
+  /** The desired device changed since it was last ensured: what ensure fixes then is not drift. */
   private deviceSpecChanged = true;
   private fullReason = 'start';
   private scheduled: NodeJS.Immediate | undefined;
@@ -97,23 +91,25 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   private lastError: string | undefined;
   private stopped = false;
   private isConverged = false;
-  private externalFdbSize = 0;
+  private readonly ctx: TableCtx;
 
   constructor(
     protected readonly h: NetlinkHandle,
     private readonly log: ReconcilerLog,
-    private readonly resyncIntervalMs: number,
-    private readonly backend: DeviceBackend,
+    private readonly opts: ReconcilerOptions,
+    readonly driver: Driver,
   ) {
     super();
-  }
-
-  private get kernelFdb(): boolean {
-    return this.backend.pushFdb === undefined;
+    this.tables = driver.tables.map((spec) => ({ spec, t: new DeltaTracker<unknown>((a, b) => spec.equal(a, b)), from: undefined, fromIndex: -1 }));
+    const routes = this.tables.find((x) => x.spec.kind === 'route');
+    this.ctx = {
+      devIndex: 0,
+      wanted: (key) => routes !== undefined && routes.t.getDesired(key) !== undefined,
+    };
   }
 
   start(): void {
-    this.resyncTimer = setInterval(() => this.requestResync('periodic'), this.resyncIntervalMs);
+    this.resyncTimer = setInterval(() => this.requestResync('periodic'), this.opts.resyncIntervalMs);
     this.resyncTimer.unref();
   }
 
@@ -122,7 +118,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     if (this.scheduled) clearImmediate(this.scheduled);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    this.backend.stop?.();
+    this.driver.stop?.();
   }
 
   get converged(): boolean {
@@ -133,8 +129,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     return this.devIndex;
   }
 
-  counts(): Record<EntryKind, number> {
-    return { route: this.routes.actualSize, neigh: this.neighs.actualSize, fdb: this.kernelFdb ? this.fdb.actualSize : this.externalFdbSize };
+  counts(): Partial<Record<EntryKind, number>> {
+    const out: Partial<Record<EntryKind, number>> = {};
+    for (const x of this.tables) out[x.spec.kind] = x.t.actualSize;
+    for (const [kind, size] of this.sinkSizes) out[kind] = size;
+    return out;
   }
 
   setDesired(d: DesiredState): void {
@@ -159,49 +158,35 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
 
   /** Feed every kernel event here; entries that are not ours are ignored. */
   onEvent(ev: NetlinkEvent): void {
-    if (!this.desired) return;
-    const devName = this.desired.device.name;
-    switch (ev.kind) {
-      case 'link':
-        if (ev.link.name === devName || (this.devIndex && ev.link.index === this.devIndex)) {
-          this.needDeviceCheck = true;
-          if (ev.action === 'del') this.emit('drift', { kind: 'device', key: devName });
-          this.kick();
-        }
-        return;
-      case 'addr':
-        if (this.devIndex && ev.addr.index === this.devIndex) {
-          this.needDeviceCheck = true;
-          // Removing a device's last IPv4 address flushes its routes, silently: dump again.
-          if (ev.action === 'del') {
-            this.needFull = true;
-            if (!this.fullReason) this.fullReason = 'address removed';
-          }
-          this.kick();
-        }
-        return;
-      case 'route': {
-        const r = ev.route;
-        if (r.table !== RT_TABLE_MAIN) return;
-        const key = routeKey(r);
-        if (r.protocol !== TWILL_ROUTE_PROTOCOL && this.routes.getDesired(key) === undefined) return;
-        this.observe('route', this.routes, key, ev.action === 'del' ? undefined : routeVal(r), ev.action === 'del' ? routeVal(r) : undefined);
-        return;
+    const d = this.desired;
+    if (!d) return;
+    if (d.device && ev.kind === 'link' && (ev.link.name === d.device.name || (this.devIndex && ev.link.index === this.devIndex))) {
+      this.needDeviceCheck = true;
+      if (ev.action === 'del') this.emit('drift', { kind: 'device', key: d.device.name });
+      this.kick();
+      return;
+    }
+    if (ev.kind === 'addr' && this.devIndex && ev.addr.index === this.devIndex) {
+      this.needDeviceCheck = true;
+      // Removing a device's last IPv4 address flushes its routes, silently: dump again.
+      if (ev.action === 'del') {
+        this.needFull = true;
+        if (!this.fullReason) this.fullReason = 'address removed';
       }
-      case 'neigh':
-        if (!this.devIndex || ev.neigh.index !== this.devIndex) return;
-        this.observe('neigh', this.neighs, ev.neigh.ip, ev.action === 'del' ? undefined : neighVal(ev.neigh), undefined);
-        return;
-      case 'fdb':
-        if (!this.kernelFdb || !this.devIndex || ev.fdb.index !== this.devIndex) return;
-        this.observe('fdb', this.fdb, ev.fdb.mac, ev.action === 'del' ? undefined : fdbVal(ev.fdb), undefined);
-        return;
+      this.kick();
+      return;
+    }
+    for (const x of this.tables) {
+      if (x.spec.onDevice && !this.devIndex) continue;
+      const o = x.spec.observe(ev, this.ctx);
+      if (o) this.observe(x, o.key, o.value, o.deleted);
     }
   }
 
-  private observe<V>(kind: EntryKind, t: DeltaTracker<V>, key: string, value: V | undefined, deletedVal: V | undefined): void {
-    // A delete event for a route other than the one we track (e.g. a different gateway) says
-    // nothing about ours.
+  private observe(x: Table, key: string, value: unknown, deletedVal: unknown): void {
+    const t = x.t;
+    // A delete event for an entry other than the one we track (e.g. a route with a different
+    // gateway) says nothing about ours.
     if (value === undefined && deletedVal !== undefined) {
       if (t.getActual(key) !== undefined && !t.actualEquals(key, deletedVal)) return;
     }
@@ -210,7 +195,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     t.setActual(key, value);
     const nowPending = wasDesired !== undefined && t.isPendingWrite(key);
     if (wasOk && nowPending) {
-      this.emit('drift', { kind, key });
+      this.emit('drift', { kind: x.spec.kind, key });
       this.isConverged = false;
       this.kick();
     } else if (!t.inSync()) {
@@ -218,20 +203,20 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     }
   }
 
-  /** What the trackers' desired sides were last built from: rebuilding from the same is a no-op. */
-  private trackersFrom: (Pick<DesiredState, 'routes' | 'neighs' | 'fdb'> & { devIndex: number }) | undefined;
-
   private applyDesiredToTrackers(): void {
-    if (!this.desired || !this.devIndex) return;
-    // At 10,000 peers a rebuild walks 30,000 entries: skipped for a table whose desired map
-    // is the very one already applied (a new device spec alone, a cold start's full resync).
     const d = this.desired;
-    const from = this.trackersFrom;
-    const same = from !== undefined && from.devIndex === this.devIndex;
-    this.trackersFrom = { routes: d.routes, neighs: d.neighs, fdb: d.fdb, devIndex: this.devIndex };
-    if (!same || from.routes !== d.routes) this.routes.replaceDesired(desiredRoutes(d, this.devIndex));
-    if (!same || from.neighs !== d.neighs) this.neighs.replaceDesired(desiredNeighs(d, this.devIndex));
-    if (this.kernelFdb && (!same || from.fdb !== d.fdb)) this.fdb.replaceDesired(desiredFdb(d, this.devIndex));
+    if (!d || (d.device && !this.devIndex)) return;
+    for (const x of this.tables) {
+      const entries = (d.tables[x.spec.kind] ?? new Map()) as EntryMap;
+      // At 10,000 peers a rebuild walks 30,000 entries: skipped for a table whose desired map
+      // is the very one already applied (a new device spec alone, a cold start's full resync).
+      if (x.from === entries && x.fromIndex === this.devIndex) continue;
+      x.from = entries;
+      x.fromIndex = this.devIndex;
+      const bound = new Map<string, unknown>();
+      for (const [k, e] of entries) bound.set(k, x.spec.bind(e as never, this.devIndex));
+      x.t.replaceDesired(bound);
+    }
   }
 
   private kick(): void {
@@ -262,33 +247,16 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     try {
       if (this.needDeviceCheck || this.needFull) {
         this.needDeviceCheck = false;
-        const dev = this.backend.ensureDevice(this.h, desired.device);
-        const asked = this.deviceSpecChanged;
-        this.deviceSpecChanged = false;
-        if (dev.changes.length > 0) {
-          this.log.info({ device: desired.device.name, changes: dev.changes, index: dev.index }, `${this.backend.label} converged`);
-          this.emit('applied', { kind: 'device', writes: dev.changes.length, deletes: 0 });
-          if (!this.needFull && !asked) this.emit('drift', { kind: 'device', key: desired.device.name });
-          // An address, MTU or MAC change keeps the entries: no 30,000-entry dump for those.
-          if (dev.entriesLost) {
-            this.needFull = true;
-            if (!this.fullReason) this.fullReason = 'device changed';
-          }
-        }
-        if (dev.index !== this.devIndex) {
-          this.devIndex = dev.index;
-          this.applyDesiredToTrackers();
-        }
+        this.ensureDevice(desired);
       }
       if (this.needFull) {
         const reason = this.fullReason || 'device changed';
         this.needFull = false;
         this.fullReason = '';
         this.emit('resync', { reason });
+        this.sweepLinks(desired);
         this.applyDesiredToTrackers();
-        this.routes.replaceActual(readRoutes(this.h, (k) => this.routes.getDesired(k) !== undefined));
-        this.neighs.replaceActual(readNeighs(this.h, this.devIndex));
-        if (this.kernelFdb) this.fdb.replaceActual(readFdb(this.h, this.devIndex));
+        for (const x of this.tables) x.t.replaceActual(x.spec.onDevice && !this.devIndex ? new Map() : x.spec.read(this.h, this.ctx));
       }
     } catch (err) {
       ok = false;
@@ -297,9 +265,12 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       this.fullReason = this.fullReason || 'retry after error';
       this.noteError('device', err as Error);
     }
-    if (ok) ok = this.pushExternalFdb(desired);
+    // A sink first gets what is new on top of what it holds, and loses what is gone only once
+    // the netlink batch went through: a route switching path never points at a missing entry.
+    if (ok) ok = this.pushSinks(desired, 'add');
     if (ok) ok = this.applyPending();
-    this.isConverged = ok && this.routes.inSync() && this.neighs.inSync() && this.fdb.inSync() && !this.needFull;
+    if (ok) ok = this.pushSinks(desired, 'exact');
+    this.isConverged = ok && this.tables.every((x) => x.t.inSync()) && !this.needFull;
     if (this.isConverged) {
       this.backoffMs = 250;
       this.lastError = undefined;
@@ -309,20 +280,75 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     }
   }
 
-  /** Backends that keep the FDB themselves get it before any route that relies on it. */
-  private pushExternalFdb(d: DesiredState): boolean {
-    if (!this.backend.pushFdb) return true;
-    try {
-      const res = this.backend.pushFdb(d);
-      if (res) {
-        this.externalFdbSize = res.size;
-        this.emit('applied', { kind: 'fdb', writes: res.writes, deletes: res.deletes });
-      }
-      return true;
-    } catch (err) {
-      this.noteError('fdb', err as Error);
-      return false;
+  private ensureDevice(desired: DesiredState): void {
+    const spec = desired.device;
+    const drv = this.driver.device;
+    if (!spec || !drv) {
+      this.setDevIndex(0);
+      return;
     }
+    const dev = drv.ensure(this.h, spec);
+    const asked = this.deviceSpecChanged;
+    this.deviceSpecChanged = false;
+    if (dev.changes.length > 0) {
+      this.log.info({ device: spec.name, changes: dev.changes, index: dev.index }, `${drv.label} converged`);
+      this.emit('applied', { kind: 'device', writes: dev.changes.length, deletes: 0 });
+      if (!this.needFull && !asked) this.emit('drift', { kind: 'device', key: spec.name });
+      // An address, MTU or MAC change keeps the entries: no 30,000-entry dump for those.
+      if (dev.entriesLost) {
+        this.needFull = true;
+        if (!this.fullReason) this.fullReason = 'device changed';
+      }
+    }
+    this.setDevIndex(dev.index);
+  }
+
+  private setDevIndex(index: number): void {
+    if (index === this.devIndex) return;
+    this.devIndex = index;
+    this.ctx.devIndex = index;
+    this.applyDesiredToTrackers();
+  }
+
+  /** Another backend's device (the config changed backend): deleted, and every entry on it with it. */
+  private sweepLinks(desired: DesiredState): void {
+    const owns = this.opts.ownsLink;
+    if (!owns) return;
+    for (const link of this.h.listLinks()) {
+      if (link.name === desired.device?.name || !owns(link.name)) continue;
+      this.h.deleteLink(link);
+      this.log.info({ device: link.name, kind: link.kind }, 'removed a twill device the active backend does not use');
+      this.emit('applied', { kind: 'device', writes: 0, deletes: 1 });
+    }
+  }
+
+  /**
+   * Tables a driver keeps itself: 'add' (before the netlink batch) pushes the desired table
+   * plus what the sink held, 'exact' (after it) the desired table alone.
+   */
+  private pushSinks(d: DesiredState, phase: 'add' | 'exact'): boolean {
+    for (const sink of this.driver.sinks ?? []) {
+      const want = (d.tables[sink.kind] ?? new Map()) as EntryMap;
+      const held = this.sinkTables.get(sink.kind);
+      let table = want;
+      if (phase === 'add' && held !== undefined && held !== want) {
+        table = new Map(held);
+        for (const [k, v] of want) table.set(k, v);
+      }
+      if (phase === 'exact' && held === want) continue;
+      try {
+        const res = sink.push(table as EntryMap<never>);
+        if (table === want) this.sinkTables.set(sink.kind, want);
+        if (res) {
+          this.sinkSizes.set(sink.kind, res.size);
+          this.emit('applied', { kind: sink.kind, writes: res.writes, deletes: res.deletes });
+        }
+      } catch (err) {
+        this.noteError(sink.kind, err as Error);
+        return false;
+      }
+    }
+    return true;
   }
 
   private applyPending(): boolean {
@@ -330,31 +356,29 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     // 30,000 requests, and per-request objects and closures were a measurable part of it.
     const reqs: Request[] = [];
     const keys: string[] = [];
-    const groups: Array<{ kind: EntryKind; op: 'write' | 'delete'; t: DeltaTracker<never>; end: number }> = [];
-    const add = <V>(kind: EntryKind, op: 'write' | 'delete', t: DeltaTracker<V>, keyList: Iterable<string>, val: (k: string) => V, enc: (v: V) => Request): void => {
-      for (const k of keyList) {
-        keys.push(k);
-        reqs.push(enc(val(k)));
+    const groups: Array<{ x: Table; op: 'write' | 'delete'; end: number }> = [];
+    for (const step of applyOrder(this.tables.map((x) => x.spec))) {
+      const x = this.tables.find((y) => y.spec === step.table)!;
+      if (step.op === 'delete') {
+        for (const k of x.t.pendingDeleteKeys()) {
+          keys.push(k);
+          reqs.push(x.spec.remove(x.t.getActual(k)));
+        }
+      } else {
+        for (const k of x.t.pendingWriteKeys()) {
+          keys.push(k);
+          reqs.push(x.spec.write(x.t.getDesired(k)));
+        }
       }
-      groups.push({ kind, op, t: t as unknown as DeltaTracker<never>, end: reqs.length });
-    };
-    const desired = <V>(t: DeltaTracker<V>) => (k: string) => t.getDesired(k)!;
-    const actual = <V>(t: DeltaTracker<V>) => (k: string) => t.getActual(k)!;
-    // Deletes first (routes before the entries they rely on), then writes in the opposite
-    // order so a route never exists before its neighbour and FDB entry.
-    add('route', 'delete', this.routes, this.routes.pendingDeleteKeys(), actual(this.routes), deleteRoute);
-    add('neigh', 'delete', this.neighs, this.neighs.pendingDeleteKeys(), actual(this.neighs), deleteNeigh);
-    add('fdb', 'delete', this.fdb, this.fdb.pendingDeleteKeys(), actual(this.fdb), deleteFdb);
-    add('fdb', 'write', this.fdb, this.fdb.pendingWriteKeys(), desired(this.fdb), writeFdb);
-    add('neigh', 'write', this.neighs, this.neighs.pendingWriteKeys(), desired(this.neighs), writeNeigh);
-    add('route', 'write', this.routes, this.routes.pendingWriteKeys(), desired(this.routes), writeRoute);
+      groups.push({ x, op: step.op, end: reqs.length });
+    }
     if (reqs.length === 0) return true;
 
     let results: Array<NetlinkError | null>;
     try {
       results = this.h.apply(reqs, 'converge');
     } catch (err) {
-      this.noteError('route', err as Error);
+      this.noteError(this.tables[0]!.spec.kind, err as Error);
       this.needFull = true;
       return false;
     }
@@ -362,24 +386,25 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     let failures = 0;
     let i = 0;
     for (const g of groups) {
+      const kind = g.x.spec.kind;
       let ok = 0;
       for (; i < g.end; i++) {
         const err = results[i];
         if (err) {
           failures++;
-          if (failures === 1) this.noteError(g.kind, err);
-          else this.emit('failed', { kind: g.kind, error: err });
+          if (failures === 1) this.noteError(kind, err);
+          else this.emit('failed', { kind, error: err });
           continue;
         }
         ok++;
-        if (g.op === 'write') g.t.written(keys[i]!);
-        else g.t.deleted(keys[i]!);
+        if (g.op === 'write') g.x.t.written(keys[i]!);
+        else g.x.t.deleted(keys[i]!);
       }
       if (ok === 0) continue;
-      const c = counts.get(g.kind) ?? { writes: 0, deletes: 0 };
+      const c = counts.get(kind) ?? { writes: 0, deletes: 0 };
       if (g.op === 'write') c.writes += ok;
       else c.deletes += ok;
-      counts.set(g.kind, c);
+      counts.set(kind, c);
     }
     for (const [kind, c] of counts) this.emit('applied', { kind, ...c });
     if (failures > 1) this.log.warn({ failures }, 'some dataplane entries failed; they stay pending and are retried');
@@ -394,12 +419,5 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       this.lastError = msg;
       this.log.error({ err, kind }, 'dataplane programming failed; will retry');
     }
-  }
-}
-
-/** The kernel VXLAN dataplane: device twill.<VNI>, routes, neighbours and FDB via netlink. */
-export class KernelReconciler extends Reconciler {
-  constructor(h: NetlinkHandle, log: ReconcilerLog, resyncIntervalMs: number) {
-    super(h, log, resyncIntervalMs, kernelVxlanBackend);
   }
 }

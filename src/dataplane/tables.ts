@@ -1,90 +1,128 @@
-// The three per-peer entry kinds as the kernel shows them, with how to key, compare, read,
-// write and delete each. Values include the device index so a recreated device (new ifindex)
-// makes every entry pending again.
+// The kernel table kinds a backend may list, each a small spec the generic reconciler
+// converges: how to bind a desired entry to the kernel's view, key, compare, list, write,
+// delete, and which kernel events concern it. Values include the device index so a recreated
+// device (new ifindex) makes every entry on it pending again.
+//
+// Order (`layer`): a route relies on its neighbour, a neighbour on its FDB entry. Deletes go
+// top-down and writes bottom-up, and a table's deletes that something above relies on run after
+// the writes above (src/dataplane/apply-order.ts): a peer switching from VXLAN's three entries to
+// a direct route gets the route replaced in one step before its neighbour and FDB entry go.
+import type { NetlinkEvent } from '../netlink/events';
 import type { NetlinkHandle } from '../netlink/handle';
 import { req } from '../netlink/handle';
 import type { Request } from '../netlink/socket';
 import { NUD_PERMANENT, RT_TABLE_MAIN, type FdbState, type NeighState, type RouteState } from '../netlink/types';
-import { TWILL_ROUTE_PROTOCOL, type DesiredState } from './model';
+import { DEVICE, TWILL_ROUTE_PROTOCOL, type EntryKind, type EntryOf, type OnLink } from './model';
 
 export interface RouteVal { dst: string; dstLen: number; gateway: string | undefined; oif: number | undefined; onlink: boolean; protocol: number }
 export interface NeighVal { ip: string; mac: string | undefined; permanent: boolean; index: number }
 export interface FdbVal { mac: string; dst: string | undefined; index: number }
 
-export const routeEqual = (a: RouteVal, b: RouteVal): boolean =>
-  a.gateway === b.gateway && a.oif === b.oif && a.onlink === b.onlink && a.protocol === b.protocol;
-export const neighEqual = (a: NeighVal, b: NeighVal): boolean => a.mac === b.mac && a.permanent === b.permanent && a.index === b.index;
-export const fdbEqual = (a: FdbVal, b: FdbVal): boolean => a.dst === b.dst && a.index === b.index;
+export interface TableCtx {
+  /** The backend device's ifindex, 0 when there is none (yet). */
+  devIndex: number;
+  /** Whether a key is desired (routes: a route to a wanted destination is ours whatever its protocol). */
+  wanted(key: string): boolean;
+}
+
+/** One observed change: undefined value = gone; `deleted` = what the delete event named. */
+export interface Observed<V> {
+  key: string;
+  value: V | undefined;
+  deleted?: V;
+}
+
+export interface TableSpec<K extends EntryKind = EntryKind, V = unknown> {
+  readonly kind: K;
+  /** 0: nothing relies on it (routes); higher: entries below rely on. */
+  readonly layer: number;
+  /** Entries live on the backend's device: listed per device, nothing to do without one. */
+  readonly onDevice: boolean;
+  equal(a: V, b: V): boolean;
+  bind(e: EntryOf[K], devIndex: number): V;
+  read(h: NetlinkHandle, ctx: TableCtx): Map<string, V>;
+  write(v: V): Request;
+  remove(v: V): Request;
+  observe(ev: NetlinkEvent, ctx: TableCtx): Observed<V> | undefined;
+}
 
 export const routeKey = (r: { dst: string; dstLen: number }): string => `${r.dst}/${r.dstLen}`;
 
-export function routeVal(r: RouteState): RouteVal {
+function routeVal(r: RouteState): RouteVal {
   return { dst: r.dst, dstLen: r.dstLen, gateway: r.gateway, oif: r.oif, onlink: r.onlink, protocol: r.protocol };
 }
-export function neighVal(n: NeighState): NeighVal {
+function neighVal(n: NeighState): NeighVal {
   return { ip: n.ip, mac: n.mac, permanent: (n.state & NUD_PERMANENT) !== 0, index: n.index };
 }
-export function fdbVal(f: FdbState): FdbVal {
+function fdbVal(f: FdbState): FdbVal {
   return { mac: f.mac, dst: f.dst, index: f.index };
 }
-
-export function desiredRoutes(d: DesiredState, devIndex: number): Map<string, RouteVal> {
-  const out = new Map<string, RouteVal>();
-  for (const [k, r] of d.routes) out.set(k, { dst: r.dst, dstLen: r.dstLen, gateway: r.gateway, oif: devIndex, onlink: true, protocol: TWILL_ROUTE_PROTOCOL });
-  return out;
-}
-export function desiredNeighs(d: DesiredState, devIndex: number): Map<string, NeighVal> {
-  const out = new Map<string, NeighVal>();
-  for (const [k, n] of d.neighs) out.set(k, { ip: n.ip, mac: n.mac, permanent: true, index: devIndex });
-  return out;
-}
-export function desiredFdb(d: DesiredState, devIndex: number): Map<string, FdbVal> {
-  const out = new Map<string, FdbVal>();
-  for (const [k, f] of d.fdb) out.set(k, { mac: f.mac, dst: f.dst, index: devIndex });
-  return out;
-}
+const bindIndex = (on: OnLink, devIndex: number): number => (on === DEVICE ? devIndex : on);
 
 /** Routes twill owns or wants: its protocol number, or a destination it must program. */
 export function isOurRoute(r: RouteState, wanted: (key: string) => boolean): boolean {
   return r.table === RT_TABLE_MAIN && (r.protocol === TWILL_ROUTE_PROTOCOL || wanted(routeKey(r)));
 }
 
-export function readRoutes(h: NetlinkHandle, wanted: (key: string) => boolean): Map<string, RouteVal> {
-  const out = new Map<string, RouteVal>();
-  for (const r of h.listRoutes({ table: RT_TABLE_MAIN })) if (isOurRoute(r, wanted)) out.set(routeKey(r), routeVal(r));
-  return out;
-}
-export function readNeighs(h: NetlinkHandle, devIndex: number): Map<string, NeighVal> {
-  const out = new Map<string, NeighVal>();
-  for (const n of h.listNeighs(devIndex)) out.set(n.ip, neighVal(n));
-  return out;
-}
-export function readFdb(h: NetlinkHandle, devIndex: number): Map<string, FdbVal> {
-  const out = new Map<string, FdbVal>();
-  for (const f of h.listFdb(devIndex)) {
-    // A MAC with several remotes (appended by someone) is never what we want: force a rewrite.
-    const prev = out.get(f.mac);
-    out.set(f.mac, prev ? { ...fdbVal(f), dst: `${prev.dst}+${f.dst}` } : fdbVal(f));
-  }
-  return out;
-}
+export const routeTable: TableSpec<'route', RouteVal> = {
+  kind: 'route',
+  layer: 0,
+  onDevice: false,
+  equal: (a, b) => a.gateway === b.gateway && a.oif === b.oif && a.onlink === b.onlink && a.protocol === b.protocol,
+  bind: (e, devIndex) => ({ dst: e.dst, dstLen: e.dstLen, gateway: e.gateway, oif: bindIndex(e.oif, devIndex), onlink: e.onlink, protocol: TWILL_ROUTE_PROTOCOL }),
+  read(h, ctx) {
+    const out = new Map<string, RouteVal>();
+    for (const r of h.listRoutes({ table: RT_TABLE_MAIN })) if (isOurRoute(r, ctx.wanted)) out.set(routeKey(r), routeVal(r));
+    return out;
+  },
+  write: (v) => req.routeReplace({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif!, onlink: v.onlink, protocol: v.protocol }),
+  remove: (v) => req.routeDelete({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol }),
+  observe(ev, ctx) {
+    if (ev.kind !== 'route' || !isOurRoute(ev.route, ctx.wanted)) return undefined;
+    const v = routeVal(ev.route);
+    return ev.action === 'del' ? { key: routeKey(v), value: undefined, deleted: v } : { key: routeKey(v), value: v };
+  },
+};
 
-export function writeRoute(v: RouteVal): Request {
-  return req.routeReplace({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif!, onlink: v.onlink, protocol: v.protocol });
-}
-export function deleteRoute(v: RouteVal): Request {
-  return req.routeDelete({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol });
-}
-export function writeNeigh(v: NeighVal): Request {
-  return req.neighReplace(v.index, v.ip, v.mac!);
-}
-export function deleteNeigh(v: NeighVal): Request {
-  return req.neighDelete(v.index, v.ip);
-}
-export function writeFdb(v: FdbVal): Request {
-  return req.fdbReplace(v.index, v.mac, v.dst!);
-}
-export function deleteFdb(v: FdbVal): Request {
+export const neighTable: TableSpec<'neigh', NeighVal> = {
+  kind: 'neigh',
+  layer: 1,
+  onDevice: true,
+  equal: (a, b) => a.mac === b.mac && a.permanent === b.permanent && a.index === b.index,
+  bind: (e, devIndex) => ({ ip: e.ip, mac: e.mac, permanent: true, index: devIndex }),
+  read(h, ctx) {
+    const out = new Map<string, NeighVal>();
+    for (const n of h.listNeighs(ctx.devIndex)) out.set(n.ip, neighVal(n));
+    return out;
+  },
+  write: (v) => req.neighReplace(v.index, v.ip, v.mac!),
+  remove: (v) => req.neighDelete(v.index, v.ip),
+  observe(ev, ctx) {
+    if (ev.kind !== 'neigh' || !ctx.devIndex || ev.neigh.index !== ctx.devIndex) return undefined;
+    return { key: ev.neigh.ip, value: ev.action === 'del' ? undefined : neighVal(ev.neigh) };
+  },
+};
+
+export const fdbTable: TableSpec<'fdb', FdbVal> = {
+  kind: 'fdb',
+  layer: 2,
+  onDevice: true,
+  equal: (a, b) => a.dst === b.dst && a.index === b.index,
+  bind: (e, devIndex) => ({ mac: e.mac, dst: e.dst, index: devIndex }),
+  read(h, ctx) {
+    const out = new Map<string, FdbVal>();
+    for (const f of h.listFdb(ctx.devIndex)) {
+      // A MAC with several remotes (appended by someone) is never what we want: force a rewrite.
+      const prev = out.get(f.mac);
+      out.set(f.mac, prev ? { ...fdbVal(f), dst: `${prev.dst}+${f.dst}` } : fdbVal(f));
+    }
+    return out;
+  },
+  write: (v) => req.fdbReplace(v.index, v.mac, v.dst!),
   // Without dst: removes every remote of this MAC (also a multi-remote entry).
-  return req.fdbDelete(v.index, v.mac);
-}
+  remove: (v) => req.fdbDelete(v.index, v.mac),
+  observe(ev, ctx) {
+    if (ev.kind !== 'fdb' || !ctx.devIndex || ev.fdb.index !== ctx.devIndex) return undefined;
+    return { key: ev.fdb.mac, value: ev.action === 'del' ? undefined : fdbVal(ev.fdb) };
+  },
+};

@@ -2,12 +2,15 @@
 // installed. Plain data, in a file of its own so that lab.ts (the Lab class) and the parts it
 // uses (pods.ts) both depend on it instead of on each other.
 import type { SpawnedProc } from './procs';
+import type { Segment } from './topology';
 
 export interface LabHost {
   name: string;
   ns: string;
   ip: string;
   dir: string;
+  /** Underlay segment: 'a' (the underlay bridge) or 'b' (behind the router). Absent: 'a'. */
+  segment?: Segment;
   daemon?: SpawnedProc;
   daemonArgs?: string[];
   /** `twill serve` of this host (see src/cni/server.ts), when started. */
@@ -29,6 +32,8 @@ export interface LabState {
   underlayNs: string;
   /** The world beyond the cluster (topology.ts); absent in labs made before it existed. */
   outsideNs?: string;
+  /** The router namespace joining segment B to A, once a host was put on B. */
+  routerNs?: string;
   mtu: number;
   etcd?: SpawnedProc;
   hosts: LabHost[];

@@ -10,12 +10,20 @@ import { EtcdAdmin } from '../subnet/etcd-admin';
 import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
 import { spawn } from 'node:child_process';
-import { BRIDGE_IP, buildHost, buildOutside, buildUnderlay } from './topology';
+import { BRIDGE_IP, buildHost, buildOutside, buildRouter, buildUnderlay, type Segment } from './topology';
 import type { LabHost, LabPod, LabState } from './lab-state';
 import { addPod, removePod } from './pods';
 import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
 
 export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
+
+export type LabBackend = 'vxlan' | 'host-gw';
+
+/** The lab's network config for a backend (vxlan: optionally with DirectRouting). */
+export function labNetworkConfig(backend: LabBackend, directRouting = false): string {
+  if (backend === 'host-gw') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}';
+  return directRouting ? '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":true}}' : DEFAULT_NETWORK_CONFIG;
+}
 export const ETCD_PREFIX = '/coreos.com/network';
 
 export type { LabHost, LabPod, LabState } from './lab-state';
@@ -81,11 +89,13 @@ export class Lab {
         networkConfig: opts.networkConfig ?? DEFAULT_NETWORK_CONFIG,
       });
     if (opts.installRoot !== undefined) lab.state.installRoot = opts.installRoot;
+    // A resumed lab takes a new network config when one is given (the daemons converge to it on restart).
+    if (opts.networkConfig !== undefined) lab.state.networkConfig = opts.networkConfig;
     lab.save();
     buildUnderlay(lab.state.underlayNs, lab.state.mtu);
     lab.state.outsideNs ??= `twl-${name}-out`;
     lab.save();
-    buildOutside(lab.state.underlayNs, lab.state.outsideNs, lab.state.mtu);
+    buildOutside(lab.state.underlayNs, lab.state.outsideNs, lab.state.mtu, lab.state.routerNs !== undefined);
     await lab.startEtcd();
     const admin = await lab.admin();
     try {
@@ -185,20 +195,38 @@ export class Lab {
     return h;
   }
 
-  /** Adds host h<N> (namespace + underlay veth). Idempotent per name. */
-  addHost(name?: string): LabHost {
+  /**
+   * Adds host h<N> (namespace + underlay veth) on segment `segment` ('b': behind the router,
+   * which is built with the first such host). Idempotent per name; a host keeps its segment.
+   */
+  addHost(name?: string, segment: Segment = 'a'): LabHost {
     const n = name ?? `h${this.state.hosts.length + 1}`;
     const existing = this.state.hosts.find((x) => x.name === n);
     const index = existing ? this.state.hosts.indexOf(existing) + 1 : this.state.hosts.length + 1;
+    const seg = existing?.segment ?? segment;
+    if (seg === 'b') this.ensureRouter();
     const ns = `twl-${this.state.name}-${n}`;
-    const { ip } = buildHost(this.state.underlayNs, ns, index, this.state.mtu);
+    const { ip } = buildHost(this.state.underlayNs, ns, index, this.state.mtu, seg, this.state.routerNs !== undefined);
     if (existing) return existing;
     const dir = path.join(this.state.dir, n);
     fs.mkdirSync(dir, { recursive: true });
-    const host: LabHost = { name: n, ns, ip, dir };
+    const host: LabHost = { name: n, ns, ip, dir, ...(seg === 'b' ? { segment: seg } : {}) };
     this.state.hosts.push(host);
     this.save();
     return host;
+  }
+
+  /** Segment B and its router; hosts already on A learn the way to B. */
+  private ensureRouter(): void {
+    const first = this.state.routerNs === undefined;
+    this.state.routerNs ??= `twl-${this.state.name}-rt`;
+    buildRouter(this.state.underlayNs, this.state.routerNs, this.state.mtu);
+    this.save();
+    if (!first) return;
+    this.state.hosts.forEach((h, i) => {
+      if ((h.segment ?? 'a') === 'a') buildHost(this.state.underlayNs, h.ns, i + 1, this.state.mtu, 'a', true);
+    });
+    if (this.state.outsideNs) buildOutside(this.state.underlayNs, this.state.outsideNs, this.state.mtu, true);
   }
 
   subnetFile(host: LabHost): string {
@@ -333,6 +361,7 @@ export class Lab {
     for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
     for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);
     if (this.state.outsideNs && netnsExists(this.state.outsideNs)) deleteNetns(this.state.outsideNs);
+    if (this.state.routerNs && netnsExists(this.state.routerNs)) deleteNetns(this.state.routerNs);
     if (netnsExists(this.state.underlayNs)) deleteNetns(this.state.underlayNs);
     fs.rmSync(this.state.dir, { recursive: true, force: true });
   }

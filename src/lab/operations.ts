@@ -12,7 +12,7 @@ import type { DaemonStatus } from '../ctl/status';
 import { inNetns, netnsPath } from '../netns/netns';
 import { subnetsPrefix } from '../subnet/lease';
 import { LabError } from './errors';
-import { cleanEnv, defaultLabDir, ETCD_PREFIX, Lab, type LabHost } from './lab';
+import { cleanEnv, defaultLabDir, ETCD_PREFIX, Lab, labNetworkConfig, type LabBackend, type LabHost } from './lab';
 import { gatherPrereqFacts, prereqProblems } from './prereq';
 import { probeMatrix } from './probe';
 import { probeOutside } from './outside-probe';
@@ -31,6 +31,11 @@ export interface UpOptions extends LabLocation {
   hosts?: number;
   /** Per host; undefined: as many as the existing lab has, or 2 for a new one. */
   pods?: number;
+  /** The network config's backend; absent: what the lab has (vxlan for a new one). */
+  backend?: LabBackend;
+  directRouting?: boolean;
+  /** How many of the hosts (the last ones) sit on segment B, behind a router. */
+  routed?: number;
   /** Progress lines for the person waiting. */
   progress?: (line: string) => void;
 }
@@ -63,14 +68,22 @@ export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport
 
   say(`underlay, etcd and network config in ${dir}`);
   const installRoot = path.join(dir, 'root');
-  const lab = await Lab.create({ name: o.name, dir, installRoot });
+  const before = Lab.load(dir)?.state.networkConfig;
+  const networkConfig = o.backend !== undefined ? labNetworkConfig(o.backend, o.directRouting) : undefined;
+  const lab = await Lab.create({ name: o.name, dir, installRoot, ...(networkConfig !== undefined ? { networkConfig } : {}) });
+  // A changed backend: running daemons restart to converge to it (and sweep the old one).
+  if (before !== undefined && networkConfig !== undefined && before !== networkConfig) {
+    notes.push('the network config changed: daemons were restarted to converge to it');
+    for (const h of lab.state.hosts) await lab.stopDaemon(h);
+  }
 
   // The operators' install path, into the lab's root: daemons and the CNI plugin run from it.
   say(`twillctl install --root ${installRoot}`);
   await install({ root: installRoot, etcdEndpoints: `http://${BRIDGE_IP}:2379` });
 
   const hosts: LabHost[] = [];
-  for (let i = 1; i <= nHosts; i++) hosts.push(lab.addHost(`h${i}`));
+  const routedFrom = nHosts - (o.routed ?? 0);
+  for (let i = 1; i <= nHosts; i++) hosts.push(lab.addHost(`h${i}`, i > routedFrom ? 'b' : 'a'));
   const extra = lab.state.hosts.filter((h) => !hosts.includes(h));
   if (extra.length > 0) notes.push(`the lab also has ${extra.map((h) => h.name).join(', ')} from an earlier \`up\`; \`up\` never removes hosts (run \`down\` first)`);
 

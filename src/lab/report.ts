@@ -73,7 +73,7 @@ export function renderReport(r: LabReport, cmdPrefix: string): string {
   out.push('');
   const withOutside = r.outside !== undefined;
   out.push(
-    'CONNECTIVITY  (UDP echo from the row pod to the column pod, over the VXLAN overlay' +
+    'CONNECTIVITY  (UDP echo from the row pod to the column pod, across the hosts' +
       (withOutside ? '; OUTSIDE: to a namespace beyond the cluster, with the source address it saw' : '') +
       ')',
   );
@@ -112,7 +112,7 @@ export function renderReport(r: LabReport, cmdPrefix: string): string {
   const other = r.pods.find((p) => p.address !== null && p.host !== pod?.host) ?? pod;
   out.push('Next:');
   if (pod && other) out.push(`  ${cmdPrefix} exec ${pod.name} -- ping -c 3 ${other.address!.split('/')[0]}`);
-  if (r.hosts[0]) out.push(`  ${cmdPrefix} exec ${r.hosts[0].name} -- ip route      (a host's routes: one per peer subnet via twill.1)`);
+  if (r.hosts[0]) out.push(`  ${cmdPrefix} exec ${r.hosts[0].name} -- ip route      (a host's routes: protocol 113, one per peer subnet)`);
   out.push(`  ${cmdPrefix} status   |   ${cmdPrefix} down`);
   return out.join('\n') + '\n';
 }

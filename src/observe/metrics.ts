@@ -261,6 +261,10 @@ export interface LeaseInfo {
 
 export interface DaemonMetrics {
   peers: Gauge;
+  /** Programmed peers by path: "vxlan" (encapsulated) or "direct" (route via the PublicIP). */
+  peerPaths: Gauge<'path'>;
+  /** Peers host-gw (or DirectRouting's direct path) cannot reach on the underlay's link: not programmed. */
+  peersUnreachable: Gauge;
   programmedEntries: Gauge<'kind'>;
   programmingLatency: Histogram;
   resyncs: Counter<'reason'>;
@@ -279,6 +283,8 @@ export interface DaemonMetrics {
 
 export function createDaemonMetrics(m: Metrics): DaemonMetrics {
   const peers = m.gauge('twill_peers', 'Remote hosts (leases) currently programmed into the dataplane.');
+  const peerPaths = m.gauge('twill_peer_paths', 'Programmed peers by path (vxlan: encapsulated; direct: a route via the peer underlay IP).', ['path']);
+  const peersUnreachable = m.gauge('twill_peers_unreachable', 'Peers not programmed because their underlay IP is not on the underlay link (host-gw).');
   const programmedEntries = m.gauge('twill_programmed_entries', 'Kernel objects twill currently owns, by kind.', ['kind']);
   const programmingLatency = m.histogram(
     'twill_programming_latency_seconds',
@@ -305,6 +311,8 @@ export function createDaemonMetrics(m: Metrics): DaemonMetrics {
 
   return {
     peers,
+    peerPaths,
+    peersUnreachable,
     programmedEntries,
     programmingLatency,
     resyncs,

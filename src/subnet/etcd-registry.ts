@@ -24,7 +24,6 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { formatIp4, formatPrefix4, type Prefix4 } from '../ip/ipv4';
-import { parseMac } from '../ip/mac';
 import { planAcquire, type ListedKey } from './acquire-plan';
 import { describeRange } from './allocator';
 import { patchedClient, registryOptions, type EtcdOptions, type RegistryLogger } from './etcd-client';
@@ -165,7 +164,6 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
       this.assertOpen();
       if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 1) throw new RangeError(`ttlSeconds must be a positive integer, got ${req.ttlSeconds}`);
       if (!(req.renewMarginSeconds >= 0)) throw new RangeError(`renewMarginSeconds must not be negative, got ${req.renewMarginSeconds}`);
-      req = { ...req, vtepMac: parseMac(req.vtepMac) };
     } catch (err) {
       return Promise.reject(err);
     }
@@ -228,7 +226,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
   }
 
   private leaseFor(req: AcquireRequest, subnet: Prefix4): Lease {
-    return { subnet, publicIp: req.publicIp, vni: req.config.backend.vni, vtepMac: req.vtepMac };
+    return { subnet, publicIp: req.publicIp, publicIpv6: null, backendType: req.codec.type, backendData: req.backendData };
   }
 
   private heldFor(req: AcquireRequest, subnet: Prefix4, leaseId: string): Held {
@@ -236,7 +234,7 @@ export class EtcdRegistry extends EventEmitter<EtcdRegistryEvents> {
     return {
       lease,
       key: subnetKey(this.prefix, lease.subnet),
-      value: encodeLeaseValue(lease),
+      value: encodeLeaseValue(lease, req.codec),
       leaseId,
       ttlSeconds: req.ttlSeconds,
       renewMarginSeconds: req.renewMarginSeconds,

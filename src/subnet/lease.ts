@@ -2,6 +2,11 @@
 //
 //   <prefix>/subnets/10.244.7.0-24 →
 //   {"PublicIP":"192.168.50.11","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:.."}}
+//   {"PublicIP":"192.168.50.12","PublicIPv6":null,"BackendType":"host-gw"}
+//
+// The lease is generic: subnet, PublicIP, PublicIPv6, BackendType and BackendData. What
+// BackendData holds, and whether it is valid, only the backend knows: it hands a codec in
+// (src/backends/<name>/). A lease of another BackendType than the active one is skipped.
 //
 // Decoding never throws: etcd is shared, and one malformed or foreign entry (typed by hand,
 // written by another flannel backend, left over from an older network config) must not stop
@@ -12,13 +17,28 @@
 // reported as 'bad-key' (twill does not do IPv6).
 import { jsonField, isJsonObject, type NetworkConfig } from '../config/network';
 import { formatIp4, formatPrefix4, maskOf, prefixContains, prefixEquals, prefixesOverlap, tryParseIp4, type Ip4, type Prefix4 } from '../ip/ipv4';
-import { tryParseMac } from '../ip/mac';
 
-export interface Lease {
+export interface Lease<D = unknown> {
   subnet: Prefix4;
   publicIp: Ip4;
-  vni: number;
-  vtepMac: string;
+  /** Always null: twill does not do IPv6 (yet); written as flannel writes it. */
+  publicIpv6: null;
+  backendType: string;
+  backendData: D;
+}
+
+/** A backend's BackendData: decoded and validated, encoded in flannel's field order. */
+export interface BackendDataCodec<D = unknown> {
+  readonly type: string;
+  /** `raw` is BackendData as parsed JSON (undefined when absent). */
+  decode(raw: unknown, config: NetworkConfig): { ok: true; data: D } | { ok: false; reason: LeaseSkipReason; detail: string };
+  /** Hot path: BackendData's exact text as twill and flannel write it (undefined when absent), or null for the general path. */
+  decodeCanonical(text: string | undefined, config: NetworkConfig): D | null;
+  /** undefined: BackendData omitted (flannel's omitempty). */
+  encode(d: D): unknown;
+  equals(a: D, b: D): boolean;
+  /** For logs. */
+  describe(d: D): string;
 }
 
 export type LeaseSkipReason =
@@ -26,15 +46,13 @@ export type LeaseSkipReason =
   | 'bad-json'
   | 'outside-network'
   | 'bad-public-ip'
-  | 'bad-mac'
   | 'wrong-backend'
-  | 'wrong-vni'
   | 'overlaps-own'
-  | 'subnet-length';
+  | 'subnet-length'
+  /** A backend's own reasons ('bad-mac', 'wrong-vni', ...). */
+  | (string & {});
 
-export type DecodeResult = { ok: true; lease: Lease } | { ok: false; reason: LeaseSkipReason; detail: string };
-
-export const BACKEND_TYPE = 'vxlan';
+export type DecodeResult<D = unknown> = { ok: true; lease: Lease<D> } | { ok: false; reason: LeaseSkipReason; detail: string };
 
 /** `<prefix>/subnets/` — every lease key starts with this. */
 export function subnetsPrefix(prefix: string): string {
@@ -70,13 +88,15 @@ export function parseSubnetKey(prefix: string, key: string): Prefix4 | null {
   return { ip, len };
 }
 
-export function encodeLeaseValue(lease: Lease): string {
-  // Property order is the JSON order; it matches what flannel's Go structs marshal to.
+export function encodeLeaseValue<D>(lease: Lease<D>, codec: BackendDataCodec<D>): string {
+  // Property order is the JSON order; it matches what flannel's Go structs marshal to
+  // (BackendData omitted when empty, as flannel's omitempty does).
+  const data = codec.encode(lease.backendData);
   return JSON.stringify({
     PublicIP: formatIp4(lease.publicIp),
     PublicIPv6: null,
-    BackendType: BACKEND_TYPE,
-    BackendData: { VNI: lease.vni, VtepMAC: lease.vtepMac },
+    BackendType: lease.backendType,
+    ...(data === undefined ? {} : { BackendData: data }),
   });
 }
 
@@ -84,11 +104,9 @@ export function encodeLeaseValue(lease: Lease): string {
  * The exact text flannel and twill write (Go's json.Marshal of flannel's lease attributes).
  * Hot path: a cold start decodes 10,000 of these. A value of this shape carries no escapes,
  * duplicate or case-folded keys, so its fields are what JSON.parse + jsonField would find;
- * every other value takes the general path. VNI is a valid JSON number (no leading zeros).
+ * every other value takes the general path. BackendData's text goes to the backend's codec.
  */
-const CANONICAL_VALUE = new RegExp(
-  `^\\{"PublicIP":"${QUAD}","PublicIPv6":null,"BackendType":"vxlan","BackendData":\\{"VNI":(0|[1-9][0-9]{0,9}),"VtepMAC":"([0-9a-f]{2}(?::[0-9a-f]{2}){5})"\\}\\}$`,
-);
+const CANONICAL_VALUE = new RegExp(`^\\{"PublicIP":"${QUAD}","PublicIPv6":null,"BackendType":"([a-z0-9-]{1,32})"(?:,"BackendData":(.*))?\\}$`);
 
 function isUsablePublicIp(ip: Ip4): boolean {
   // 0.0.0.0, 255.255.255.255 and multicast cannot be a VXLAN tunnel endpoint.
@@ -111,84 +129,82 @@ export function leaseValuePublicIp(value: string): Ip4 | null {
   return isJsonObject(doc) ? tryParseIp4(jsonField(doc, 'PublicIP')) : null;
 }
 
-export function decodeLease(key: string, value: string, ctx: { prefix: string; config: NetworkConfig; own?: Lease }): DecodeResult {
+export interface DecodeContext<D> {
+  prefix: string;
+  config: NetworkConfig;
+  own?: Lease<D>;
+  /** The active backend's: a lease of another BackendType is skipped ('wrong-backend'). */
+  codec: BackendDataCodec<D>;
+}
+
+export function decodeLease<D>(key: string, value: string, ctx: DecodeContext<D>): DecodeResult<D> {
   const subnet = parseSubnetKey(ctx.prefix, key);
   if (!subnet) return { ok: false, reason: 'bad-key', detail: `key ${JSON.stringify(key)} does not name a subnet under ${subnetsPrefix(ctx.prefix)}` };
   if (!prefixContains(ctx.config.network, subnet)) {
     return { ok: false, reason: 'outside-network', detail: `subnet ${formatPrefix4(subnet)} is outside network ${formatPrefix4(ctx.config.network)}` };
   }
+  const sn = formatPrefix4(subnet);
   if (subnet.len !== ctx.config.subnetLen) {
     // A smaller piece of our subnet held by another host is the dangerous case (its more
     // specific route would steal our pods' traffic): name it for what it is.
     const own = ctx.own;
-    const sn = formatPrefix4(subnet);
     if (own && prefixesOverlap(own.subnet, subnet) && leaseValuePublicIp(value) !== own.publicIp) {
       return { ok: false, reason: 'overlaps-own', detail: `subnet ${sn} overlaps ours (${formatPrefix4(own.subnet)}) and is not a /${ctx.config.subnetLen}` };
     }
     return { ok: false, reason: 'subnet-length', detail: `subnet ${sn} is not a /${ctx.config.subnetLen} (SubnetLen)` };
   }
 
+  const { codec } = ctx;
   let publicIpRaw: unknown;
   let publicIp: Ip4 | null = null;
-  let macRaw: unknown;
-  let vtepMac: string | null = null;
-  let vni: unknown;
+  let data: D | null = null;
+  let backendType: unknown;
+  let dataRaw: unknown;
   const m = CANONICAL_VALUE.exec(value);
   if (m) {
     publicIp = quadAt(m, 1);
-    vni = Number(m[5]);
-    const mac = m[6]!;
-    macRaw = mac;
-    // Already lowercase aa:bb:cc:dd:ee:ff: accepted here only when plainly unicast and not all
-    // zeros; anything else is left to tryParseMac (the one authority) below.
-    if ((parseInt(mac[1]!, 16) & 1) === 0 && mac !== '00:00:00:00:00:00') vtepMac = mac;
-  } else {
+    backendType = m[5];
+    if (backendType === codec.type) data = codec.decodeCanonical(m[6], ctx.config);
+  }
+  if (data === null) {
     let doc: unknown;
     try {
       doc = JSON.parse(value);
     } catch {
-      return { ok: false, reason: 'bad-json', detail: `value of ${formatPrefix4(subnet)} is not valid JSON` };
+      return { ok: false, reason: 'bad-json', detail: `value of ${sn} is not valid JSON` };
     }
-    if (!isJsonObject(doc)) return { ok: false, reason: 'bad-json', detail: `value of ${formatPrefix4(subnet)} is not a JSON object` };
-
-    const backendType = jsonField(doc, 'BackendType');
-    if (backendType !== BACKEND_TYPE) {
-      return { ok: false, reason: 'wrong-backend', detail: `subnet ${formatPrefix4(subnet)} has BackendType ${JSON.stringify(backendType ?? null)}, not "vxlan"` };
-    }
+    if (!isJsonObject(doc)) return { ok: false, reason: 'bad-json', detail: `value of ${sn} is not a JSON object` };
+    backendType = jsonField(doc, 'BackendType');
     publicIpRaw = jsonField(doc, 'PublicIP');
     publicIp = tryParseIp4(publicIpRaw);
-    const data = jsonField(doc, 'BackendData');
-    const dataObj = isJsonObject(data) ? data : {};
-    macRaw = jsonField(dataObj, 'VtepMAC');
-    vni = jsonField(dataObj, 'VNI');
+    dataRaw = jsonField(doc, 'BackendData');
   }
-
+  if (backendType !== codec.type) {
+    return { ok: false, reason: 'wrong-backend', detail: `subnet ${sn} has BackendType ${JSON.stringify(backendType ?? null)}, not ${JSON.stringify(codec.type)}` };
+  }
   if (publicIp === null || !isUsablePublicIp(publicIp)) {
-    return { ok: false, reason: 'bad-public-ip', detail: `subnet ${formatPrefix4(subnet)} has unusable PublicIP ${JSON.stringify(publicIp !== null ? formatIp4(publicIp) : (publicIpRaw ?? null))}` };
+    return { ok: false, reason: 'bad-public-ip', detail: `subnet ${sn} has unusable PublicIP ${JSON.stringify(publicIp !== null ? formatIp4(publicIp) : (publicIpRaw ?? null))}` };
   }
-
-  vtepMac ??= tryParseMac(macRaw);
-  if (vtepMac === null) {
-    return { ok: false, reason: 'bad-mac', detail: `subnet ${formatPrefix4(subnet)} has invalid BackendData.VtepMAC ${JSON.stringify(macRaw ?? null)}` };
-  }
-  // flannel writes the VNI it runs with; a host on another VNI cannot decapsulate our frames.
-  if (vni !== ctx.config.backend.vni) {
-    return { ok: false, reason: 'wrong-vni', detail: `subnet ${formatPrefix4(subnet)} has BackendData.VNI ${JSON.stringify(vni ?? null)}, network uses ${ctx.config.backend.vni}` };
+  if (data === null) {
+    const res = codec.decode(dataRaw, ctx.config);
+    if (!res.ok) return { ok: false, reason: res.reason, detail: `subnet ${sn}: ${res.detail}` };
+    data = res.data;
   }
 
   const own = ctx.own;
   if (own && prefixesOverlap(own.subnet, subnet) && own.publicIp !== publicIp) {
-    return { ok: false, reason: 'overlaps-own', detail: `subnet ${formatPrefix4(subnet)} is ours but names PublicIP ${formatIp4(publicIp)} (we are ${formatIp4(own.publicIp)})` };
+    return { ok: false, reason: 'overlaps-own', detail: `subnet ${sn} is ours but names PublicIP ${formatIp4(publicIp)} (we are ${formatIp4(own.publicIp)})` };
   }
 
-  return { ok: true, lease: { subnet, publicIp, vni: ctx.config.backend.vni, vtepMac } };
+  return { ok: true, lease: { subnet, publicIp, publicIpv6: null, backendType: codec.type, backendData: data } };
 }
 
-export function leaseEquals(a: Lease, b: Lease): boolean {
-  return prefixEquals(a.subnet, b.subnet) && a.publicIp === b.publicIp && a.vni === b.vni && a.vtepMac === b.vtepMac;
+export function leaseEquals<D>(a: Lease<D>, b: Lease<D>, codec: BackendDataCodec<D>): boolean {
+  return prefixEquals(a.subnet, b.subnet) && a.publicIp === b.publicIp && a.backendType === b.backendType && codec.equals(a.backendData, b.backendData);
 }
 
-/** For logs: `10.244.7.0/24 via 192.168.50.11 (0e:..)`. */
-export function describeLease(l: Lease): string {
-  return `${formatPrefix4(l.subnet)} via ${formatIp4(l.publicIp)} (vni ${l.vni}, ${l.vtepMac})`;
+/** For logs: `10.244.7.0/24 via 192.168.50.11 (vxlan vni 1, 0e:..)`. */
+export function describeLease<D>(l: Lease<D>, codec: BackendDataCodec<D>): string {
+  const data = codec.describe(l.backendData);
+  return `${formatPrefix4(l.subnet)} via ${formatIp4(l.publicIp)} (${l.backendType}${data ? ` ${data}` : ''})`;
 }

@@ -4,12 +4,14 @@
 import type { NetworkConfig } from '../config/network';
 import type { Ip4, Prefix4 } from '../ip/ipv4';
 import type { SubnetError } from './errors';
-import type { Lease } from './lease';
+import type { BackendDataCodec, Lease } from './lease';
 
 export interface AcquireRequest {
   config: NetworkConfig;
   publicIp: Ip4;
-  vtepMac: string;
+  /** The active backend's BackendData codec, and our BackendData (a VTEP MAC, nothing for host-gw). */
+  codec: BackendDataCodec;
+  backendData: unknown;
   /** E.g. the subnet recorded in the subnet file by a previous run. */
   preferred?: Prefix4;
   ttlSeconds: number;

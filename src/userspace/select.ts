@@ -5,10 +5,8 @@
 // link is never brought up, so it binds no UDP port and cannot disturb a running VTEP.
 import { randomBytes } from 'node:crypto';
 import type { DataplaneMode } from '../config/daemon';
-import { KernelReconciler, type ReconcilerLog } from '../dataplane/reconciler';
 import { NetlinkError, EEXIST } from '../netlink/errors';
 import type { NetlinkHandle } from '../netlink/handle';
-import { UserspaceDataplane, type Dataplane, type UserspaceDataplaneOptions } from './dataplane';
 
 export interface KernelVxlanProbe {
   ok: boolean;
@@ -48,14 +46,4 @@ export function chooseDataplane(requested: DataplaneMode, h: NetlinkHandle): Dat
   return probe.ok
     ? { mode: 'kernel', reason: 'auto: the kernel can create VXLAN devices' }
     : { mode: 'userspace', reason: `auto: the kernel cannot create a VXLAN device (${probe.reason})` };
-}
-
-export function createDataplane(
-  mode: 'kernel' | 'userspace',
-  h: NetlinkHandle,
-  log: ReconcilerLog,
-  resyncIntervalMs: number,
-  opts: UserspaceDataplaneOptions = {},
-): Dataplane {
-  return mode === 'kernel' ? new KernelReconciler(h, log, resyncIntervalMs) : new UserspaceDataplane(h, log, resyncIntervalMs, opts);
 }

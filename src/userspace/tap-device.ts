@@ -8,8 +8,8 @@
 // - An L3 TUN with our name makes TUNSETIFF(IFF_TAP) fail with EINVAL: deleted and retried.
 // - "Our fd is attached" is checked with TUNGETIFF, not remembered: after `ip link del` the fd
 //   is detached for good and must be replaced (the forwarder restarts its loop on the new fd).
-import { convergeLinkAttrs, type DeviceResult } from '../dataplane/device-driver';
-import type { DeviceSpec } from '../dataplane/model';
+import { convergeLinkAttrs, type DeviceResult } from '../dataplane/link-attrs';
+import type { VxlanDeviceSpec as DeviceSpec } from '../backends/vxlan/backend';
 import { EINVAL } from '../netlink/errors';
 import type { NetlinkHandle } from '../netlink/handle';
 import type { LinkState } from '../netlink/types';

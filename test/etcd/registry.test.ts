@@ -10,7 +10,11 @@ import { formatPrefix4, parseIp4, parsePrefix4, prefixContains } from '../../src
 import { randomLocalMac } from '../../src/ip/mac';
 import { EtcdRegistry, renewIntervalMs, type AcquireRequest, type RegistryLogger, type SubnetWatchHandler } from '../../src/subnet/etcd-registry';
 import { SubnetError } from '../../src/subnet/errors';
-import { encodeLeaseValue, subnetKey, type Lease } from '../../src/subnet/lease';
+import { encodeLeaseValue, subnetKey, type Lease as AnyLease } from '../../src/subnet/lease';
+import { vxlanCodec, type VxlanData } from '../../src/backends/vxlan/codec';
+import { vxlanBackend } from '../../src/backends/vxlan/backend';
+
+type Lease = AnyLease<VxlanData>;
 import { compact, etcdDel, etcdGet, etcdGetKv, etcdKeys, etcdLeaseIds, etcdPut, leaseTimeToLive, makeTestPki, revokeLease, startEtcd, type TestEtcd, type TestPki } from '../support/etcd';
 
 interface LogEntry {
@@ -42,7 +46,7 @@ function registry(prefix: string, log: RegistryLogger = memoryLog()): EtcdRegist
 }
 
 function request(config: NetworkConfig, publicIp: string, extra: Partial<AcquireRequest> = {}): AcquireRequest {
-  return { config, publicIp: parseIp4(publicIp), vtepMac: randomLocalMac(), ttlSeconds: 86400, renewMarginSeconds: 3600, ...extra };
+  return { config, publicIp: parseIp4(publicIp), codec: vxlanCodec, backendData: vxlanBackend.ownData({ config, vtepMac: randomLocalMac() }), ttlSeconds: 86400, renewMarginSeconds: 3600, ...extra };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -108,7 +112,7 @@ describe('EtcdRegistry against a real etcd', () => {
     const ips = ['192.168.50.11', '192.168.50.12', '192.168.50.13'];
     const reqs = ips.map((ip) => request(net16, ip));
     const leases: Lease[] = [];
-    for (const req of reqs) leases.push(await registry(prefix).acquire(req));
+    for (const req of reqs) leases.push((await registry(prefix).acquire(req)) as Lease);
 
     const names = leases.map((l) => formatPrefix4(l.subnet));
     assert.equal(new Set(names).size, 3, names.join(' '));
@@ -117,14 +121,14 @@ describe('EtcdRegistry against a real etcd', () => {
       assert.ok(prefixContains(net16.network, l.subnet));
       assert.ok(l.subnet.ip >= net16.subnetMin && l.subnet.ip <= net16.subnetMax);
       assert.equal(l.publicIp, reqs[i]!.publicIp);
-      assert.equal(l.vtepMac, reqs[i]!.vtepMac);
-      assert.equal(l.vni, 1);
-      assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l));
+      assert.deepEqual(l.backendData, reqs[i]!.backendData);
+      assert.equal((l as Lease).backendData.vni, 1);
+      assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l as Lease, vxlanCodec));
     }
     const listed = await registry(prefix).listSubnets();
     assert.equal(listed.entries.size, 3);
     assert.ok(BigInt(listed.revision) > 0n);
-    for (const l of leases) assert.equal(listed.entries.get(subnetKey(prefix, l.subnet)), encodeLeaseValue(l));
+    for (const l of leases) assert.equal(listed.entries.get(subnetKey(prefix, l.subnet)), encodeLeaseValue(l as Lease, vxlanCodec));
   });
 
   test('the lease key carries an etcd lease with the requested TTL', async () => {
@@ -162,7 +166,7 @@ describe('EtcdRegistry against a real etcd', () => {
     const l3 = await registry(prefix).acquire(req3);
     assert.equal(formatPrefix4(l3.subnet), formatPrefix4(l1.subnet));
     const kv3 = await etcdGetKv(etcd.endpoint, key);
-    assert.equal(kv3!.value, encodeLeaseValue(l3));
+    assert.equal(kv3!.value, encodeLeaseValue(l3 as Lease, vxlanCodec));
     assert.equal(kv3!.lease, kv1!.lease);
 
     // A different TTL cannot be adopted: fresh etcd lease with the new TTL.
@@ -204,7 +208,7 @@ describe('EtcdRegistry against a real etcd', () => {
   test('a stale own lease that no longer fits the config is deleted and a new one taken', async () => {
     const prefix = newPrefix();
     const staleKey = `${prefix}/subnets/10.244.0.0-24`; // below SubnetMin
-    await etcdPut(etcd.endpoint, staleKey, encodeLeaseValue({ subnet: parsePrefix4('10.244.0.0/24'), publicIp: parseIp4('192.168.50.41'), vni: 1, vtepMac: '0e:00:00:00:00:41' }));
+    await etcdPut(etcd.endpoint, staleKey, encodeLeaseValue({ subnet: parsePrefix4('10.244.0.0/24'), publicIp: parseIp4('192.168.50.41'), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: '0e:00:00:00:00:41' } }, vxlanCodec));
     const l = await registry(prefix).acquire(request(net16, '192.168.50.41'));
     assert.notEqual(formatPrefix4(l.subnet), '10.244.0.0/24');
     assert.equal(await etcdGet(etcd.endpoint, staleKey), null);
@@ -255,7 +259,7 @@ describe('EtcdRegistry against a real etcd', () => {
     const keys = await etcdKeys(etcd.endpoint, `${prefix}/subnets/`);
     assert.equal(keys.length, 20);
     // Every key in etcd names the host that believes it holds it.
-    for (const l of leases) assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l));
+    for (const l of leases) assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l as Lease, vxlanCodec));
   });
 
   test('renewal refreshes the etcd lease and emits renewed', async () => {
@@ -267,7 +271,7 @@ describe('EtcdRegistry against a real etcd', () => {
     assert.ok(ttl >= 3, String(ttl));
     // Well past the original TTL, the key is still there.
     await new Promise((res) => setTimeout(res, 4500));
-    assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l));
+    assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l as Lease, vxlanCodec));
   });
 
   test('a revoked etcd lease is noticed at renewal and the key put back under a new lease', async () => {
@@ -282,7 +286,7 @@ describe('EtcdRegistry against a real etcd', () => {
     const [again] = (await withTimeout(once(r, 'reacquired'), 10_000, 'reacquired')) as [Lease];
     assert.equal(formatPrefix4(again.subnet), formatPrefix4(l.subnet));
     const now = await etcdGetKv(etcd.endpoint, key);
-    assert.equal(now!.value, encodeLeaseValue(l));
+    assert.equal(now!.value, encodeLeaseValue(l as Lease, vxlanCodec));
     assert.notEqual(now!.lease, before!.lease);
     assert.equal((await leaseTimeToLive(etcd.endpoint, now!.lease)).grantedTtl, 6);
   });
@@ -299,7 +303,7 @@ describe('EtcdRegistry against a real etcd', () => {
     await etcdDel(etcd.endpoint, key);
     await withTimeout(reacquired, 5000, 'reacquired');
     const now = await etcdGetKv(etcd.endpoint, key);
-    assert.equal(now!.value, encodeLeaseValue(l));
+    assert.equal(now!.value, encodeLeaseValue(l as Lease, vxlanCodec));
     assert.equal(now!.lease, leaseId, 'the etcd lease was still alive, so it is kept');
   });
 
@@ -310,7 +314,7 @@ describe('EtcdRegistry against a real etcd', () => {
     const { revision } = await r.listSubnets();
     r.watchSubnets(revision, recorder());
     const key = subnetKey(prefix, l.subnet);
-    const intruder = encodeLeaseValue({ ...l, publicIp: parseIp4('192.168.50.99'), vtepMac: '0e:99:99:99:99:99' });
+    const intruder = encodeLeaseValue({ ...(l as Lease), publicIp: parseIp4('192.168.50.99'), backendData: { vni: 1, vtepMac: '0e:99:99:99:99:99' } }, vxlanCodec);
     const lost = once(r, 'lost');
     await etcdPut(etcd.endpoint, key, intruder);
     const [info] = (await withTimeout(lost, 5000, 'lost')) as [{ lease: Lease; holderValue: string }];
@@ -398,7 +402,7 @@ describe('EtcdRegistry against a real etcd', () => {
   test('acquire validates its request and fails cleanly after close', async () => {
     const prefix = newPrefix();
     const r = registry(prefix);
-    await assert.rejects(r.acquire({ ...request(net16, '192.168.50.81'), vtepMac: '01:00:5e:00:00:01' }), (err: unknown) => (err as { code?: string }).code === 'ERR_INVALID_MAC');
+    assert.throws(() => vxlanBackend.ownData({ config: net16, vtepMac: '01:00:5e:00:00:01' }), (err: unknown) => (err as { code?: string }).code === 'ERR_INVALID_MAC');
     await assert.rejects(r.acquire(request(net16, '192.168.50.81', { ttlSeconds: 0 })), RangeError);
     await r.close();
     await assert.rejects(r.acquire(request(net16, '192.168.50.81')), (err: unknown) => err instanceof SubnetError && err.code === 'ERR_ETCD');
@@ -433,7 +437,7 @@ describe('EtcdRegistry against a real etcd', () => {
       await etcd.resume();
     }
     await withTimeout(Promise.race([once(r, 'renewed'), once(r, 'reacquired')]), 20_000, 'renewal after the outage');
-    assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l));
+    assert.equal(await etcdGet(etcd.endpoint, subnetKey(prefix, l.subnet)), encodeLeaseValue(l as Lease, vxlanCodec));
     // The watch survived the outage too.
     const k = `${prefix}/subnets/10.244.99.0-24`;
     await etcdPut(etcd.endpoint, k, 'after-outage');

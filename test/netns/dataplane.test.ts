@@ -3,16 +3,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, bridgeJson, ipJson, isRoot, waitFor } from '../support/netns';
+import { nextConvergence, underlayNetns } from '../support/dataplane';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { NetlinkEventSocket } from '../../src/netlink/events';
-import { ensureDevice } from '../../src/dataplane/device-driver';
-import { KernelReconciler } from '../../src/dataplane/reconciler';
-import { computeDesired } from '../../src/dataplane/compute';
+import { ensureDevice } from '../../src/backends/vxlan/device';
+import { Reconciler } from '../../src/dataplane/reconciler';
+import { computeDesired } from '../../src/backends/plan';
+import { vxlanBackend, type VxlanDeviceSpec } from '../../src/backends/vxlan/backend';
+import { kernelVxlanDriver } from '../../src/backends/vxlan/drivers';
+import type { VxlanData } from '../../src/backends/vxlan/codec';
 import { parseNetworkConfig } from '../../src/config/network';
 import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
-import type { Lease } from '../../src/subnet/lease';
+import type { Lease as AnyLease } from '../../src/subnet/lease';
 import type { DesiredState } from '../../src/dataplane/model';
 
+type Lease = AnyLease<VxlanData>;
 const skip = !isRoot() ? 'needs root' : false;
 const quietLog = { info() {}, warn() {}, error() {}, debug() {} };
 const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
@@ -22,15 +27,15 @@ let h: NetlinkHandle;
 let underlayIndex: number;
 
 function lease(subnet: string, publicIp: string, mac: string): Lease {
-  return { subnet: parsePrefix4(subnet), publicIp: parseIp4(publicIp), vni: 1, vtepMac: mac };
+  return { subnet: parsePrefix4(subnet), publicIp: parseIp4(publicIp), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: mac } };
 }
 const own = lease('10.244.1.0/24', '192.0.2.1', '0e:00:00:00:01:01');
 const peerA = lease('10.244.2.0/24', '192.0.2.2', '0e:00:00:00:02:02');
 const peerB = lease('10.244.3.0/24', '192.0.2.3', '0e:00:00:00:03:03');
 const peerC = lease('10.244.4.0/24', '192.0.2.4', '0e:00:00:00:04:04');
 
-function desired(peers: Lease[], mtu = 1500): DesiredState {
-  return computeDesired({ config, own, ownHeld: true, peers, underlay: { index: underlayIndex, ip: '192.0.2.1', mtu } }).desired;
+function desired(peers: Lease[], mtu = 1500): DesiredState<VxlanDeviceSpec> {
+  return computeDesired(vxlanBackend, { config, own, ownHeld: true, peers, underlay: { index: underlayIndex, ip: '192.0.2.1', mtu } }).desired;
 }
 
 interface IpRoute { dst: string; gateway?: string; dev: string; protocol?: string | number; flags: string[] }
@@ -43,11 +48,7 @@ const fdb = () => bridgeJson<Fdb>(ns.name, 'fdb', 'show', 'dev', 'twill.1');
 
 before(() => {
   if (skip) return;
-  ns = Netns.create('dp');
-  ns.ip('link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1');
-  ns.ip('link', 'set', 'ul0', 'up');
-  ns.ip('link', 'set', 'ul1', 'up');
-  ns.ip('addr', 'add', '192.0.2.1/24', 'dev', 'ul0');
+  ns = underlayNetns('dp', '192.0.2.1/24');
   h = NetlinkHandle.open({ netns: ns.path });
   underlayIndex = h.getLink('ul0')!.index;
 });
@@ -58,23 +59,15 @@ after(() => {
   ns?.delete();
 });
 
-function runToConvergence(r: KernelReconciler): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('reconciler did not converge within 5 s')), 5000);
-    r.once('converged', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
+const runToConvergence = nextConvergence;
 
 test('device driver creates twill.1 as flannel does and fixes it in place or by recreation', { skip }, () => {
   const d = desired([]);
-  const res = ensureDevice(h, d.device);
+  const res = ensureDevice(h, d.device!);
   assert.equal(res.recreated, true);
   const [link] = ipJson<Record<string, any>>(ns.name, '-d', 'link', 'show', 'twill.1');
   assert.equal(link!['mtu'], 1450);
-  assert.equal(link!['address'], own.vtepMac);
+  assert.equal(link!['address'], own.backendData.vtepMac);
   assert.ok((link!['flags'] as string[]).includes('UP'));
   const vx = link!['linkinfo']['info_data'];
   assert.equal(vx['id'], 1);
@@ -85,17 +78,17 @@ test('device driver creates twill.1 as flannel does and fixes it in place or by 
   const addrs = ipJson<Record<string, any>>(ns.name, '-4', 'addr', 'show', 'dev', 'twill.1')[0]!['addr_info'];
   assert.deepEqual(addrs.map((a: any) => `${a.local}/${a.prefixlen}`), ['10.244.1.0/32']);
 
-  assert.deepEqual(ensureDevice(h, d.device).changes, [], 'second run changes nothing');
+  assert.deepEqual(ensureDevice(h, d.device!).changes, [], 'second run changes nothing');
 
   ns.ip('link', 'set', 'twill.1', 'mtu', '1300');
   ns.ip('addr', 'add', '10.9.9.9/24', 'dev', 'twill.1');
-  const fixed = ensureDevice(h, d.device);
+  const fixed = ensureDevice(h, d.device!);
   assert.equal(fixed.recreated, false);
   assert.ok(fixed.changes.includes('mtu') && fixed.changes.includes('address'));
   assert.equal(ipJson<Record<string, any>>(ns.name, 'link', 'show', 'twill.1')[0]!['mtu'], 1450);
 
   ns.ip('link', 'set', 'twill.1', 'type', 'vxlan', 'learning');
-  const rec = ensureDevice(h, d.device);
+  const rec = ensureDevice(h, d.device!);
   assert.equal(rec.recreated, true, 'learning cannot be changed in place: recreated');
   assert.equal(ipJson<Record<string, any>>(ns.name, '-d', 'link', 'show', 'twill.1')[0]!['linkinfo']['info_data']['learning'], false);
 });
@@ -103,13 +96,13 @@ test('device driver creates twill.1 as flannel does and fixes it in place or by 
 test('reconciler programs exactly three entries per peer, sweeps only its own orphans', { skip }, async () => {
   // Orphans from an "earlier run": a route with twill's protocol and an FDB/neighbour entry on
   // the device. A foreign route must survive.
-  ensureDevice(h, desired([]).device);
+  ensureDevice(h, desired([]).device!);
   ns.ip('route', 'add', '10.244.99.0/24', 'via', '10.244.99.0', 'dev', 'twill.1', 'onlink', 'proto', '113');
   ns.ip('neigh', 'add', '10.244.99.0', 'lladdr', '0e:00:00:00:99:99', 'dev', 'twill.1', 'nud', 'permanent');
   ns.exec('bridge', 'fdb', 'add', '0e:00:00:00:99:99', 'dev', 'twill.1', 'dst', '192.0.2.99', 'self', 'permanent');
   ns.ip('route', 'add', '10.250.0.0/24', 'via', '192.0.2.50', 'dev', 'ul0', 'proto', 'static');
 
-  const r = new KernelReconciler(h, quietLog, 60_000);
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
   const done = runToConvergence(r);
   r.setDesired(desired([peerA, peerB]));
   await done;
@@ -133,13 +126,13 @@ test('reconciler programs exactly three entries per peer, sweeps only its own or
 });
 
 test('peer added, changed and removed converge incrementally', { skip }, async () => {
-  const r = new KernelReconciler(h, quietLog, 60_000);
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
   let done = runToConvergence(r);
   r.setDesired(desired([peerA, peerB]));
   await done;
 
   done = runToConvergence(r);
-  const movedB = { ...peerB, publicIp: parseIp4('192.0.2.33'), vtepMac: '0e:00:00:00:33:33' };
+  const movedB: Lease = { ...peerB, publicIp: parseIp4('192.0.2.33'), backendData: { vni: 1, vtepMac: '0e:00:00:00:33:33' } };
   r.setDesired(desired([peerA, movedB, peerC]));
   await done;
   assert.deepEqual(fdb().map((e) => `${e.mac}>${e.dst}`).sort(), [
@@ -162,15 +155,15 @@ test('before our lease is held peers are programmed and the device addresses lef
   const old = h.getLink('twill.1');
   if (old) h.deleteLink(old);
   const events = new NetlinkEventSocket(ns.path);
-  const r = new KernelReconciler(h, quietLog, 60_000);
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
   events.on('event', (e) => r.onEvent(e));
   const seen: string[] = [];
   r.on('resync', ({ reason }) => seen.push(`resync:${reason}`));
   r.on('drift', ({ kind }) => seen.push(`drift:${kind}`));
   const addrs = () => (ipJson<Record<string, any>>(ns.name, '-4', 'addr', 'show', 'dev', 'twill.1')[0]?.['addr_info'] ?? []).map((a: any) => `${a.local}/${a.prefixlen}`);
 
-  const pending = computeDesired({ config, own, ownHeld: false, peers: [peerA, peerB], underlay: { index: underlayIndex, ip: '192.0.2.1', mtu: 1500 } }).desired;
-  assert.equal(pending.device.address, undefined);
+  const pending = computeDesired(vxlanBackend, { config, own, ownHeld: false, peers: [peerA, peerB], underlay: { index: underlayIndex, ip: '192.0.2.1', mtu: 1500 } }).desired;
+  assert.equal(pending.device!.address, undefined);
   let done = runToConvergence(r);
   r.setDesired(pending);
   await done;
@@ -183,7 +176,8 @@ test('before our lease is held peers are programmed and the device addresses lef
   // A restart finds last run's address in place: left alone until the lease is held again.
   ns.ip('addr', 'add', '10.244.1.0/32', 'dev', 'twill.1');
   done = runToConvergence(r);
-  r.setDesired({ ...pending, device: { ...pending.device, mtu: 1450 } });
+  const smaller: VxlanDeviceSpec = { ...pending.device!, mtu: 1450 };
+  r.setDesired({ ...pending, device: smaller });
   await done;
   assert.deepEqual(addrs(), ['10.244.1.0/32']);
   // Removing a device's last address flushes its routes without a word: the address event
@@ -197,7 +191,8 @@ test('before our lease is held peers are programmed and the device addresses lef
   // it, and not counted as drift: it was asked for.
   seen.length = 0;
   done = runToConvergence(r);
-  r.setDesired({ ...pending, device: { ...pending.device, address: '10.244.1.0' } });
+  const held: VxlanDeviceSpec = { ...pending.device!, address: '10.244.1.0' };
+  r.setDesired({ ...pending, device: held });
   await done;
   assert.deepEqual(addrs(), ['10.244.1.0/32']);
   assert.deepEqual(seen, [], 'no resync, no drift');
@@ -208,7 +203,7 @@ test('before our lease is held peers are programmed and the device addresses lef
 
 test('drift: deleted route, neighbour, FDB entry, address, device and changed MTU are repaired', { skip }, async () => {
   const events = new NetlinkEventSocket(ns.path);
-  const r = new KernelReconciler(h, quietLog, 60_000);
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
   events.on('event', (e) => r.onEvent(e));
   events.on('overflow', () => r.requestResync('overflow'));
   let repaired = 0;
@@ -243,7 +238,7 @@ test('drift: deleted route, neighbour, FDB entry, address, device and changed MT
 });
 
 test('MTU follows the underlay', { skip }, async () => {
-  const r = new KernelReconciler(h, quietLog, 60_000);
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
   const done = runToConvergence(r);
   r.setDesired(desired([peerA], 1400));
   await done;

@@ -1,6 +1,6 @@
 // The userspace datapath against the kernel's own VXLAN as the oracle: two throwaway
-// namespaces on a veth underlay, K with a kernel VXLAN device programmed by KernelReconciler
-// (flannel's three entries), U with UserspaceDataplane (TAP + forwarder). If the kernel VTEP
+// namespaces on a veth underlay, K with a kernel VXLAN device programmed by the reconciler
+// (flannel's three entries), U with the vxlan backend's userspace driver (TAP + forwarder). If the kernel VTEP
 // answers our pings, counts our frames as received and tcpdump decodes them as VXLAN, the wire
 // format is right. `ip`, `tcpdump` and small node scripts are the independent observers.
 import { test, before, after } from 'node:test';
@@ -13,22 +13,27 @@ import { randomBytes } from 'node:crypto';
 import { Netns, ipJson, isRoot, tcpTransfer, waitFor } from '../support/netns';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { NetlinkEventSocket } from '../../src/netlink/events';
-import { KernelReconciler } from '../../src/dataplane/reconciler';
-import { computeDesired } from '../../src/dataplane/compute';
+import { Reconciler } from '../../src/dataplane/reconciler';
+import { computeDesired } from '../../src/backends/plan';
+import { vxlanBackend } from '../../src/backends/vxlan/backend';
+import { kernelVxlanDriver } from '../../src/backends/vxlan/drivers';
+import type { VxlanData } from '../../src/backends/vxlan/codec';
 import { parseNetworkConfig } from '../../src/config/network';
 import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
-import type { Lease } from '../../src/subnet/lease';
-import type { DesiredState } from '../../src/dataplane/model';
-import { UserspaceDataplane } from '../../src/userspace/dataplane';
+import type { Lease as AnyLease } from '../../src/subnet/lease';
+import { DEVICE, type DesiredState } from '../../src/dataplane/model';
+import { userspaceVxlanDriver, type UserspaceDriver } from '../../src/userspace/dataplane';
 import { hasUserspaceNative, type NativeStats } from '../../src/userspace/native';
 import { decodeVxlan, encapsulate } from '../../src/userspace/vxlan-codec';
 
+type Lease = AnyLease<VxlanData>;
+const stats = (r: Reconciler) => (r.driver as UserspaceDriver).stats();
 const skip = !isRoot() ? 'needs root' : !hasUserspaceNative() ? 'native addon built without native/userspace.c' : false;
 const quietLog = { info() {}, warn() {}, error() {}, debug() {} };
 const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
 
 function lease(subnet: string, publicIp: string, mac: string): Lease {
-  return { subnet: parsePrefix4(subnet), publicIp: parseIp4(publicIp), vni: 1, vtepMac: mac };
+  return { subnet: parsePrefix4(subnet), publicIp: parseIp4(publicIp), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: mac } };
 }
 const leaseK = lease('10.244.1.0/24', '192.0.2.1', '0e:00:00:00:01:01');
 const leaseU = lease('10.244.2.0/24', '192.0.2.2', '0e:00:00:00:02:02');
@@ -38,14 +43,14 @@ let K: Netns;
 let U: Netns;
 let hk: NetlinkHandle;
 let hu: NetlinkHandle;
-let rk: KernelReconciler;
-let du: UserspaceDataplane;
+let rk: Reconciler;
+let du: Reconciler;
 let events: NetlinkEventSocket;
 let desiredU: DesiredState;
 let tmp: string;
 
 function desiredFor(h: NetlinkHandle, own: Lease, peer: Lease, ip: string): DesiredState {
-  return computeDesired({ config, own, ownHeld: true, peers: [peer], underlay: { index: h.getLink('ul0')!.index, ip, mtu: 1500 } }).desired;
+  return computeDesired(vxlanBackend, { config, own, ownHeld: true, peers: [peer], underlay: { index: h.getLink('ul0')!.index, ip, mtu: 1500 } }).desired;
 }
 
 function converged(r: { once(e: 'converged', f: () => void): unknown }): Promise<void> {
@@ -86,8 +91,8 @@ before(async () => {
   U.ip('link', 'set', 'ul0', 'up');
   hk = NetlinkHandle.open({ netns: K.path });
   hu = NetlinkHandle.open({ netns: U.path });
-  rk = new KernelReconciler(hk, quietLog, 60_000);
-  du = new UserspaceDataplane(hu, quietLog, 60_000, { netns: U.path });
+  rk = new Reconciler(hk, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
+  du = new Reconciler(hu, quietLog, { resyncIntervalMs: 60_000 }, userspaceVxlanDriver({ netns: U.path }));
   events = new NetlinkEventSocket(U.path);
   events.on('event', (e) => du.onEvent(e));
   events.on('overflow', () => du.requestResync('overflow'));
@@ -115,7 +120,7 @@ test('the TAP looks like kernel mode: twill.1, VTEP MAC, MTU underlay-50, <subne
   assert.equal(link!['linkinfo']['info_kind'], 'tun');
   assert.equal(link!['linkinfo']['info_data']['type'], 'tap');
   assert.equal(link!['mtu'], 1450);
-  assert.equal(link!['address'], leaseU.vtepMac);
+  assert.equal(link!['address'], leaseU.backendData.vtepMac);
   assert.ok((link!['flags'] as string[]).includes('UP'));
   const addrs = ipJson<Record<string, any>>(U.name, '-4', 'addr', 'show', 'dev', 'twill.1')[0]!['addr_info'];
   assert.deepEqual(addrs.map((a: any) => `${a.local}/${a.prefixlen}`), ['10.244.2.0/32']);
@@ -135,11 +140,11 @@ test('pings cross both ways; the kernel VTEP counts our frames as received; tcpd
   dump.stderr.on('data', (d) => (err += d));
   await waitFor(() => err.includes('listening on'), 5000, 'tcpdump listening', 20);
   const k0 = linkStats(K, 'twill.1');
-  const u0 = du.stats()!;
+  const u0 = stats(du)!;
   assert.ok(ping(U, '10.244.1.0', 5), 'userspace host -> kernel host');
   assert.ok(ping(K, '10.244.2.0', 5), 'kernel host -> userspace host');
   const k1 = linkStats(K, 'twill.1');
-  const u1 = du.stats()!;
+  const u1 = stats(du)!;
   assert.ok(k1.rx - k0.rx >= 10, `kernel VXLAN device received ${k1.rx - k0.rx} frames from us (5 requests + 5 replies)`);
   assert.ok(u1.txFrames - u0.txFrames >= 10 && u1.rxFrames - u0.rxFrames >= 10, 'forwarder counted both directions');
   await new Promise<void>((resolve) => (dump.exitCode !== null ? resolve() : dump.on('exit', () => resolve())));
@@ -149,13 +154,13 @@ test('pings cross both ways; the kernel VTEP counts our frames as received; tcpd
 
 
 test('TCP: 48 MB each way arrive intact (software TSO on send, partial checksums and superframes on receive)', { skip }, async () => {
-  const before = du.stats()!;
+  const before = stats(du)!;
   const a = await tcpTransfer(U.name, K.name, '10.244.1.0', 48 << 20);
   assert.match(a.sent, /^50331648:[0-9a-f]{64}$/);
   assert.equal(a.got, a.sent, 'userspace -> kernel: same bytes');
   const b = await tcpTransfer(K.name, U.name, '10.244.2.0', 48 << 20);
   assert.equal(b.got, b.sent, 'kernel -> userspace: same bytes');
-  const s = du.stats()!;
+  const s = stats(du)!;
   assert.ok(s.txGsoFrames > before.txGsoFrames, 'superframes from the TAP were segmented');
   assert.ok(s.txFrames - before.txFrames > (48 << 20) / 1500, 'sent as MTU-sized datagrams');
   assert.equal(s.drops.tx['bad-offload'], 0);
@@ -189,7 +194,7 @@ test('hostile datagrams are dropped and counted by reason; forwarding goes on', 
     ['192.0.2.1', '08000000000001' + '01' + hex(frameFrom('0e:00:00:00:01:01'))],
     ['192.0.2.1', hex(encapsulate(2, frameFrom('0e:00:00:00:01:01')))],
     ['192.0.2.1', hex(encapsulate(1, randomBytes(13)))],
-    ['192.0.2.1', hex(encapsulate(1, frameFrom(leaseU.vtepMac)))],
+    ['192.0.2.1', hex(encapsulate(1, frameFrom(leaseU.backendData.vtepMac)))],
     [STRANGER, hex(encapsulate(1, frameFrom('0e:00:00:00:01:01')))],
     [STRANGER, hex(encapsulate(1, frameFrom('0e:00:00:00:01:01')))],
   ];
@@ -205,15 +210,15 @@ test('hostile datagrams are dropped and counted by reason; forwarding goes on', 
     else accepted++;
     list.push(['192.0.2.1', hex(d)]);
   }
-  const before = du.stats()!;
+  const before = stats(du)!;
   sendDatagrams(list);
   const total = Object.values(want).reduce((a, b) => a + b, 0) + accepted;
   await waitFor(() => {
-    const s = du.stats()!;
+    const s = stats(du)!;
     const dropped = Object.values(dropDelta(before, s)).reduce((a, b) => a + b, 0);
     return dropped + (s.rxFrames - before.rxFrames) >= total;
   }, 5000, 'every datagram accounted for', 20);
-  const after = du.stats()!;
+  const after = stats(du)!;
   assert.deepEqual(dropDelta(before, after), want);
   assert.equal(after.rxFrames - before.rxFrames, accepted, 'well-formed noise goes to the TAP (the kernel ignores frames not for it)');
   assert.ok(ping(U, '10.244.1.0', 2) && ping(K, '10.244.2.0', 2), 'still forwarding');
@@ -221,16 +226,18 @@ test('hostile datagrams are dropped and counted by reason; forwarding goes on', 
 
 test('a frame for a MAC without a forwarding entry is dropped and counted, never flooded', { skip }, async () => {
   // A route and permanent neighbour whose MAC has no FDB entry (what a stale table would look like).
-  const d: DesiredState = { ...desiredU, routes: new Map(desiredU.routes), neighs: new Map(desiredU.neighs) };
-  d.routes.set('10.244.9.0/24', { dst: '10.244.9.0', dstLen: 24, gateway: '10.244.9.0' });
-  d.neighs.set('10.244.9.0', { ip: '10.244.9.0', mac: '0e:00:00:00:09:09' });
+  const routes = new Map(desiredU.tables.route);
+  const neighs = new Map(desiredU.tables.neigh);
+  routes.set('10.244.9.0/24', { dst: '10.244.9.0', dstLen: 24, gateway: '10.244.9.0', oif: DEVICE, onlink: true });
+  neighs.set('10.244.9.0', { ip: '10.244.9.0', mac: '0e:00:00:00:09:09' });
+  const d: DesiredState = { ...desiredU, tables: { ...desiredU.tables, route: routes, neigh: neighs } };
   let done = converged(du);
   du.setDesired(d);
   await done;
   const k0 = linkStats(K, 'twill.1');
-  const before = du.stats()!;
+  const before = stats(du)!;
   assert.equal(ping(U, '10.244.9.0', 3), false);
-  const after = du.stats()!;
+  const after = stats(du)!;
   assert.equal(after.drops.tx['unknown-mac'] - before.drops.tx['unknown-mac'], 3);
   assert.equal(after.txFrames, before.txFrames, 'nothing sent');
   assert.equal(linkStats(K, 'twill.1').rx, k0.rx, 'nothing arrived at the kernel peer');
@@ -272,12 +279,12 @@ test('drift: route, neighbour, address, MTU, down and a deleted TAP are repaired
   assert.ok(drift >= cases.length, `drift counted (${drift})`);
   await waitFor(() => du.converged, 2000, 'converged again');
   assert.ok(ping(U, '10.244.1.0', 3) && ping(K, '10.244.2.0', 3), 'forwarding on the recreated TAP');
-  assert.equal(du.stats()!.running, true);
+  assert.equal(stats(du)!.running, true);
 });
 
 test('one forwarder per TAP (EBUSY); after stop the TAP, route and neighbour stay and a new dataplane reattaches', { skip }, async () => {
   const h2 = NetlinkHandle.open({ netns: U.path });
-  const second = new UserspaceDataplane(h2, quietLog, 60_000, { netns: U.path });
+  const second = new Reconciler(h2, quietLog, { resyncIntervalMs: 60_000 }, userspaceVxlanDriver({ netns: U.path }));
   const failed = new Promise<Error>((resolve) => second.once('failed', ({ error }) => resolve(error)));
   second.setDesired(desiredU);
   const err = (await failed) as Error & { errno?: number; code?: string };
@@ -288,12 +295,12 @@ test('one forwarder per TAP (EBUSY); after stop the TAP, route and neighbour sta
   assert.ok(ping(U, '10.244.1.0', 2), 'the first forwarder was not disturbed');
 
   du.stop();
-  assert.equal(du.stats()!.running, false, 'threads stopped');
+  assert.equal(stats(du)!.running, false, 'threads stopped');
   assert.equal(ipJson(U.name, 'link', 'show', 'twill.1').length, 1, 'persistent TAP stays');
   assert.equal(ipJson(U.name, 'route', 'show', 'proto', '113').length, 1, 'route stays');
   assert.equal(ping(U, '10.244.1.0', 1), false, 'no forwarding while stopped');
 
-  du = new UserspaceDataplane(hu, quietLog, 60_000, { netns: U.path });
+  du = new Reconciler(hu, quietLog, { resyncIntervalMs: 60_000 }, userspaceVxlanDriver({ netns: U.path }));
   events.removeAllListeners('event');
   events.on('event', (e) => du.onEvent(e));
   const writes: string[] = [];

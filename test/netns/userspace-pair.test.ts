@@ -7,17 +7,20 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, isRoot, tcpTransfer } from '../support/netns';
 import { NetlinkHandle } from '../../src/netlink/handle';
-import { computeDesired } from '../../src/dataplane/compute';
+import { computeDesired } from '../../src/backends/plan';
+import { vxlanBackend } from '../../src/backends/vxlan/backend';
+import type { VxlanData } from '../../src/backends/vxlan/codec';
+import { Reconciler } from '../../src/dataplane/reconciler';
 import { parseNetworkConfig } from '../../src/config/network';
 import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
-import type { Lease } from '../../src/subnet/lease';
-import { UserspaceDataplane } from '../../src/userspace/dataplane';
+import type { Lease as AnyLease } from '../../src/subnet/lease';
+import { userspaceVxlanDriver, type UserspaceDriver } from '../../src/userspace/dataplane';
 import { hasUserspaceNative } from '../../src/userspace/native';
 
 const skip = !isRoot() ? 'needs root' : !hasUserspaceNative() ? 'native addon built without native/userspace.c' : false;
 const quietLog = { info() {}, warn() {}, error() {}, debug() {} };
 const config = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":7,"Port":4789}}');
-const lease = (subnet: string, ip: string, mac: string): Lease => ({ subnet: parsePrefix4(subnet), publicIp: parseIp4(ip), vni: 7, vtepMac: mac });
+const lease = (subnet: string, ip: string, mac: string): Lease => ({ subnet: parsePrefix4(subnet), publicIp: parseIp4(ip), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 7, vtepMac: mac } });
 const L1 = lease('10.244.1.0/24', '192.0.2.1', '0e:00:00:00:01:01');
 const L2 = lease('10.244.2.0/24', '192.0.2.2', '0e:00:00:00:02:02');
 
@@ -25,14 +28,16 @@ let A: Netns;
 let B: Netns;
 let ha: NetlinkHandle;
 let hb: NetlinkHandle;
-let da: UserspaceDataplane | undefined;
-let db: UserspaceDataplane | undefined;
+let da: Reconciler | undefined;
+let db: Reconciler | undefined;
+type Lease = AnyLease<VxlanData>;
+const stats = (r: Reconciler) => (r.driver as UserspaceDriver).stats();
 
 async function startPair(offloads: boolean): Promise<void> {
   da?.stop();
   db?.stop();
-  da = new UserspaceDataplane(ha, quietLog, 60_000, { netns: A.path, offloads });
-  db = new UserspaceDataplane(hb, quietLog, 60_000, { netns: B.path, offloads });
+  da = new Reconciler(ha, quietLog, { resyncIntervalMs: 60_000 }, userspaceVxlanDriver({ netns: A.path, offloads }));
+  db = new Reconciler(hb, quietLog, { resyncIntervalMs: 60_000 }, userspaceVxlanDriver({ netns: B.path, offloads }));
   const ready = [da, db].map((d) => new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('no convergence within 5 s')), 5000);
     d.once('converged', () => {
@@ -40,8 +45,8 @@ async function startPair(offloads: boolean): Promise<void> {
       resolve();
     });
   }));
-  da.setDesired(computeDesired({ config, own: L1, ownHeld: true, peers: [L2], underlay: { index: ha.getLink('ul0')!.index, ip: '192.0.2.1', mtu: 1500 } }).desired);
-  db.setDesired(computeDesired({ config, own: L2, ownHeld: true, peers: [L1], underlay: { index: hb.getLink('ul0')!.index, ip: '192.0.2.2', mtu: 1500 } }).desired);
+  da.setDesired(computeDesired(vxlanBackend, { config, own: L1, ownHeld: true, peers: [L2], underlay: { index: ha.getLink('ul0')!.index, ip: '192.0.2.1', mtu: 1500 } }).desired);
+  db.setDesired(computeDesired(vxlanBackend, { config, own: L2, ownHeld: true, peers: [L1], underlay: { index: hb.getLink('ul0')!.index, ip: '192.0.2.2', mtu: 1500 } }).desired);
   await Promise.all(ready);
 }
 
@@ -71,15 +76,15 @@ after(() => {
 
 test('offloads on: 64 MB each way intact; sends are UDP GSO batches, receives are merged into superframes', { skip }, async () => {
   await startPair(true);
-  const a0 = da!.stats()!;
-  const b0 = db!.stats()!;
+  const a0 = stats(da!)!;
+  const b0 = stats(db!)!;
   const ab = await tcpTransfer(A.name, B.name, '10.244.2.0', 64 << 20);
   assert.match(ab.sent, /^67108864:[0-9a-f]{64}$/);
   assert.equal(ab.got, ab.sent, 'A -> B intact');
   const ba = await tcpTransfer(B.name, A.name, '10.244.1.0', 64 << 20);
   assert.equal(ba.got, ba.sent, 'B -> A intact');
-  const a1 = da!.stats()!;
-  const b1 = db!.stats()!;
+  const a1 = stats(da!)!;
+  const b1 = stats(db!)!;
   assert.equal(a1.udpGso, true);
   const dgrams = a1.txFrames - a0.txFrames;
   assert.ok(dgrams > (64 << 20) / 1500, `A sent MTU-sized datagrams (${dgrams})`);
@@ -96,12 +101,12 @@ test('offloads on: 64 MB each way intact; sends are UDP GSO batches, receives ar
 
 test('offloads off: one frame per read and write, still intact', { skip }, async () => {
   await startPair(false);
-  const a0 = da!.stats()!;
+  const a0 = stats(da!)!;
   const ab = await tcpTransfer(A.name, B.name, '10.244.2.0', 16 << 20);
   assert.equal(ab.got, ab.sent, 'A -> B intact');
   const ba = await tcpTransfer(B.name, A.name, '10.244.1.0', 16 << 20);
   assert.equal(ba.got, ba.sent, 'B -> A intact');
-  const a1 = da!.stats()!;
+  const a1 = stats(da!)!;
   assert.equal(a1.txGsoFrames, a0.txGsoFrames, 'no superframes without offloads');
   assert.equal(a1.rxMergedFrames, a0.rxMergedFrames, 'no merging without a vnet header');
 });

@@ -3,6 +3,8 @@
 // the same wall-clock instant. Like twilld, a contender that loses too many races in a row
 // (ERR_LEASE_CONFLICT) tries again; out of subnets (ERR_OUT_OF_SUBNETS) is final.
 // argv[2]: JSON {endpoint, prefix, first, count, startAt}. Prints one JSON line per contender.
+import { vxlanCodec } from '../../src/backends/vxlan/codec';
+import { vxlanBackend } from '../../src/backends/vxlan/backend';
 import { parseNetworkConfig } from '../../src/config/network';
 import { EtcdRegistry } from '../../src/subnet/etcd-registry';
 import { formatPrefix4 } from '../../src/ip/ipv4';
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       for (;;) {
         try {
-          const lease = await reg.acquire({ config, publicIp, vtepMac, ttlSeconds: 600, renewMarginSeconds: 60 });
+          const lease = await reg.acquire({ config, publicIp, codec: vxlanCodec, backendData: vxlanBackend.ownData({ config, vtepMac }), ttlSeconds: 600, renewMarginSeconds: 60 });
           return { n, ok: true, subnet: formatPrefix4(lease.subnet), publicIp: n, conflicts, ms: performance.now() - t0 };
         } catch (err) {
           const code = (err as { code?: string }).code ?? 'unknown';

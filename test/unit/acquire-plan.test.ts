@@ -6,6 +6,7 @@ import { parseNetworkConfig } from '../../src/config/network';
 import { formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../../src/ip/ipv4';
 import { planAcquire, type AcquireChoice, type ListedKey } from '../../src/subnet/acquire-plan';
 import { encodeLeaseValue, parseSubnetKey, subnetKey } from '../../src/subnet/lease';
+import { vxlanCodec } from '../../src/backends/vxlan/codec';
 
 const PREFIX = '/coreos.com/network';
 const config = parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":24}');
@@ -18,7 +19,7 @@ function entry(subnet: string, publicIp: number, value?: string): ListedKey {
   const key = subnetKey(PREFIX, s);
   return {
     key,
-    value: value ?? encodeLeaseValue({ subnet: s, publicIp, vni: 1, vtepMac: '0e:00:00:00:00:01' }),
+    value: value ?? encodeLeaseValue({ subnet: s, publicIp, publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: '0e:00:00:00:00:01' } }, vxlanCodec),
     subnet: parseSubnetKey(PREFIX, key),
     modRevision: String(rev++),
     lease: '7587870391934468874',

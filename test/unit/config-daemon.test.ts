@@ -26,6 +26,8 @@ const ALL_VALUE_FLAGS = [
   'etcd-certfile',
   'etcd-keyfile',
   'iface',
+  'iface-regex',
+  'iface-can-reach',
   'public-ip',
   'subnet-file',
   'state-dir',
@@ -50,7 +52,9 @@ test('defaults', () => {
     etcdCafile: undefined,
     etcdCertfile: undefined,
     etcdKeyfile: undefined,
-    iface: undefined,
+    iface: [],
+    ifaceRegex: [],
+    ifaceCanReach: undefined,
     publicIp: undefined,
     subnetFile: '/run/twill/subnet.env',
     stateDir: '/var/lib/twill',
@@ -77,6 +81,8 @@ test('every flag in both --flag value and --flag=value forms', () => {
     'etcd-certfile': '/etc/twill/client.pem',
     'etcd-keyfile': '/etc/twill/client-key.pem',
     iface: 'eth1',
+    'iface-regex': '^192\\.168\\.',
+    'iface-can-reach': '192.168.50.1',
     'public-ip': '192.168.50.11',
     'subnet-file': '/tmp/subnet.env',
     'state-dir': '/tmp/state',
@@ -99,7 +105,9 @@ test('every flag in both --flag value and --flag=value forms', () => {
     etcdCafile: '/etc/twill/ca.pem',
     etcdCertfile: '/etc/twill/client.pem',
     etcdKeyfile: '/etc/twill/client-key.pem',
-    iface: 'eth1',
+    iface: ['eth1'],
+    ifaceRegex: ['^192\\.168\\.'],
+    ifaceCanReach: '192.168.50.1',
     publicIp: '192.168.50.11',
     subnetFile: '/tmp/subnet.env',
     stateDir: '/tmp/state',
@@ -127,7 +135,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
 test('--ip-masq: on by default, alone means true, =false or TWILLD_IP_MASQ=false turns it off, other values are refused', () => {
   assert.equal(run([]).ipMasq, true);
   assert.equal(run(['--ip-masq']).ipMasq, true);
-  assert.equal(run(['--ip-masq', '--iface', 'eth0']).iface, 'eth0');
+  assert.deepEqual(run(['--ip-masq', '--iface', 'eth0']).iface, ['eth0']);
   assert.equal(run(['--ip-masq=false']).ipMasq, false);
   assert.equal(run(['--ip-masq=true']).ipMasq, true);
   assert.equal(run([], { TWILLD_IP_MASQ: 'false' }).ipMasq, false);
@@ -144,14 +152,20 @@ test('env names are TWILLD_ + uppercase with underscores', () => {
 test('a flag wins over the environment; empty env values count as unset', () => {
   const env = { TWILLD_IFACE: 'eth0', TWILLD_RESYNC_INTERVAL: '10', TWILLD_PUBLIC_IP: '', TWILLD_LOG_LEVEL: 'warn' };
   const c = run(['--iface', 'eth9', '--resync-interval=20'], env);
-  assert.equal(c.iface, 'eth9');
+  assert.deepEqual(c.iface, ['eth9']);
   assert.equal(c.resyncInterval, 20);
   assert.equal(c.publicIp, undefined);
   assert.equal(c.logLevel, 'warn');
 });
 
-test('the last occurrence of a repeated flag wins', () => {
-  assert.equal(run(['--iface', 'a', '--iface', 'b']).iface, 'b');
+test('the last occurrence of a repeated flag wins, except --iface and --iface-regex, which collect in order (env: comma-separated)', () => {
+  assert.equal(run(['--log-level', 'warn', '--log-level', 'debug']).logLevel, 'debug');
+  assert.deepEqual(run(['--iface', 'a', '--iface', '10.0.0.1', '--iface', 'b']).iface, ['a', '10.0.0.1', 'b']);
+  assert.deepEqual(run(['--iface-regex', '^eth', '--iface-regex', '^10\\.']).ifaceRegex, ['^eth', '^10\\.']);
+  assert.deepEqual(run([], { TWILLD_IFACE: 'eth0,eth1' }).iface, ['eth0', 'eth1']);
+  assert.throws(() => run(['--iface-regex', '(']), configError('iface-regex'));
+  assert.throws(() => run(['--iface-can-reach', 'example.org']), configError('iface-can-reach'));
+  assert.throws(() => run([], { TWILLD_IFACE: 'eth0,' }), configError('iface'));
 });
 
 test('endpoint lists tolerate spaces and empty items; prefix loses trailing slashes', () => {

@@ -1,11 +1,14 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { formatPrefix4, parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
-import type { Lease } from '../../src/subnet/lease';
+import type { Lease as AnyLease } from '../../src/subnet/lease';
+import { vxlanCodec, type VxlanData } from '../../src/backends/vxlan/codec';
+
+type Lease = AnyLease<VxlanData>;
 import { diffLeases, isEmptyDiff } from '../../src/subnet/lease-diff';
 
 function L(subnet: string, publicIp: string, mac = '0e:00:00:00:00:01', vni = 1): Lease {
-  return { subnet: parsePrefix4(subnet), publicIp: parseIp4(publicIp), vni, vtepMac: mac };
+  return { subnet: parsePrefix4(subnet), publicIp: parseIp4(publicIp), publicIpv6: null, backendType: 'vxlan', backendData: { vni, vtepMac: mac } };
 }
 
 function byKey(...ls: Lease[]): Map<string, Lease> {
@@ -15,7 +18,7 @@ function byKey(...ls: Lease[]): Map<string, Lease> {
 const names = (ls: Lease[]): string[] => ls.map((l) => formatPrefix4(l.subnet));
 
 test('empty to empty is empty', () => {
-  assert.ok(isEmptyDiff(diffLeases(new Map(), new Map())));
+  assert.ok(isEmptyDiff(diffLeases(new Map(), new Map(), vxlanCodec)));
 });
 
 test('added, removed, changed and unchanged', () => {
@@ -26,7 +29,7 @@ test('added, removed, changed and unchanged', () => {
   const cNewIp = L('10.244.3.0/24', '192.168.50.33');
   const d = L('10.244.4.0/24', '192.168.50.4');
   const e = L('10.244.0.0/24', '192.168.50.5');
-  const diff = diffLeases(byKey(a, b, c), byKey(d, cNewIp, a, bNewMac, e));
+  const diff = diffLeases(byKey(a, b, c), byKey(d, cNewIp, a, bNewMac, e), vxlanCodec);
   assert.deepEqual(names(diff.added), ['10.244.0.0/24', '10.244.4.0/24']);
   assert.deepEqual(diff.removed, []);
   assert.equal(diff.changed.length, 2);
@@ -39,7 +42,7 @@ test('removed entries, sorted by subnet', () => {
   const x = L('10.244.9.0/24', '192.168.50.9');
   const y = L('10.244.1.0/24', '192.168.50.1');
   const z = L('10.244.5.0/24', '192.168.50.5');
-  const diff = diffLeases(byKey(x, y, z), byKey(z));
+  const diff = diffLeases(byKey(x, y, z), byKey(z), vxlanCodec);
   assert.deepEqual(names(diff.removed), ['10.244.1.0/24', '10.244.9.0/24']);
   assert.deepEqual(diff.added, []);
   assert.deepEqual(diff.changed, []);
@@ -47,8 +50,8 @@ test('removed entries, sorted by subnet', () => {
 
 test('a VNI change counts as changed; equal copies do not', () => {
   const before = L('10.244.1.0/24', '192.168.50.1');
-  assert.ok(isEmptyDiff(diffLeases(byKey(before), byKey({ ...before, subnet: { ...before.subnet } }))));
-  const diff = diffLeases(byKey(before), byKey(L('10.244.1.0/24', '192.168.50.1', '0e:00:00:00:00:01', 2)));
+  assert.ok(isEmptyDiff(diffLeases(byKey(before), byKey({ ...before, subnet: { ...before.subnet } }), vxlanCodec)));
+  const diff = diffLeases(byKey(before), byKey(L('10.244.1.0/24', '192.168.50.1', '0e:00:00:00:00:01', 2)), vxlanCodec);
   assert.equal(diff.changed.length, 1);
 });
 
@@ -57,7 +60,7 @@ test('inputs are not modified', () => {
   const next = byKey(L('10.244.2.0/24', '192.168.50.2'));
   const p0 = [...prev.entries()];
   const n0 = [...next.entries()];
-  diffLeases(prev, next);
+  diffLeases(prev, next, vxlanCodec);
   assert.deepEqual([...prev.entries()], p0);
   assert.deepEqual([...next.entries()], n0);
 });

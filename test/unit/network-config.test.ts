@@ -36,7 +36,7 @@ test('flannel docs: plain vxlan config gets /24s from the second to the last sub
     subnetLen: 24,
     subnetMin: '10.244.1.0',
     subnetMax: '10.244.255.0',
-    backend: { type: 'vxlan', vni: 1, port: 8472 },
+    backend: { type: 'vxlan', vni: 1, port: 8472, directRouting: false },
   });
 });
 
@@ -53,7 +53,7 @@ test('flannel docs: the "most options" example (with the vxlan backend)', () => 
     subnetLen: 20,
     subnetMin: '10.10.0.0',
     subnetMax: '10.99.0.0',
-    backend: { type: 'vxlan', vni: 1, port: 7890 },
+    backend: { type: 'vxlan', vni: 1, port: 7890, directRouting: false },
   });
 });
 
@@ -64,7 +64,7 @@ test("flannel's config_test: lowercase keys and defaults", () => {
     subnetLen: 24,
     subnetMin: '10.3.1.0',
     subnetMax: '10.3.255.0',
-    backend: { type: 'vxlan', vni: 1, port: 8472 },
+    backend: { type: 'vxlan', vni: 1, port: 8472, directRouting: false },
   });
 });
 
@@ -75,7 +75,7 @@ test("flannel's config_test: overrides", () => {
     subnetLen: 28,
     subnetMin: '10.3.5.0',
     subnetMax: '10.3.8.0',
-    backend: { type: 'vxlan', vni: 1, port: 8472 },
+    backend: { type: 'vxlan', vni: 1, port: 8472, directRouting: false },
   });
 });
 
@@ -155,18 +155,23 @@ test('Network is required, IPv4, non-empty; host bits are masked', () => {
 
 test('Backend defaults to vxlan VNI 1 port 8472', () => {
   for (const text of ['{"Network":"10.244.0.0/16"}', '{"Network":"10.244.0.0/16","Backend":null}', '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}']) {
-    assert.deepEqual(parseNetworkConfig(text).backend, { type: 'vxlan', vni: 1, port: 8472 });
+    assert.deepEqual(parseNetworkConfig(text).backend, { type: 'vxlan', vni: 1, port: 8472, directRouting: false });
   }
 });
 
 test('Backend fields are validated', () => {
   const base = (backend: unknown): string => JSON.stringify({ Network: '10.244.0.0/16', Backend: backend });
-  assert.deepEqual(parseNetworkConfig(base({ Type: 'vxlan', VNI: 16777215, Port: 4789 })).backend, { type: 'vxlan', vni: 16777215, port: 4789 });
-  assert.deepEqual(parseNetworkConfig(base({ type: 'vxlan', vni: 7, port: 65535 })).backend, { type: 'vxlan', vni: 7, port: 65535 });
+  assert.deepEqual(parseNetworkConfig(base({ Type: 'vxlan', VNI: 16777215, Port: 4789 })).backend, { type: 'vxlan', vni: 16777215, port: 4789, directRouting: false });
+  assert.deepEqual(parseNetworkConfig(base({ type: 'vxlan', vni: 7, port: 65535 })).backend, { type: 'vxlan', vni: 7, port: 65535, directRouting: false });
   // Port 0 is flannel's "let the kernel choose", and the kernel's VXLAN default is 8472.
-  assert.equal(parseNetworkConfig(base({ Type: 'vxlan', Port: 0 })).backend.port, 8472);
+  assert.deepEqual(parseNetworkConfig(base({ Type: 'vxlan', Port: 0 })).backend, { type: 'vxlan', vni: 1, port: 8472, directRouting: false });
+  assert.deepEqual(parseNetworkConfig(base({ Type: 'vxlan', DirectRouting: true })).backend, { type: 'vxlan', vni: 1, port: 8472, directRouting: true });
+  assertConfigError(base({ Type: 'vxlan', DirectRouting: 'yes' }), 'Backend.DirectRouting');
+  // flannel's host-gw: no options (extra fields are ignored, as Go's encoding/json does).
+  assert.deepEqual(parseNetworkConfig(base({ Type: 'host-gw' })).backend, { type: 'host-gw' });
+  assert.deepEqual(parseNetworkConfig(base({ Type: 'host-gw', VNI: 3 })).backend, { type: 'host-gw' });
   assertConfigError(base({ Type: 'udp' }), 'Backend.Type');
-  assertConfigError(base({ Type: 'host-gw' }), 'Backend.Type');
+  assertConfigError(base({ Type: 'HOST-GW' }), 'Backend.Type');
   assertConfigError(base({ Type: 'VXLAN' }), 'Backend.Type');
   assertConfigError(base({ VNI: 2 }), 'Backend.Type');
   assertConfigError(base({}), 'Backend.Type');
@@ -189,10 +194,10 @@ test('unknown fields are ignored', () => {
       EnableIPv6: false,
       IPv6Network: 'fc00::/48',
       Comment: 'hello',
-      Backend: { Type: 'vxlan', VNI: 3, DirectRouting: true, GBP: false, MTU: 1400 },
+      Backend: { Type: 'vxlan', VNI: 3, DirectRouting: true /* known since DirectRouting */, GBP: false, MTU: 1400 },
     }),
   );
-  assert.deepEqual(c.backend, { type: 'vxlan', vni: 3, port: 8472 });
+  assert.deepEqual(c.backend, { type: 'vxlan', vni: 3, port: 8472, directRouting: true });
 });
 
 test('case-insensitive keys: the last matching key wins, like Go encoding/json', () => {

@@ -18,7 +18,7 @@ function capture() {
 }
 
 function lease(n: number, mac = `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}`): Lease {
-  return { subnet: parsePrefix4(`10.244.${n}.0/24`), publicIp: parseIp4(`172.30.0.${n}`), vtepMac: mac, vni: 1 };
+  return { subnet: parsePrefix4(`10.244.${n}.0/24`), publicIp: parseIp4(`172.30.0.${n}`), publicIpv6: null, backendType: 'vxlan', backendData: { vni: 1, vtepMac: mac } };
 }
 
 test('peers joining, changing and leaving are each logged once; the first set is one summary', () => {
@@ -33,7 +33,7 @@ test('peers joining, changing and leaving are each logged once; the first set is
     c.lines.slice(1).map((l) => [l['msg'], l['subnet'], l['publicIp']]),
     [
       ['peer joined', '10.244.3.0/24', '172.30.0.3'],
-      ['peer changed its public IP or VTEP MAC', '10.244.1.0/24', '172.30.0.1'],
+      ['peer changed its public IP or backend data', '10.244.1.0/24', '172.30.0.1'],
       ['peer left', '10.244.2.0/24', '172.30.0.2'],
     ],
   );

@@ -4,11 +4,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
 import type { Lease } from '../../src/subnet/lease';
+import { parseNetworkConfig } from '../../src/config/network';
+import { vxlanBackend } from '../../src/backends/vxlan/backend';
+import type { Backend } from '../../src/backends/types';
 import { renderTrace, traceHops, type TraceFacts } from '../../src/ctl/trace-plan';
 import type { LinkState, RouteState } from '../../src/netlink/types';
 
-const own: Lease = { subnet: parsePrefix4('10.244.1.0/24'), publicIp: parseIp4('172.30.0.11'), vni: 1, vtepMac: '0e:00:00:00:00:01' };
-const peer: Lease = { subnet: parsePrefix4('10.244.3.0/24'), publicIp: parseIp4('172.30.0.13'), vni: 1, vtepMac: '0e:00:00:00:00:03' };
+const vx = (mac: string): { vni: number; vtepMac: string } => ({ vni: 1, vtepMac: mac });
+const own: Lease = { subnet: parsePrefix4('10.244.1.0/24'), publicIp: parseIp4('172.30.0.11'), publicIpv6: null, backendType: 'vxlan', backendData: vx('0e:00:00:00:00:01') };
+const peer: Lease = { subnet: parsePrefix4('10.244.3.0/24'), publicIp: parseIp4('172.30.0.13'), publicIpv6: null, backendType: 'vxlan', backendData: vx('0e:00:00:00:00:03') };
+const config = parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1}}');
 const link = (name: string, index: number, mtu: number, up = true): LinkState => ({ index, name, kind: undefined, mtu, up, mac: undefined, master: undefined, vxlan: undefined });
 const route = (dst: string, dstLen: number, gateway: string | undefined, oif: number, onlink: boolean): RouteState => ({ dst, dstLen, gateway, oif, protocol: 113, table: 254, scope: 0, type: 1, onlink });
 
@@ -16,6 +21,9 @@ function facts(over: Partial<TraceFacts> = {}): TraceFacts {
   return {
     src: '10.244.1.2',
     dst: '10.244.3.2',
+    backend: vxlanBackend as Backend<unknown>,
+    config,
+    underlay: { index: 2, ip: '172.30.0.11', mtu: 1500 },
     own: { lease: own, name: 'h1' },
     peer: { lease: peer, name: 'h3' },
     route: route('10.244.3.0', 24, '10.244.3.0', 3, true),
@@ -55,7 +63,7 @@ test('kernel entries that differ from the lease fail at their hop, saying what t
 
 test('no lease for the destination, or one this host skips', () => {
   assert.equal(firstBroken(facts({ peer: null })), 'lease');
-  const clash: Lease = { ...peer, vtepMac: own.vtepMac };
+  const clash: Lease = { ...peer, backendData: own.backendData };
   assert.match(traceHops(facts({ peer: { lease: clash, name: 'h3' } })).find((h) => !h.ok)!.detail, /duplicate-vtep-mac/);
 });
 

@@ -1,0 +1,41 @@
+// Every backend twill has, by its BackendType. Adding one is a folder in src/backends/ and a
+// line here (and its name in the network config's list of types).
+import type { DataplaneMode } from '../config/daemon';
+import { NetworkConfigError, type BackendConfig, type NetworkConfig } from '../config/network';
+import type { DriverChoice } from '../dataplane/driver';
+import type { NetlinkHandle } from '../netlink/handle';
+import type { UserspaceDataplaneOptions } from '../userspace/dataplane';
+import { hostGwBackend } from './host-gw/backend';
+import { hostGwDriver } from './host-gw/drivers';
+import type { Backend } from './types';
+import { vxlanBackend } from './vxlan/backend';
+import { vxlanDriver } from './vxlan/drivers';
+
+export interface DriverRequest {
+  dataplane: DataplaneMode;
+  h: NetlinkHandle;
+  userspace?: UserspaceDataplaneOptions;
+}
+
+
+export interface Registered {
+  // The registry holds backends of every data type; each is used with its own leases only.
+  backend: Backend<any, any>;
+  driver(req: DriverRequest): DriverChoice;
+}
+
+const BACKENDS: Record<BackendConfig['type'], Registered> = {
+  vxlan: { backend: vxlanBackend, driver: (r) => vxlanDriver(r.dataplane, r.h, r.userspace) },
+  'host-gw': { backend: hostGwBackend, driver: () => ({ driver: hostGwDriver(), mode: 'kernel', reason: 'host-gw has one driver' }) },
+};
+
+export function backendFor(config: NetworkConfig): Registered {
+  const r = BACKENDS[config.backend.type];
+  if (!r) throw new NetworkConfigError('Backend.Type', `no backend ${JSON.stringify(config.backend.type)}`);
+  return r;
+}
+
+/** A link any backend owns by name (swept when the active backend does not want it). */
+export function ownedByAnyBackend(name: string): boolean {
+  return Object.values(BACKENDS).some((r) => r.backend.ownsLink(name));
+}
