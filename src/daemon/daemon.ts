@@ -87,6 +87,8 @@ export class Daemon {
   /** twill's nftables table: masquerade, forward accepts, VXLAN source filter (src/firewall). */
   private firewall: FirewallDriver | undefined;
   private kernelVxlan = false;
+  /** Programmed peers' PublicIPs: the VXLAN source filter's set. */
+  private peerSources: ReadonlySet<string> = new Set();
   /** The active backend: chosen by the network config. */
   private backend: Registered | undefined;
   /** How peers' PublicIPs are reached, for backends that ask (host-gw, DirectRouting). */
@@ -386,6 +388,10 @@ export class Daemon {
       const skipped = new Set<Lease<unknown>>(entries.conflicts.map((c) => c.lease));
       const programmedPeers = peers.filter((p) => !skipped.has(p) && !isOwnLease(p, own));
       this.peerLog.update(programmedPeers);
+      // VXLAN is accepted from every programmed peer, not only those we encapsulate to: with
+      // DirectRouting the paths may differ by direction (a peer that reaches us directly sends
+      // VXLAN when it does not see us as on-link, and the reverse).
+      this.peerSources = new Set(programmedPeers.map((p) => formatIp4(p.publicIp)));
       // Probed: exactly the peers the dataplane programs (not our own lease, not skipped ones).
       this.probing?.setPeers(programmedPeers);
     }
@@ -400,8 +406,7 @@ export class Daemon {
     }
     this.metrics.peers.set({}, programmed);
     // Before the reconciler: a peer's VXLAN is accepted no later than its entries exist.
-    const fdb = pe.entries.tables.fdb;
-    const vxlan = this.kernelVxlan && this.config.backend.type === 'vxlan' ? { port: this.config.backend.port, peers: new Set([...(fdb?.values() ?? [])].map((e) => e.dst)) } : null;
+    const vxlan = this.kernelVxlan && this.config.backend.type === 'vxlan' ? { port: this.config.backend.port, peers: this.peerSources } : null;
     this.firewall?.setDesired({ network: formatPrefix4(this.config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan });
     this.reconciler.setDesired({ device, tables: pe.entries.tables });
   }

@@ -3,7 +3,8 @@
 //
 // - A path A→B is a problem when A's summary lists B as unreachable or mtu.
 // - The view is incomplete when a host with a lease has no summary (daemon down, older
-//   version, or its etcd TTL ran out), an unreadable one, a stale one, or peers not judged yet.
+//   version, or its etcd TTL ran out), an unreadable one, a stale one, peers not judged yet, or
+//   fewer peers probed than there are other leases.
 // - A host is named as the likely cause when every other reporting host (at least two) has a
 //   problem reaching it and at least one path elsewhere is fine: one broken host makes up to
 //   2·(N−1) broken paths, and the reader wants the one name, not the list. Its own report is
@@ -100,7 +101,11 @@ export function buildCheckReport(input: CheckInput): CheckReport {
   hosts.sort(bySubnet);
   problems.sort((a, b) => bySubnet(a.from, b.from) || bySubnet(a.to, b.to));
 
-  const complete = hosts.every((h) => h.report === 'ok' && h.unknown === 0);
+  // A host that probes fewer peers than there are other leases has not seen them all yet (a
+  // summary written before its first full list, found under load) or does not program some
+  // (a host-gw peer it cannot reach directly): either way its row does not vouch for them.
+  const others = Math.max(0, refs.size - 1);
+  const complete = hosts.every((h) => h.report === 'ok' && h.unknown === 0 && h.peers >= others);
   return { healthy: problems.length === 0, complete, hosts, problems, suspects: suspects(refs, fresh, problems) };
 }
 

@@ -93,6 +93,12 @@ test('a missing, unreadable or not-yet-judged report is incomplete (exit 3), not
   const unknown = new Map(base).set(H[0]!.subnet, summaryOf(0, () => 'unknown'));
   r = buildCheckReport({ leases, summaries: unknown, nowS: 100_010, staleAfterS: 180 });
   assert.equal(checkExitCode(r), 3);
+  // Written before the host had listed its peers: nothing bad in it, and nothing vouched for.
+  const early = new Map(base).set(H[0]!.subnet, buildSummary({ ...H[0]!, mtu: 1450 }, [], 10_000, 100_000 * 1000));
+  r = buildCheckReport({ leases, summaries: early, nowS: 100_010, staleAfterS: 180 });
+  assert.equal(r.hosts[0]!.peers, 0);
+  assert.equal(r.complete, false, 'a report with fewer peers than other leases is incomplete');
+  assert.equal(checkExitCode(r), 3);
 });
 
 test('check output: the matrix, each broken path with its kind and age, the likely cause, the verdict', () => {
