@@ -10,11 +10,16 @@ import { hostGwDriver } from './host-gw/drivers';
 import type { Backend } from './types';
 import { vxlanBackend } from './vxlan/backend';
 import { vxlanDriver } from './vxlan/drivers';
+import { wireguardBackend } from './wireguard/backend';
+import { wireguardDriver } from './wireguard/drivers';
+import type { WireguardDriverOptions } from './wireguard/userspace-driver';
 
 export interface DriverRequest {
   dataplane: DataplaneMode;
   h: NetlinkHandle;
   userspace?: UserspaceDataplaneOptions;
+  /** The wireguard backend's key and state dir (its drivers need the private key). */
+  wireguard?: WireguardDriverOptions;
 }
 
 
@@ -27,6 +32,13 @@ export interface Registered {
 const BACKENDS: Record<BackendConfig['type'], Registered> = {
   vxlan: { backend: vxlanBackend, driver: (r) => vxlanDriver(r.dataplane, r.h, r.userspace) },
   'host-gw': { backend: hostGwBackend, driver: () => ({ driver: hostGwDriver(), mode: 'kernel', reason: 'host-gw has one driver' }) },
+  wireguard: {
+    backend: wireguardBackend,
+    driver: (r) => {
+      if (!r.wireguard) throw new RangeError('the wireguard backend needs its key options');
+      return wireguardDriver(r.dataplane, r.h, r.wireguard);
+    },
+  },
 };
 
 export function backendFor(config: NetworkConfig): Registered {

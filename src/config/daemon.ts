@@ -38,6 +38,8 @@ export interface DaemonConfig {
   /** Seconds. */
   resyncInterval: number;
   dataplane: DataplaneMode;
+  /** The WireGuard device's name (wireguard backend). */
+  wireguardDevice: string;
   logLevel: LogLevel;
 }
 
@@ -67,6 +69,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'subnet-lease-renew-margin', value: '<minutes>', help: 'Renew the lease this long before it expires; must be less than the TTL.', dflt: '60' },
   { name: 'resync-interval', value: '<seconds>', help: 'Period of the full dataplane resync (drift repair).', dflt: '60' },
   { name: 'dataplane', value: '<mode>', help: 'VXLAN datapath: kernel, userspace or auto (kernel if the vxlan module is available).', dflt: 'kernel' },
+  { name: 'wireguard-device', value: '<name>', help: 'WireGuard device name (wireguard backend); one per host on a shared filesystem, as wireguard-go\'s UAPI socket is /var/run/wireguard/<name>.sock.', dflt: 'twill-wg' },
   { name: 'log-level', value: '<level>', help: `Log level: ${LOG_LEVELS.join(', ')}.`, dflt: 'info' },
   { name: 'help', value: null, help: 'Print this help and exit.', dflt: null },
   { name: 'version', value: null, help: 'Print the version and exit.', dflt: null },
@@ -201,6 +204,7 @@ function buildConfig(raw: Raw): DaemonConfig {
     subnetLeaseRenewMargin,
     resyncInterval: int(raw, 'resync-interval', 60, 1, MAX_TIMER_SECONDS),
     dataplane: oneOf(raw, 'dataplane', DATAPLANE_MODES, 'kernel'),
+    wireguardDevice: wireguardDeviceName(withDefault('wireguard-device', 'twill-wg')),
     logLevel: logLevel(withDefault('log-level', 'info')),
   };
 }
@@ -292,4 +296,10 @@ function ipv4(ip: string | undefined, flag: string): string | undefined {
   if (ip === undefined) return undefined;
   if (!isIPv4(ip)) throw new ConfigError(flag, `--${flag}: "${ip}" is not an IPv4 address`);
   return ip;
+}
+
+/** A device name twill owns (src/backends/wireguard/backend.ts): twill-wg or twill-wg-<up to 6>. */
+function wireguardDeviceName(v: string): string {
+  if (!/^twill-wg(-[A-Za-z0-9_.]{1,6})?$/.test(v)) throw new ConfigError('wireguard-device', `"${v}" must be twill-wg or twill-wg-<1 to 6 letters/digits> (a name twill owns, at most 15 bytes)`);
+  return v;
 }

@@ -17,7 +17,8 @@ import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../c
 import { isOwnLease, planPeers, type PeerEntries } from '../backends/plan';
 import { reachability, reachSignature } from '../backends/reach';
 import { backendFor, ownedByAnyBackend, type Registered } from '../backends/registry';
-import type { Reach } from '../backends/types';
+import type { HostIdentity, Reach } from '../backends/types';
+import { loadOrCreateWireguardKey, type WireguardKey } from '../backends/wireguard/key-store';
 import { Reconciler, type Dataplane } from '../dataplane/reconciler';
 import { TWILL_ROUTE_PROTOCOL } from '../dataplane/model';
 import { RT_TABLE_MAIN } from '../netlink/types';
@@ -82,6 +83,8 @@ export class Daemon {
   private peerEntries: { version: string; entries: PeerEntries } | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
+  /** This host's WireGuard key (wireguard backend only); the private half never leaves the driver. */
+  private wgKey: WireguardKey | undefined;
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
@@ -141,6 +144,7 @@ export class Daemon {
 
     this.config = await this.waitForConfig(this.registry);
     const backend = (this.backend = backendFor(this.config));
+    if (this.config.backend.type === 'wireguard') await this.loadWireguardKey();
     const preferred = await this.subnetFromFile();
     const underlay = this.underlay;
     const lease = await this.retry(
@@ -150,7 +154,7 @@ export class Daemon {
           config: this.config!,
           publicIp: parseIp4(underlay.publicIp),
           codec: backend.backend.codec,
-          backendData: backend.backend.ownData({ config: this.config!, vtepMac: this.vtepMac }),
+          backendData: backend.backend.ownData({ config: this.config!, ...this.identity() }),
           ...(preferred ? { preferred } : {}),
           ttlSeconds: this.cfg.subnetLeaseTtl,
           renewMarginSeconds: this.cfg.subnetLeaseRenewMargin * 60,
@@ -175,6 +179,21 @@ export class Daemon {
     this.notifier.startWatchdog();
   }
 
+  private identity(): HostIdentity {
+    return {
+      vtepMac: this.vtepMac,
+      wireguardDevice: this.cfg.wireguardDevice,
+      ...(this.wgKey ? { wireguardPublicKey: this.wgKey.publicKey } : {}),
+    };
+  }
+
+  private async loadWireguardKey(): Promise<void> {
+    const k = (this.wgKey = await this.retry('WireGuard key state', () => loadOrCreateWireguardKey(this.cfg.stateDir)));
+    if (k.replacedCorrupt) this.log.warn({ stateDir: this.cfg.stateDir, publicKey: k.publicKey }, 'WireGuard key file did not hold a key; a new key was generated');
+    else if (k.created) this.log.info({ publicKey: k.publicKey }, 'generated a WireGuard key (kept in the state dir from now on)');
+    else this.log.info({ publicKey: k.publicKey }, 'WireGuard key loaded');
+  }
+
   /**
    * The first full list is in and our subnet chosen: from here on the dataplane is ours to
    * converge. Peers' entries are programmed now, while the lease is still being granted and
@@ -191,7 +210,12 @@ export class Daemon {
       return;
     }
     const backend = this.backend!;
-    const choice = backend.driver({ dataplane: this.cfg.dataplane, h: this.h });
+    const wgKey = this.wgKey;
+    const choice = backend.driver({
+      dataplane: this.cfg.dataplane,
+      h: this.h,
+      ...(wgKey ? { wireguard: { stateDir: this.cfg.stateDir, privateKey: () => wgKey.privateKey, log: child(this.log, 'wireguard') } } : {}),
+    });
     this.log.info({ backend: backend.backend.type, dataplane: choice.mode, reason: choice.reason, subnet: formatPrefix4(planned.subnet) }, 'dataplane starting; the subnet lease is being written');
     const driver = choice.driver;
     this.reconciler = new Reconciler(this.h, child(this.log, 'dataplane'), { resyncIntervalMs: this.cfg.resyncInterval * 1000, ownsLink: ownedByAnyBackend }, driver);
@@ -307,7 +331,7 @@ export class Daemon {
       this.warnSkipped(entries, codec.describe);
       this.peerEntries = pe = { version, entries };
     }
-    const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay });
+    const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay, identity: this.identity() });
     this.hasDevice = device !== undefined;
     let programmed = 0;
     for (const [path, n] of pe.entries.paths) {

@@ -35,6 +35,7 @@ const ALL_VALUE_FLAGS = [
   'subnet-lease-renew-margin',
   'resync-interval',
   'dataplane',
+  'wireguard-device',
   'log-level',
 ];
 
@@ -56,6 +57,7 @@ test('defaults', () => {
     subnetLeaseRenewMargin: 60,
     resyncInterval: 60,
     dataplane: 'kernel',
+    wireguardDevice: 'twill-wg',
     logLevel: 'info',
   });
 });
@@ -78,6 +80,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     'subnet-lease-renew-margin': '10',
     'resync-interval': '30',
     dataplane: 'userspace',
+    'wireguard-device': 'twill-wg-h1',
     'log-level': 'debug',
   };
   const expected: DaemonConfig = {
@@ -97,6 +100,7 @@ test('every flag in both --flag value and --flag=value forms', () => {
     subnetLeaseRenewMargin: 10,
     resyncInterval: 30,
     dataplane: 'userspace',
+    wireguardDevice: 'twill-wg-h1',
     logLevel: 'debug',
   };
   assert.deepEqual(Object.keys(values).sort(), [...ALL_VALUE_FLAGS].sort());

@@ -1,0 +1,88 @@
+// The one adapter that runs a program: wireguard-go, the userspace WireGuard, for kernels
+// without the module. Named exception to "nothing in src/ runs a tool": WireGuard in userspace
+// *is* that process (a TUN device and its crypto); it is configured only through its UAPI
+// socket, never through `wg`.
+//
+// - Started in the foreground (-f) but detached into its own session, with its output in
+//   <stateDir>/<ifname>.wireguard-go.log: it outlives twilld (SIGKILL included) so traffic
+//   never stops on a restart; the next twilld finds the device and its UAPI socket and adopts it.
+// - Its PID is kept in <stateDir>/<ifname>.wireguard-go.pid. A recorded process that still
+//   runs wireguard-go while its device is gone (being torn down) is stopped by that PID before
+//   a new one starts; twill never stops any other process.
+// - It runs in twilld's network namespace (a child inherits it) and creates its TUN there.
+//   Its UAPI socket is /var/run/wireguard/<ifname>.sock on the shared filesystem: two
+//   wireguard-go with one name on one machine collide (the second exits: "unix socket in use").
+//   The lab therefore gives each host its own device name.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const WIREGUARD_GO = process.env['TWILL_WIREGUARD_GO'] ?? 'wireguard-go';
+
+export class WireguardGoError extends Error {
+  readonly code = 'ERR_WIREGUARD_GO' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WireguardGoError';
+  }
+}
+
+const pidFile = (stateDir: string, ifname: string): string => path.join(stateDir, `${ifname}.wireguard-go.pid`);
+
+function runningWireguardGo(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'wireguard-go';
+  } catch {
+    return false;
+  }
+}
+
+/** The recorded wireguard-go of this device, if it still runs. */
+export function recordedPid(stateDir: string, ifname: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(pidFile(stateDir, ifname), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && runningWireguardGo(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts wireguard-go for `ifname` (its device does not exist). Returns its PID; the device
+ * appears a few milliseconds later (the caller's next pass finds it).
+ */
+export function startWireguardGo(stateDir: string, ifname: string): number {
+  const stale = recordedPid(stateDir, ifname);
+  if (stale !== undefined) {
+    try {
+      process.kill(stale, 'SIGTERM');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+  const log = fs.openSync(path.join(stateDir, `${ifname}.wireguard-go.log`), 'a', 0o600);
+  try {
+    const child = spawn(WIREGUARD_GO, ['-f', ifname], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: 'error' },
+    });
+    child.on('error', () => undefined); // ENOENT is reported below, through the missing PID
+    child.unref();
+    if (child.pid === undefined) throw new WireguardGoError(`cannot start ${WIREGUARD_GO} (is the wireguard-go package installed?)`);
+    fs.writeFileSync(pidFile(stateDir, ifname), `${child.pid}\n`, { mode: 0o644 });
+    return child.pid;
+  } finally {
+    fs.closeSync(log);
+  }
+}
+
+/** Stops the recorded wireguard-go of `ifname` (tests, `twillctl` teardown); by PID only. */
+export function stopWireguardGo(stateDir: string, ifname: string): boolean {
+  const pid = recordedPid(stateDir, ifname);
+  if (pid === undefined) return false;
+  process.kill(pid, 'SIGTERM');
+  fs.rmSync(pidFile(stateDir, ifname), { force: true });
+  return true;
+}
