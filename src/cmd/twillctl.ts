@@ -3,6 +3,7 @@
 // Wiring only: the work is in src/install and src/ctl.
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
+import { rotateWireguardKey } from '../backends/wireguard/key-store';
 import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
@@ -26,6 +27,11 @@ Commands:
       The cluster's subnet leases: subnet, public IP, VTEP MAC, time left on the etcd lease.
   status [--http-addr ADDR] [--json]
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
+  rotate-wireguard-key [--state-dir DIR]
+      A new WireGuard private key in DIR/wireguard-private-key (default /var/lib/twill; 0600)
+      and its public key printed. Restart twilld to publish it (\`systemctl restart twilld\`):
+      it rewrites its lease, every peer switches within a second, and wireguard-go keeps
+      running across the restart.
 
 Flags not given are taken from TWILLD_* in the environment, then from ${DEFAULT_ENV_FILE}
 (or --env-file FILE), as twilld does.
@@ -113,6 +119,15 @@ async function cmdStatus(argv: string[]): Promise<number> {
   return s.ready ? 0 : 1;
 }
 
+async function cmdRotateWireguardKey(argv: string[]): Promise<number> {
+  const v = parse(argv, { 'state-dir': { type: 'string' } });
+  const fileEnv = readEnvFile(str(v['env-file']) ?? DEFAULT_ENV_FILE);
+  const dir = setting(str(v['state-dir']), 'TWILLD_STATE_DIR', fileEnv, '/var/lib/twill');
+  const publicKey = await rotateWireguardKey(dir);
+  process.stdout.write(`new WireGuard public key ${publicKey}\nrestart twilld to publish it: systemctl restart twilld\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h' || rest.includes('--help')) {
@@ -126,6 +141,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdLeases(rest);
     case 'status':
       return cmdStatus(rest);
+    case 'rotate-wireguard-key':
+      return cmdRotateWireguardKey(rest);
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

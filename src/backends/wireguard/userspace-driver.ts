@@ -33,6 +33,8 @@ export class WireguardDeviceStarting extends Error {
   }
 }
 
+const START_GRACE_MS = 2000;
+
 export interface WgSyncStats {
   syncs: number;
   writes: number;
@@ -42,6 +44,7 @@ export interface WgSyncStats {
 
 export function userspaceWireguardDriver(opts: WireguardDriverOptions): Driver<WgDeviceSpec> & { stats(): WgSyncStats } {
   let spec: WgDeviceSpec | undefined;
+  let started: { name: string; at: number } | undefined;
   let lastIndex = 0;
   let peers: EntryMap<'wgpeer'> = new Map();
   let running = false;
@@ -95,7 +98,11 @@ export function userspaceWireguardDriver(opts: WireguardDriverOptions): Driver<W
     ensure(h: NetlinkHandle, s: WgDeviceSpec): DeviceEnsured {
       const link = h.getLink(s.name);
       if (!link) {
-        const pid = recordedPid(opts.stateDir, s.name) ?? startWireguardGo(opts.stateDir, s.name);
+        // One we started moments ago is still creating its TUN; any other recorded process
+        // outlived its device (wireguard-go keeps running when its link is deleted): replaced.
+        const starting = started && started.name === s.name && Date.now() - started.at < START_GRACE_MS ? recordedPid(opts.stateDir, s.name) : undefined;
+        const pid = starting ?? startWireguardGo(opts.stateDir, s.name);
+        if (starting === undefined) started = { name: s.name, at: Date.now() };
         throw new WireguardDeviceStarting(s.name, pid);
       }
       const keyChanged = spec?.publicKey !== s.publicKey;
