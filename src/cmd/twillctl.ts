@@ -4,6 +4,8 @@
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
 import { rotateWireguardKey } from '../backends/wireguard/key-store';
+import { missingHostTools } from '../install/host-tools';
+import { onPath } from '../install/on-path';
 import { DEFAULT_ENV_FILE, readEnvFile, setting } from '../ctl/env-file';
 import { EtcdUnreachableError } from '../ctl/errors';
 import { leaseRows, renderLeases } from '../ctl/leases';
@@ -68,6 +70,7 @@ async function cmdInstall(argv: string[]): Promise<number> {
   for (const p of r.written) out.write(`  wrote  ${p}\n`);
   for (const p of r.kept) out.write(`  kept   ${p} (already present; not overwritten)\n`);
   for (const p of r.pruned) out.write(`  pruned ${p}\n`);
+  for (const line of missingHostTools(onPath)) out.write(`note: ${line}\n`);
   if (r.kept.length > 0 && (endpoints !== undefined || iface !== undefined)) {
     out.write('note: --etcd-endpoints/--iface only seed a new settings file; edit the kept one to change them\n');
   }

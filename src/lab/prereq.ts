@@ -2,6 +2,7 @@
 // newcomer gets one clear list of what to do instead of a stack trace halfway through.
 import * as fs from 'node:fs';
 import { missingSourceFiles } from '../install/install';
+import { onPath } from '../install/on-path';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 
@@ -11,6 +12,8 @@ export interface PrereqFacts {
   /** Files of the built package that are missing (see install.ts REQUIRED_SOURCE_FILES). */
   missingBuild: string[];
   netnsSupported: boolean;
+  /** Only asked for a lab on the wireguard backend: wireguard-go (this kind of kernel has no WireGuard) and wg. */
+  wireguard?: { goPresent: boolean; toolsPresent: boolean };
 }
 
 /** Problems with a hint each; empty when the lab can start. Pure. */
@@ -20,11 +23,14 @@ export function prereqProblems(f: PrereqFacts): string[] {
   if (!f.etcdPresent) out.push(`etcd is not installed (${ETCD_BIN} is missing): apt-get install -y etcd-server`);
   if (f.missingBuild.length > 0) out.push(`twill is not built (missing ${f.missingBuild.join(', ')}): run npm ci && npm run build`);
   if (!f.netnsSupported) out.push('this kernel has no network namespaces (/proc/self/ns/net is missing)');
+  if (f.wireguard && !f.wireguard.goPresent) out.push('the wireguard backend needs wireguard-go (userspace WireGuard): apt-get install -y wireguard-go');
+  if (f.wireguard && !f.wireguard.toolsPresent) out.push('the wireguard lab checks its hosts with wg: apt-get install -y wireguard-tools');
   return out;
 }
 
-export function gatherPrereqFacts(packageRoot: string): PrereqFacts {
+export function gatherPrereqFacts(packageRoot: string, wireguard = false): PrereqFacts {
   return {
+    ...(wireguard ? { wireguard: { goPresent: onPath('wireguard-go'), toolsPresent: onPath('wg') } } : {}),
     uid: typeof process.getuid === 'function' ? process.getuid() : -1,
     etcdPresent: isExecutable(ETCD_BIN),
     missingBuild: missingSourceFiles(packageRoot),
@@ -40,3 +46,4 @@ function isExecutable(p: string): boolean {
     return false;
   }
 }
+

@@ -9,6 +9,9 @@ import { renderReport, reportOk, type LabReport } from '../../src/lab/report';
 
 test('prerequisites: one line with a remedy per problem', () => {
   assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, missingBuild: [], netnsSupported: true }), []);
+  assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, missingBuild: [], netnsSupported: true, wireguard: { goPresent: true, toolsPresent: true } }), []);
+  const wg = prereqProblems({ uid: 0, etcdPresent: true, missingBuild: [], netnsSupported: true, wireguard: { goPresent: false, toolsPresent: false } });
+  assert.deepEqual(wg.map((l) => /apt-get install -y (\S+)/.exec(l)?.[1]), ['wireguard-go', 'wireguard-tools']);
   const p = prereqProblems({ uid: 1000, etcdPresent: false, missingBuild: ['dist/src/cmd/twilld.js'], netnsSupported: true });
   assert.equal(p.length, 3);
   assert.match(p[0]!, /root.*sudo/);
