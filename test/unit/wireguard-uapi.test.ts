@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyHex } from '../../src/backends/wireguard/key';
-import { checkSetAnswer, parseGet, planSet, UapiError } from '../../src/backends/wireguard/uapi-text';
+import { diffDevice } from '../../src/backends/wireguard/device-diff';
+import { checkSetAnswer, formatSet, parseGet, UapiError } from '../../src/backends/wireguard/uapi-text';
 import type { WgPeerEntry } from '../../src/dataplane/model';
 
 const A = Buffer.alloc(32, 1).toString('base64');
@@ -53,21 +54,20 @@ test('parseGet reads the device and its peers (hex keys back to base64)', () => 
   assert.throws(() => checkSetAnswer('errno=-22\n\n'), (e: unknown) => (e as UapiError).errno === -22);
 });
 
-test('planSet: only the differences, removed peers removed, changed peers rewritten whole', () => {
+test('diff + UAPI set: only the differences, removed peers removed, changed peers rewritten whole', () => {
   const actual = parseGet(GET);
-  const same = planSet({ privateKeyHex: PRIV, listenPort: 51820, peers: actual.peers }, actual);
-  assert.deepEqual(same, { text: null, writes: 0, deletes: 0, device: false });
+  const same = diffDevice({ privateKeyHex: PRIV, listenPort: 51820, peers: actual.peers }, actual);
+  assert.deepEqual(same, { remove: [], upsert: [] });
+  assert.equal(formatSet(same), null);
 
   const desired = new Map([
     [A, peer(A, '192.168.50.22:51820', ['10.244.2.0/24'])], // endpoint changed
     [C, peer(C, '192.168.50.14:51821', ['10.244.4.0/24'], { presharedKey: PSK })], // new
   ]); // B gone
-  const p = planSet({ privateKeyHex: 'bb'.repeat(32), listenPort: 51820, peers: desired }, actual);
-  assert.equal(p.writes, 2);
-  assert.equal(p.deletes, 1);
-  assert.equal(p.device, true);
+  const d = diffDevice({ privateKeyHex: 'bb'.repeat(32), listenPort: 51820, peers: desired }, actual);
+  assert.deepEqual([d.upsert.length, d.remove, d.privateKeyHex, d.listenPort], [2, [B], 'bb'.repeat(32), undefined]);
   assert.equal(
-    p.text,
+    formatSet(d),
     [
       'set=1',
       `private_key=${'bb'.repeat(32)}`,

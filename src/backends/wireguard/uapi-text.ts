@@ -4,19 +4,13 @@
 // applies a transaction and answers errno. Keys are hex on this protocol, base64 in leases.
 // Pure: what to ask, how to read the answer, and the set transaction that takes the device
 // from what it has to what is desired (only the differences; a peer whose endpoint, keepalive,
-// PSK or allowed IPs differ is rewritten with replace_allowed_ips, one not wanted is removed).
+// PSK or allowed IPs differ is rewritten with replace_allowed_ips, one not wanted is removed;
+// the diff itself is device-diff.ts, shared with the kernel driver's messages).
 import type { WgPeerEntry } from '../../dataplane/model';
+import type { DeviceDiff, WgDeviceState } from './device-diff';
 import { encodeKey, keyHex } from './key';
 
 export const UAPI_GET = 'get=1\n\n';
-
-export interface WgDeviceState {
-  /** Hex; undefined when the device has none. */
-  privateKeyHex: string | undefined;
-  listenPort: number;
-  /** By base64 public key. */
-  peers: Map<string, WgPeerEntry>;
-}
 
 export class UapiError extends Error {
   readonly code = 'ERR_WG_UAPI' as const;
@@ -64,61 +58,19 @@ export function checkSetAnswer(text: string): void {
   if (Number(m[1]) !== 0) throw new UapiError(`UAPI set failed: errno ${m[1]}`, Number(m[1]));
 }
 
-export function samePeer(a: WgPeerEntry, b: WgPeerEntry): boolean {
-  return (
-    a.endpoint === b.endpoint &&
-    a.keepalive === b.keepalive &&
-    a.presharedKey === b.presharedKey &&
-    a.allowedIps.length === b.allowedIps.length &&
-    a.allowedIps.every((ip, i) => ip === b.allowedIps[i])
-  );
-}
-
-export interface DesiredDevice {
-  privateKeyHex: string;
-  listenPort: number;
-  peers: ReadonlyMap<string, WgPeerEntry>;
-}
-
-export interface SetPlan {
-  /** The transaction, or null when the device is as desired. */
-  text: string | null;
-  writes: number;
-  deletes: number;
-  /** The device's key or port changed. */
-  device: boolean;
-}
-
-/** The set transaction from `actual` to `desired`. */
-export function planSet(desired: DesiredDevice, actual: WgDeviceState): SetPlan {
+/** The set transaction for a diff (see device-diff.ts), or null when there is nothing to do. */
+export function formatSet(d: DeviceDiff): string | null {
   const lines: string[] = [];
-  let device = false;
-  if (actual.privateKeyHex !== desired.privateKeyHex) {
-    lines.push(`private_key=${desired.privateKeyHex}`);
-    device = true;
-  }
-  if (actual.listenPort !== desired.listenPort) {
-    lines.push(`listen_port=${desired.listenPort}`);
-    device = true;
-  }
-  let deletes = 0;
-  for (const key of actual.peers.keys()) {
-    if (desired.peers.has(key)) continue;
-    lines.push(`public_key=${keyHex(key)}`, 'remove=true');
-    deletes++;
-  }
-  let writes = 0;
-  for (const [key, want] of desired.peers) {
-    const have = actual.peers.get(key);
-    if (have && samePeer(have, want)) continue;
-    lines.push(`public_key=${keyHex(key)}`);
-    lines.push(`preshared_key=${want.presharedKey ? keyHex(want.presharedKey) : ZERO_KEY}`);
-    lines.push(`endpoint=${want.endpoint}`);
-    lines.push(`persistent_keepalive_interval=${want.keepalive}`);
+  if (d.privateKeyHex !== undefined) lines.push(`private_key=${d.privateKeyHex}`);
+  if (d.listenPort !== undefined) lines.push(`listen_port=${d.listenPort}`);
+  for (const key of d.remove) lines.push(`public_key=${keyHex(key)}`, 'remove=true');
+  for (const p of d.upsert) {
+    lines.push(`public_key=${keyHex(p.publicKey)}`);
+    lines.push(`preshared_key=${p.presharedKey ? keyHex(p.presharedKey) : ZERO_KEY}`);
+    lines.push(`endpoint=${p.endpoint}`);
+    lines.push(`persistent_keepalive_interval=${p.keepalive}`);
     lines.push('replace_allowed_ips=true');
-    for (const ip of want.allowedIps) lines.push(`allowed_ip=${ip}`);
-    writes++;
+    for (const ip of p.allowedIps) lines.push(`allowed_ip=${ip}`);
   }
-  if (lines.length === 0) return { text: null, writes, deletes, device };
-  return { text: `set=1\n${lines.join('\n')}\n\n`, writes, deletes, device };
+  return lines.length === 0 ? null : `set=1\n${lines.join('\n')}\n\n`;
 }

@@ -14,7 +14,8 @@ import { routeTable } from '../../dataplane/tables';
 import type { NetlinkHandle } from '../../netlink/handle';
 import type { WgDeviceSpec } from './backend';
 import { uapiExchange, uapiSocketPath } from './uapi-client';
-import { UAPI_GET, checkSetAnswer, parseGet, planSet } from './uapi-text';
+import { diffDevice } from './device-diff';
+import { UAPI_GET, checkSetAnswer, formatSet, parseGet } from './uapi-text';
 import { recordedPid, startWireguardGo } from './wireguard-go';
 
 export interface WireguardDriverOptions {
@@ -55,13 +56,15 @@ export function userspaceWireguardDriver(opts: WireguardDriverOptions): Driver<W
   async function syncOnce(s: WgDeviceSpec): Promise<void> {
     const sock = uapiSocketPath(s.name);
     const actual = parseGet(await uapiExchange(sock, UAPI_GET));
-    const plan = planSet({ privateKeyHex: opts.privateKey().toString('hex'), listenPort: s.listenPort, peers: peers as ReadonlyMap<string, WgPeerEntry> }, actual);
-    if (!plan.text) return;
-    checkSetAnswer(await uapiExchange(sock, plan.text));
-    stats.writes += plan.writes;
-    stats.deletes += plan.deletes;
+    const diff = diffDevice({ privateKeyHex: opts.privateKey().toString('hex'), listenPort: s.listenPort, peers: peers as ReadonlyMap<string, WgPeerEntry> }, actual);
+    const text = formatSet(diff);
+    if (!text) return;
+    checkSetAnswer(await uapiExchange(sock, text));
+    stats.writes += diff.upsert.length;
+    stats.deletes += diff.remove.length;
     // Never the transaction itself: it holds the private key.
-    opts.log.info({ device: s.name, peersWritten: plan.writes, peersRemoved: plan.deletes, deviceKeyOrPort: plan.device }, 'wireguard peers converged');
+    const keyOrPort = diff.privateKeyHex !== undefined || diff.listenPort !== undefined;
+    opts.log.info({ device: s.name, peersWritten: diff.upsert.length, peersRemoved: diff.remove.length, deviceKeyOrPort: keyOrPort }, 'wireguard peers converged');
   }
 
   function sync(): void {
