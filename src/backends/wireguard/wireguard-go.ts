@@ -66,7 +66,8 @@ export function startWireguardGo(stateDir: string, ifname: string): number {
     const child = spawn(WIREGUARD_GO, ['-f', ifname], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: 'error' },
+      // The last: older wireguard-go refuse to start where the kernel has WireGuard unless told.
+      env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: 'error', WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
     });
     child.on('error', () => undefined); // ENOENT is reported below, through the missing PID
     child.unref();
