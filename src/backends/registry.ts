@@ -12,7 +12,7 @@ import { vxlanBackend } from './vxlan/backend';
 import { vxlanDriver } from './vxlan/drivers';
 import { wireguardBackend } from './wireguard/backend';
 import { wireguardDriver } from './wireguard/drivers';
-import type { WireguardDriverOptions } from './wireguard/userspace-driver';
+import type { WireguardDriverOptions } from './wireguard/wg-driver';
 
 export interface DriverRequest {
   dataplane: DataplaneMode;
@@ -36,7 +36,7 @@ const BACKENDS: Record<BackendConfig['type'], Registered> = {
     backend: wireguardBackend,
     driver: (r) => {
       if (!r.wireguard) throw new RangeError('the wireguard backend needs its key options');
-      return wireguardDriver(r.dataplane, r.h, r.wireguard);
+      return wireguardDriver(r.dataplane, r.wireguard);
     },
   },
 };

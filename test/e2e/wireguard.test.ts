@@ -83,6 +83,10 @@ test('leases carry each host\'s public key and port; device, peers and routes co
     assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
     assert.ok(!fs.readFileSync(lab.daemonLog(h), 'utf8').includes(fs.readFileSync(keyFile, 'utf8').trim()));
   }
+  // The driver choice is logged: this kernel has no WireGuard, so wireguard-go.
+  const noModule = !fs.existsSync('/sys/module/wireguard');
+  const choice = fs.readFileSync(lab.daemonLog(hosts[0]!), 'utf8').split('\n').find((l) => l.includes('"msg":"dataplane starting'));
+  assert.match(choice ?? '', noModule ? /"dataplane":"userspace".*the kernel has no WireGuard \(ENOENT\)/ : /"dataplane":"kernel"/);
   assert.deepEqual(meshFailures(), []);
 });
 

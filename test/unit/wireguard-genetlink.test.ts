@@ -96,3 +96,25 @@ test('GET_DEVICE is a dump by name (cmd 0); the family is asked for by name', ()
   assert.deepEqual([fam.readUInt16LE(4), fam[16]], [0x10, 3]);
   assert.equal(one(attrs(fam.subarray(20)), 2).toString(), 'wireguard\0');
 });
+
+test('a GET_DEVICE dump in parts (one peer continued in the next) reads back as one device state', async () => {
+  const { deviceState, parseDeviceMessage, setDeviceMessage } = await import('../../src/backends/wireguard/genetlink');
+  // Messages as the kernel sends them: formatted with the same encoder, read back from bytes.
+  const ip = (a: string, m: number) => ({ family: 2, ipaddr: Buffer.from(a.split('.').map(Number)), cidrMask: m });
+  const parts = [
+    { ifname: 'twill-wg', privateKey: Buffer.alloc(32, 7), listenPort: 51820, peers: [
+      { publicKey: Buffer.from(A, 'base64'), presharedKey: Buffer.alloc(32), endpoint: sockaddrIn('192.168.50.12:51820'), persistentKeepaliveInterval: 0, allowedIps: [ip('10.244.2.0', 24)] },
+      { publicKey: Buffer.from(B, 'base64'), presharedKey: Buffer.from(PSK, 'base64'), endpoint: sockaddrIn('192.168.50.13:51999'), persistentKeepaliveInterval: 25, allowedIps: [ip('10.244.3.0', 24)] },
+    ] },
+    { ifname: 'twill-wg', peers: [{ publicKey: Buffer.from(B, 'base64'), allowedIps: [ip('10.244.30.0', 24)] }] },
+  ].map((d) => parseDeviceMessage(setDeviceMessage(0x1d, 1, d)));
+  const st = deviceState(parts);
+  assert.equal(st.privateKeyHex, '07'.repeat(32));
+  assert.equal(st.listenPort, 51820);
+  assert.deepEqual([...st.peers.values()], [
+    peer(A, '192.168.50.12:51820', ['10.244.2.0/24']),
+    peer(B, '192.168.50.13:51999', ['10.244.3.0/24', '10.244.30.0/24'], { keepalive: 25, presharedKey: PSK }),
+  ]);
+  // Read back, the desired state needs no change.
+  assert.deepEqual(diffDevice({ privateKeyHex: '07'.repeat(32), listenPort: 51820, peers: st.peers }, st), { remove: [], upsert: [] });
+});

@@ -13,12 +13,12 @@
 // the adapter for its rtnetlink ones).
 // The package's own Commands enum says GET_DEVICE = 1, SET_DEVICE = 2; the kernel's enum wg_cmd
 // starts at 0 (GET 0, SET 1): its numbers are not used, the kernel's are, below.
-// Not wired to a socket yet: this kernel has no WireGuard module to test one against.
+// The socket that sends them is kernel-driver.ts; this kernel has no WireGuard to answer.
 import { formatDevice, parseDevice, type Device, type Peer } from 'netlink/dist/wg/structs';
 import { AttrStream } from 'netlink/dist/structs';
-import { parseIp4 } from '../../ip/ipv4';
+import { formatIp4, parseIp4 } from '../../ip/ipv4';
 import type { WgPeerEntry } from '../../dataplane/model';
-import type { DeviceDiff } from './device-diff';
+import type { DeviceDiff, WgDeviceState } from './device-diff';
 import { decodeKey } from './key';
 
 export const WG_GENL_NAME = 'wireguard';
@@ -27,6 +27,7 @@ export const WG_CMD_GET_DEVICE = 0;
 export const WG_CMD_SET_DEVICE = 1;
 const GENL_ID_CTRL = 0x10;
 const CTRL_CMD_GETFAMILY = 3;
+const CTRL_ATTR_FAMILY_ID = 1;
 const CTRL_ATTR_FAMILY_NAME = 2;
 const NLM_F_REQUEST = 1;
 const NLM_F_ACK = 4;
@@ -119,7 +120,54 @@ export function familyRequest(seq: number): Buffer {
   return message(GENL_ID_CTRL, NLM_F_REQUEST, seq, CTRL_CMD_GETFAMILY, 1, [attr]);
 }
 
-/** The Device in a WireGuard message (after nlmsghdr and genlmsghdr). */
+/** The Device in a WireGuard message body (after nlmsghdr: genlmsghdr, then attributes). */
+export function parseDeviceBody(body: Buffer): Device {
+  return parseDevice(body.subarray(4));
+}
+
+/** The Device in a whole WireGuard message. */
 export function parseDeviceMessage(msg: Buffer): Device {
-  return parseDevice(msg.subarray(20, msg.readUInt32LE(0)));
+  return parseDeviceBody(msg.subarray(16, msg.readUInt32LE(0)));
+}
+
+/** The family id in a CTRL_CMD_NEWFAMILY answer body, or undefined. */
+export function familyIdOf(body: Buffer): number | undefined {
+  for (let off = 4; off + 4 <= body.length; ) {
+    const len = body.readUInt16LE(off);
+    if (len < 4) return undefined;
+    if ((body.readUInt16LE(off + 2) & 0x3fff) === CTRL_ATTR_FAMILY_ID && len >= 6) return body.readUInt16LE(off + 4);
+    off += (len + 3) & ~3;
+  }
+  return undefined;
+}
+
+function endpointOf(sa: Buffer | undefined): string {
+  if (!sa || sa.length < 8 || sa.readUInt16LE(0) !== AF_INET) return '';
+  return `${formatIp4(sa.readUInt32BE(4))}:${sa.readUInt16BE(2)}`;
+}
+
+const isZero = (b: Buffer | undefined): boolean => !b || b.every((x) => x === 0);
+
+/**
+ * The device state from a GET_DEVICE dump. A device with many peers comes in several
+ * messages, and one peer's allowed IPs may continue in the next with its key repeated.
+ */
+export function deviceState(parts: readonly Device[]): WgDeviceState {
+  const st: WgDeviceState = { privateKeyHex: undefined, listenPort: 0, peers: new Map() };
+  for (const d of parts) {
+    if (d.privateKey && !isZero(d.privateKey)) st.privateKeyHex = d.privateKey.toString('hex');
+    if (d.listenPort !== undefined) st.listenPort = d.listenPort;
+    for (const p of d.peers ?? []) {
+      if (!p.publicKey) continue;
+      const key = p.publicKey.toString('base64');
+      const entry = st.peers.get(key) ?? { publicKey: key, endpoint: '', allowedIps: [], keepalive: 0, presharedKey: undefined };
+      if (p.endpoint) entry.endpoint = endpointOf(p.endpoint);
+      if (p.persistentKeepaliveInterval !== undefined) entry.keepalive = p.persistentKeepaliveInterval;
+      if (p.presharedKey) entry.presharedKey = isZero(p.presharedKey) ? undefined : p.presharedKey.toString('base64');
+      for (const a of p.allowedIps ?? []) if (a.family === AF_INET && a.ipaddr) entry.allowedIps.push(`${formatIp4(a.ipaddr.readUInt32BE(0))}/${a.cidrMask}`);
+      st.peers.set(key, entry);
+    }
+  }
+  for (const p of st.peers.values()) p.allowedIps.sort();
+  return st;
 }

@@ -1,0 +1,127 @@
+// A WireGuard driver, whichever way the device is reached (WgAccess: wireguard-go's UAPI or
+// the kernel's generic netlink): netlink gives the device its MTU, address and up state (the
+// generic link attributes), the access gets the private key, listen port and peers. Routes go
+// through the generic route table like any backend's.
+//
+// The reconciler is synchronous; the UAPI is a socket. So the peers are a table sink whose
+// push records the desired peers, and a small loop here converges them (get, diff, set)
+// whenever they or the device change and every `pollMs` — which is also how a peer removed by
+// hand (`wg set … remove`) is put back within a second. Failures are logged once per distinct
+// message, counted, and retried on the next tick. The private key is read from the key
+// holder on every pass (a rotation is taken up) and never logged.
+import type { DeviceDriver, Driver, SinkResult, TableSink } from '../../dataplane/driver';
+import { convergeLinkAttrs, type DeviceEnsured } from '../../dataplane/link-attrs';
+import type { EntryMap, WgPeerEntry } from '../../dataplane/model';
+import { routeTable } from '../../dataplane/tables';
+import type { NetlinkHandle } from '../../netlink/handle';
+import type { LinkState } from '../../netlink/types';
+import type { WgDeviceSpec } from './backend';
+import { diffDevice, diffIsEmpty, type DeviceDiff, type WgDeviceState } from './device-diff';
+
+export interface WireguardDriverOptions {
+  stateDir: string;
+  /** The current private key (raw 32 bytes). */
+  privateKey(): Buffer;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  pollMs?: number;
+}
+
+export interface WgAccess {
+  /** For logs: "wireguard device (wireguard-go)". */
+  readonly label: string;
+  /** The device's link: made (or its maker started) when missing; throws while it is being made. */
+  link(h: NetlinkHandle, s: WgDeviceSpec): LinkState;
+  get(s: WgDeviceSpec): Promise<WgDeviceState>;
+  set(s: WgDeviceSpec, diff: DeviceDiff): Promise<void>;
+}
+
+export interface WgSyncStats {
+  syncs: number;
+  writes: number;
+  deletes: number;
+  failures: number;
+}
+
+export function wireguardDriverOn(access: WgAccess, opts: WireguardDriverOptions): Driver<WgDeviceSpec> & { stats(): WgSyncStats } {
+  let spec: WgDeviceSpec | undefined;
+  let lastIndex = 0;
+  let peers: EntryMap<'wgpeer'> = new Map();
+  let running = false;
+  let again = false;
+  let lastError = '';
+  const stats: WgSyncStats = { syncs: 0, writes: 0, deletes: 0, failures: 0 };
+
+  async function syncOnce(s: WgDeviceSpec): Promise<void> {
+    const actual = await access.get(s);
+    const diff = diffDevice({ privateKeyHex: opts.privateKey().toString('hex'), listenPort: s.listenPort, peers: peers as ReadonlyMap<string, WgPeerEntry> }, actual);
+    if (diffIsEmpty(diff)) return;
+    await access.set(s, diff);
+    stats.writes += diff.upsert.length;
+    stats.deletes += diff.remove.length;
+    const keyOrPort = diff.privateKeyHex !== undefined || diff.listenPort !== undefined;
+    opts.log.info({ device: s.name, peersWritten: diff.upsert.length, peersRemoved: diff.remove.length, deviceKeyOrPort: keyOrPort }, 'wireguard peers converged');
+  }
+
+  function sync(): void {
+    if (!spec) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    stats.syncs++;
+    syncOnce(spec)
+      .then(() => {
+        lastError = '';
+      })
+      .catch((err: Error) => {
+        stats.failures++;
+        if (err.message !== lastError) opts.log.warn({ err: err.message }, 'wireguard convergence failed; retrying');
+        lastError = err.message;
+      })
+      .finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          sync();
+        }
+      });
+  }
+
+  const poll = setInterval(sync, opts.pollMs ?? 250);
+  poll.unref();
+
+  const device: DeviceDriver<WgDeviceSpec> = {
+    label: access.label,
+    ensure(h: NetlinkHandle, s: WgDeviceSpec): DeviceEnsured {
+      const link = access.link(h, s);
+      const keyChanged = spec?.publicKey !== s.publicKey;
+      spec = s;
+      const attrs = convergeLinkAttrs(h, link, s);
+      const changes = [...attrs.changes];
+      const fresh = link.index !== lastIndex;
+      if (fresh) changes.push(lastIndex === 0 ? 'adopted' : 'recreated');
+      lastIndex = link.index;
+      if (fresh || keyChanged) sync();
+      return { index: link.index, changes, entriesLost: fresh || attrs.broughtUp };
+    },
+  };
+
+  const sink: TableSink<'wgpeer'> = {
+    kind: 'wgpeer',
+    push(entries): SinkResult | null {
+      if (entries === peers) return null;
+      peers = entries;
+      sync();
+      return { writes: 0, deletes: 0, size: entries.size };
+    },
+  };
+
+  return {
+    device,
+    tables: [routeTable],
+    sinks: [sink as TableSink],
+    stats: () => ({ ...stats }),
+    stop: () => clearInterval(poll),
+  };
+}
