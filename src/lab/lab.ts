@@ -23,7 +23,9 @@ export const LAB_BACKENDS: readonly LabBackend[] = ['vxlan', 'host-gw', 'wiregua
 /** The lab's network config for a backend (vxlan: optionally with DirectRouting). */
 export function labNetworkConfig(backend: LabBackend, directRouting = false): string {
   if (backend === 'host-gw') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}';
-  if (backend === 'wireguard') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"wireguard","ListenPort":51820}}';
+  // A keepalive makes the host that learns a peer last send at once, so first contact never waits
+  // out a handshake initiation sent before the peer knew our key (REKEY_TIMEOUT, 5 s).
+  if (backend === 'wireguard') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"wireguard","ListenPort":51820,"PersistentKeepaliveInterval":25}}';
   return directRouting ? '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":true}}' : DEFAULT_NETWORK_CONFIG;
 }
 export const ETCD_PREFIX = '/coreos.com/network';

@@ -64,7 +64,7 @@ export function renderReport(r: LabReport, cmdPrefix: string): string {
   out.push('PODS');
   out.push(formatTable(['POD', 'HOST', 'ADDRESS', 'NAMESPACE'], r.pods.map((p) => [p.name, p.host, p.address ?? '-', p.ns])).trimEnd());
   out.push('');
-  out.push('CONNECTIVITY  (UDP echo from the row pod to the column pod, over the VXLAN overlay)');
+  out.push('CONNECTIVITY  (UDP echo from the row pod to the column pod, over the overlay)');
   const cell = (from: string, to: string): string => {
     const m = r.matrix.find((x) => x.from === from && x.to === to);
     return m === undefined ? '-' : m.ok ? 'ok' : 'FAIL';
