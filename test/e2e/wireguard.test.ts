@@ -130,7 +130,7 @@ test('fail closed: with the device deleted nothing leaves in clear; repaired ≤
   console.log(`# fail-closed: device repaired ${ms.toFixed(0)} ms after twilld resumed`);
 });
 
-test('drift: a peer removed with `wg` and a route deleted are restored ≤ 1 s', { skip }, async () => {
+test('drift: a peer removed with `wg`, a route deleted, the device deleted: each restored ≤ 1 s', { skip }, async () => {
   const [h1, h2] = hosts as [LabHost, LabHost];
   const key = byIp.get(h2.ip)!.BackendData.PublicKey;
   spawnSync('wg', ['set', dev(h1), 'peer', key, 'remove']);
@@ -138,8 +138,11 @@ test('drift: a peer removed with `wg` and a route deleted are restored ≤ 1 s',
   const peerMs = await waitFor(() => converged(h1), 5_000, 'peer restored', 5);
   ipn(h1.ns, 'route', 'del', byIp.get(h2.ip)!.subnet, 'dev', dev(h1));
   const routeMs = await waitFor(() => converged(h1), 5_000, 'route restored', 5);
-  assert.ok(peerMs <= 1000 && routeMs <= 1000, `peer ${peerMs.toFixed(0)} ms, route ${routeMs.toFixed(0)} ms`);
-  console.log(`# drift: peer restored in ${peerMs.toFixed(0)} ms, route in ${routeMs.toFixed(0)} ms`);
+  // The device itself, with twilld running: wireguard-go replaced, device, peers and routes back.
+  ipn(h1.ns, 'link', 'del', dev(h1));
+  const deviceMs = await waitFor(() => converged(h1), 5_000, 'device restored', 5);
+  assert.ok(peerMs <= 1000 && routeMs <= 1000 && deviceMs <= 1000, `peer ${peerMs.toFixed(0)} ms, route ${routeMs.toFixed(0)} ms, device ${deviceMs.toFixed(0)} ms`);
+  console.log(`# drift: peer restored in ${peerMs.toFixed(0)} ms, route in ${routeMs.toFixed(0)} ms, deleted device in ${deviceMs.toFixed(0)} ms`);
 });
 
 test('a lease with a malformed key is skipped, counted, never a peer', { skip }, async () => {
