@@ -142,6 +142,8 @@ test('drift: a peer removed with `wg`, a route deleted, the device deleted: each
   ipn(h1.ns, 'link', 'del', dev(h1));
   const deviceMs = await waitFor(() => converged(h1), 5_000, 'device restored', 5);
   assert.ok(peerMs <= 1000 && routeMs <= 1000 && deviceMs <= 1000, `peer ${peerMs.toFixed(0)} ms, route ${routeMs.toFixed(0)} ms, device ${deviceMs.toFixed(0)} ms`);
+  assert.match(metric(h1, /^twill_wireguard_peer_changes_total\{op="write"\}/) ?? '', / [1-9][0-9]*$/);
+  assert.match(metric(h1, /^twill_drift_repaired_total\{kind="route"\}/) ?? '', / [1-9][0-9]*$/);
   console.log(`# drift: peer restored in ${peerMs.toFixed(0)} ms, route in ${routeMs.toFixed(0)} ms, deleted device in ${deviceMs.toFixed(0)} ms`);
 });
 

@@ -9,11 +9,17 @@ import type { DataplaneMode } from '../../config/daemon';
 import type { DriverChoice } from '../../dataplane/driver';
 import { kernelWireguardDriver, kernelWireguardProbe } from './kernel-driver';
 import { userspaceWireguardDriver } from './userspace-driver';
+import { registerWireguardMetrics } from './metrics';
 import type { WireguardDriverOptions } from './wg-driver';
 
 export function wireguardDriver(requested: DataplaneMode, opts: WireguardDriverOptions, probe = kernelWireguardProbe): DriverChoice {
-  if (requested === 'userspace') return { driver: userspaceWireguardDriver(opts), mode: 'userspace', reason: '--dataplane userspace: wireguard-go' };
-  const p = probe();
-  if (p.ok) return { driver: kernelWireguardDriver(opts), mode: 'kernel', reason: `--dataplane ${requested}: the kernel has WireGuard (${p.reason})` };
-  return { driver: userspaceWireguardDriver(opts), mode: 'userspace', reason: `--dataplane ${requested}: the kernel has no WireGuard (${p.reason}); wireguard-go through its UAPI` };
+  const p = requested === 'userspace' ? undefined : probe();
+  const kernel = p?.ok === true;
+  const driver = kernel ? kernelWireguardDriver(opts) : userspaceWireguardDriver(opts);
+  const reason = !p
+    ? '--dataplane userspace: wireguard-go'
+    : kernel
+      ? `--dataplane ${requested}: the kernel has WireGuard (${p.reason})`
+      : `--dataplane ${requested}: the kernel has no WireGuard (${p.reason}); wireguard-go through its UAPI`;
+  return { driver, mode: kernel ? 'kernel' : 'userspace', reason, registerMetrics: (m) => registerWireguardMetrics(m, () => driver.stats()) };
 }
