@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { kernelWireguardProbe } from '../../src/backends/wireguard/kernel-driver';
+import { spawnSync } from 'node:child_process';
+import { GenlSocket, kernelWireguardProbe, resolveFamily } from '../../src/backends/wireguard/kernel-driver';
 import { wireguardDriver } from '../../src/backends/wireguard/drivers';
 
 test('the kernel is asked whether it has WireGuard; the driver follows, logged with why', () => {
@@ -27,5 +28,19 @@ test('the kernel is asked whether it has WireGuard; the driver follows, logged w
     assert.equal(u.mode, 'userspace');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('family resolution over the driver\'s generic netlink socket agrees with `genl ctrl get`', () => {
+  const sock = GenlSocket.open();
+  try {
+    for (const name of ['nlctrl', 'thermal']) {
+      const oracle = /ID: (0x[0-9a-f]+)/.exec(spawnSync('genl', ['ctrl', 'get', 'name', name], { encoding: 'utf8' }).stdout)?.[1];
+      if (oracle === undefined) continue;
+      assert.equal(resolveFamily(sock, name), Number(oracle), name);
+    }
+    assert.throws(() => resolveFamily(sock, 'twillnofamily'), (e: unknown) => (e as { errnoName?: string }).errnoName === 'ENOENT');
+  } finally {
+    sock.close();
   }
 });

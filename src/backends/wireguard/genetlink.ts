@@ -110,14 +110,14 @@ export function getDeviceMessage(familyId: number, seq: number, ifname: string):
   return message(familyId, NLM_F_REQUEST | NLM_F_DUMP, seq, WG_CMD_GET_DEVICE, WG_GENL_VERSION, deviceAttrs({ ifname }));
 }
 
-/** CTRL_CMD_GETFAMILY "wireguard": the answer carries the family id. */
-export function familyRequest(seq: number): Buffer {
-  const name = Buffer.from(`${WG_GENL_NAME}\0`);
+/** CTRL_CMD_GETFAMILY "wireguard": the answer carries the family id; an ACK follows it (the exchange ends there). */
+export function familyRequest(seq: number, family = WG_GENL_NAME): Buffer {
+  const name = Buffer.from(`${family}\0`);
   const attr = Buffer.alloc(4 + ((name.length + 3) & ~3));
   attr.writeUInt16LE(4 + name.length, 0);
   attr.writeUInt16LE(CTRL_ATTR_FAMILY_NAME, 2);
   name.copy(attr, 4);
-  return message(GENL_ID_CTRL, NLM_F_REQUEST, seq, CTRL_CMD_GETFAMILY, 1, [attr]);
+  return message(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, seq, CTRL_CMD_GETFAMILY, 1, [attr]);
 }
 
 /** The Device in a WireGuard message body (after nlmsghdr: genlmsghdr, then attributes). */

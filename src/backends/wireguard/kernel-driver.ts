@@ -17,7 +17,7 @@ const NETLINK_GENERIC = 16;
 const NLMSG_DONE = 3;
 const RECV_BYTES = 256 * 1024;
 
-class GenlSocket {
+export class GenlSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private readonly buf = Buffer.allocUnsafe(RECV_BYTES);
   private constructor(private readonly fd: number) {}
@@ -57,11 +57,11 @@ class GenlSocket {
   }
 }
 
-/** The generic netlink id of the "wireguard" family; throws NetlinkError (ENOENT: no WireGuard). */
-export function wireguardFamily(sock: GenlSocket): number {
-  const [answer] = sock.exchange(familyRequest(sock.nextSeq()), 'family wireguard');
+/** The generic netlink id of a family ("wireguard"); throws NetlinkError (ENOENT: the kernel has no such family). */
+export function resolveFamily(sock: GenlSocket, name = 'wireguard'): number {
+  const [answer] = sock.exchange(familyRequest(sock.nextSeq(), name), `family ${name}`);
   const id = answer ? familyIdOf(answer.data) : undefined;
-  if (id === undefined) throw new NetlinkError(0, 'wireguard', 'family wireguard', 'no family id in the answer');
+  if (id === undefined) throw new NetlinkError(0, 'wireguard', `family ${name}`, 'no family id in the answer');
   return id;
 }
 
@@ -70,7 +70,7 @@ export function kernelWireguardProbe(): { ok: boolean; reason: string } {
   let sock: GenlSocket | undefined;
   try {
     sock = GenlSocket.open();
-    return { ok: true, reason: `generic netlink family wireguard is ${wireguardFamily(sock)}` };
+    return { ok: true, reason: `generic netlink family wireguard is ${resolveFamily(sock)}` };
   } catch (err) {
     return { ok: false, reason: err instanceof NetlinkError ? err.errnoName : (err as Error).message };
   } finally {
@@ -84,7 +84,7 @@ export function genlAccess(): WgAccess {
   const ready = (): GenlSocket => {
     if (!sock) {
       sock = GenlSocket.open();
-      family = wireguardFamily(sock);
+      family = resolveFamily(sock);
     }
     return sock;
   };
