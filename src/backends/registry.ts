@@ -7,10 +7,11 @@ import type { NetlinkHandle } from '../netlink/handle';
 import type { UserspaceDataplaneOptions } from '../userspace/dataplane';
 import { hostGwBackend } from './host-gw/backend';
 import { hostGwDriver } from './host-gw/drivers';
-import type { Backend } from './types';
+import type { Backend, HostIdentity } from './types';
 import { vxlanBackend } from './vxlan/backend';
 import { vxlanDriver } from './vxlan/drivers';
-import { wireguardBackend } from './wireguard/backend';
+import { WIREGUARD_DEVICE, wireguardBackend } from './wireguard/backend';
+import { stopWireguardGo } from './wireguard/wireguard-go';
 import { wireguardDriver } from './wireguard/drivers';
 import type { WireguardDriverOptions } from './wireguard/wg-driver';
 
@@ -27,6 +28,16 @@ export interface Registered {
   // The registry holds backends of every data type; each is used with its own leases only.
   backend: Backend<any, any>;
   driver(req: DriverRequest): DriverChoice;
+  /**
+   * Stops what this backend runs outside the kernel when another is active (wireguard:
+   * its wireguard-go, which outlives its deleted device). Returns what it stopped, for logs.
+   */
+  retire?(ctx: RetireContext): string[];
+}
+
+export interface RetireContext {
+  stateDir: string;
+  identity: HostIdentity;
 }
 
 const BACKENDS: Record<BackendConfig['type'], Registered> = {
@@ -38,6 +49,10 @@ const BACKENDS: Record<BackendConfig['type'], Registered> = {
       if (!r.wireguard) throw new RangeError('the wireguard backend needs its key options');
       return wireguardDriver(r.dataplane, r.wireguard);
     },
+    retire: ({ stateDir, identity }) => {
+      const dev = identity.wireguardDevice ?? WIREGUARD_DEVICE;
+      return stopWireguardGo(stateDir, dev) ? [`wireguard-go of ${dev}`] : [];
+    },
   },
 };
 
@@ -45,6 +60,11 @@ export function backendFor(config: NetworkConfig): Registered {
   const r = BACKENDS[config.backend.type];
   if (!r) throw new NetworkConfigError('Backend.Type', `no backend ${JSON.stringify(config.backend.type)}`);
   return r;
+}
+
+/** Every inactive backend's leftovers outside the kernel, stopped; what was stopped. */
+export function retireInactive(active: BackendConfig['type'], ctx: RetireContext): string[] {
+  return Object.entries(BACKENDS).flatMap(([type, r]) => (type === active || !r.retire ? [] : r.retire(ctx)));
 }
 
 /** A link any backend owns by name (swept when the active backend does not want it). */

@@ -16,7 +16,7 @@ import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import { isOwnLease, planPeers, type PeerEntries } from '../backends/plan';
 import { reachability, reachSignature } from '../backends/reach';
-import { backendFor, ownedByAnyBackend, type Registered } from '../backends/registry';
+import { backendFor, ownedByAnyBackend, retireInactive, type Registered } from '../backends/registry';
 import type { HostIdentity, Reach } from '../backends/types';
 import { loadOrCreateWireguardKey, type WireguardKey } from '../backends/wireguard/key-store';
 import { Reconciler, type Dataplane } from '../dataplane/reconciler';
@@ -145,6 +145,8 @@ export class Daemon {
     this.config = await this.waitForConfig(this.registry);
     const backend = (this.backend = backendFor(this.config));
     if (this.config.backend.type === 'wireguard') await this.loadWireguardKey();
+    const retired = retireInactive(this.config.backend.type, { stateDir: this.cfg.stateDir, identity: this.identity() });
+    if (retired.length > 0) this.log.info({ stopped: retired }, 'stopped what an earlier backend ran');
     const preferred = await this.subnetFromFile();
     const underlay = this.underlay;
     const lease = await this.retry(
