@@ -37,8 +37,9 @@ function run(ns: string, ...args: string[]): string {
   return r.stdout;
 }
 
-function background(ns: string, ...args: string[]): ChildProcess {
-  const c = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: 'ignore' });
+/** `detached`: a session of its own, as wireguard-go has when it daemonizes (and twill's has). */
+function background(ns: string, args: string[], detached = false): ChildProcess {
+  const c = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: 'ignore', detached });
   procs.add(c);
   c.on('exit', () => procs.delete(c));
   return c;
@@ -64,7 +65,9 @@ async function handWireguard(hosts: LabHost[], base: string): Promise<void> {
   const pubs = keys.map((k) => spawnSync('wg', ['pubkey'], { input: `${k}\n`, encoding: 'utf8' }).stdout.trim());
   for (const [i, h] of hosts.entries()) {
     const name = `${dev}${i}`;
-    background(h.ns, 'wireguard-go', '-f', name);
+    // In a session of its own like twill's (and like wireguard-go daemonized by hand): with the
+    // scheduler's autogroups, a session is what CPU time is shared between.
+    background(h.ns, ['wireguard-go', '-f', name], true);
     for (let t = 0; t < 100 && !fs.existsSync(`/var/run/wireguard/${name}.sock`); t++) await new Promise((r) => setTimeout(r, 20));
     const keyFile = path.join(base, `hand-${i}.key`);
     fs.writeFileSync(keyFile, `${keys[i]}\n`, { mode: 0o600 });
@@ -77,7 +80,7 @@ async function handWireguard(hosts: LabHost[], base: string): Promise<void> {
 }
 
 async function iperf(r: Route): Promise<number> {
-  const srv = background(r.toNs, 'iperf3', '-s', '-1', '-B', r.to);
+  const srv = background(r.toNs, ['iperf3', '-s', '-1', '-B', r.to]);
   await new Promise((res) => setTimeout(res, 300));
   try {
     const out = run(r.fromNs, 'iperf3', '-c', r.to, '-t', String(TIME), '-J', '--connect-timeout', '3000');

@@ -24,13 +24,23 @@ export function uapiAccess(stateDir: string): WgAccess {
   return {
     label: 'wireguard device (wireguard-go)',
     link(h, s) {
-      const link = h.getLink(s.name);
-      if (link) return link;
+      let link = h.getLink(s.name);
+      // A device of another kind under our name (the kernel's WireGuard, before a switch to
+      // userspace) has no UAPI socket: it goes, and wireguard-go makes its own.
+      if (link && link.kind !== 'tun') {
+        h.deleteLink(link);
+        link = undefined;
+      }
+      if (link) {
+        started = undefined; // its device appeared: from now on a missing device means a stale process
+        return link;
+      }
       // One we started moments ago is still creating its TUN; any other recorded process
       // outlived its device (wireguard-go keeps running when its link is deleted): replaced.
       const starting = started && started.name === s.name && Date.now() - started.at < START_GRACE_MS ? recordedPid(stateDir, s.name) : undefined;
       const pid = starting ?? startWireguardGo(stateDir, s.name);
       if (starting === undefined) started = { name: s.name, at: Date.now() };
+      // The pass fails and is retried; the new link's netlink event brings the next one sooner.
       throw new WireguardDeviceStarting(s.name, pid);
     },
     get: async (s) => parseGet(await uapiExchange(uapiSocketPath(s.name), UAPI_GET)),

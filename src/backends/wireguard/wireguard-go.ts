@@ -29,9 +29,11 @@ export class WireguardGoError extends Error {
 
 const pidFile = (stateDir: string, ifname: string): string => path.join(stateDir, `${ifname}.wireguard-go.pid`);
 
+/** A live wireguard-go (a zombie — killed, not yet reaped by us — does not count). */
 function runningWireguardGo(pid: number): boolean {
   try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'wireguard-go';
+    const m = /^\d+ \((.*)\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return m !== null && m[1] === 'wireguard-go' && m[2] !== 'Z';
   } catch {
     return false;
   }
@@ -53,13 +55,11 @@ export function recordedPid(stateDir: string, ifname: string): number | undefine
  */
 export function startWireguardGo(stateDir: string, ifname: string): number {
   const stale = recordedPid(stateDir, ifname);
-  if (stale !== undefined) {
-    try {
-      process.kill(stale, 'SIGTERM');
-    } catch {
-      /* gone meanwhile */
-    }
-  }
+  // Gone before the new one starts (a lingering one still owning the UAPI socket would make the
+  // new one exit, "unix socket in use"). SIGKILL: its device is gone, it has nothing to clean up,
+  // and SIGTERM took over a second to end one in that state (measured); the new one replaces a
+  // socket file nobody listens on.
+  if (stale !== undefined) killAndWait(stale);
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   const log = fs.openSync(path.join(stateDir, `${ifname}.wireguard-go.log`), 'a', 0o600);
   try {
@@ -77,6 +77,18 @@ export function startWireguardGo(stateDir: string, ifname: string): number {
   } finally {
     fs.closeSync(log);
   }
+}
+
+/** Blocks this thread for `ms` (the reconciler's passes are synchronous; used around a start only). */
+const pause = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+function killAndWait(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return; // gone
+  }
+  for (const until = Date.now() + 500; Date.now() < until && runningWireguardGo(pid); ) pause(5);
 }
 
 /** Stops the recorded wireguard-go of `ifname` (tests, `twillctl` teardown); by PID only. */
