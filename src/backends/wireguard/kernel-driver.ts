@@ -11,7 +11,7 @@ import { ETIMEDOUT, NetlinkError } from '../../netlink/errors';
 import type { Driver } from '../../dataplane/driver';
 import type { WgDeviceSpec } from './backend';
 import { deviceState, familyIdOf, familyRequest, getDeviceMessage, parseDeviceBody, setDeviceMessage, setDeviceObjects } from './genetlink';
-import { wireguardDriverOn, type WgAccess, type WgSyncStats, type WireguardDriverOptions } from './wg-driver';
+import { deviceOfKind, wireguardDriverOn, type WgAccess, type WgSyncStats, type WireguardDriverOptions } from './wg-driver';
 
 const NETLINK_GENERIC = 16;
 const NLMSG_DONE = 3;
@@ -91,11 +91,7 @@ export function genlAccess(): WgAccess {
   return {
     label: 'wireguard device (kernel)',
     link(h, s) {
-      let link = h.getLink(s.name);
-      if (link && link.kind !== 'wireguard') {
-        h.deleteLink(link);
-        link = undefined;
-      }
+      let link = deviceOfKind(h, s.name, 'wireguard');
       if (!link) h.createLinkOfKind(s.name, 'wireguard', s.mtu);
       link ??= h.getLink(s.name);
       if (!link) throw new Error(`${s.name} vanished right after creation`);

@@ -5,7 +5,7 @@ import type { Driver } from '../../dataplane/driver';
 import type { WgDeviceSpec } from './backend';
 import { uapiExchange, uapiSocketPath } from './uapi-client';
 import { UAPI_GET, checkSetAnswer, formatSet, parseGet } from './uapi-text';
-import { wireguardDriverOn, type WgAccess, type WgSyncStats, type WireguardDriverOptions } from './wg-driver';
+import { deviceOfKind, wireguardDriverOn, type WgAccess, type WgSyncStats, type WireguardDriverOptions } from './wg-driver';
 import { recordedPid, startWireguardGo } from './wireguard-go';
 
 export class WireguardDeviceStarting extends Error {
@@ -24,13 +24,9 @@ export function uapiAccess(stateDir: string): WgAccess {
   return {
     label: 'wireguard device (wireguard-go)',
     link(h, s) {
-      let link = h.getLink(s.name);
       // A device of another kind under our name (the kernel's WireGuard, before a switch to
       // userspace) has no UAPI socket: it goes, and wireguard-go makes its own.
-      if (link && link.kind !== 'tun') {
-        h.deleteLink(link);
-        link = undefined;
-      }
+      const link = deviceOfKind(h, s.name, 'tun');
       if (link) {
         started = undefined; // its device appeared: from now on a missing device means a stale process
         return link;

@@ -35,6 +35,17 @@ export interface WgAccess {
   set(s: WgDeviceSpec, diff: DeviceDiff): Promise<void>;
 }
 
+/**
+ * Our device if it is of `kind` ('tun': wireguard-go's, 'wireguard': the kernel's); one of
+ * another kind under our name is deleted (a switch between drivers), so the caller makes its own.
+ */
+export function deviceOfKind(h: NetlinkHandle, name: string, kind: string): LinkState | undefined {
+  const link = h.getLink(name);
+  if (!link || link.kind === kind) return link;
+  h.deleteLink(link);
+  return undefined;
+}
+
 export interface WgSyncStats {
   syncs: number;
   writes: number;
