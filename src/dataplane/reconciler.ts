@@ -263,7 +263,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     }
     if (ok) ok = this.pushSinks(desired);
     if (ok) ok = this.applyPending();
-    this.isConverged = ok && this.tables.every((x) => x.t.inSync()) && !this.needFull;
+    this.isConverged = ok && this.tables.every((x) => x.t.inSync()) && !this.needFull && !(this.driver.sinks ?? []).some((k) => k.pending?.());
     if (this.isConverged) {
       this.backoffMs = 250;
       this.lastError = undefined;

@@ -60,9 +60,19 @@ export function wireguardDriverOn(access: WgAccess, opts: WireguardDriverOptions
   let running = false;
   let again = false;
   let lastError = '';
+  /** The peers map and device the last successful pass converged; anything else is pending. */
+  let applied: { peers: EntryMap<'wgpeer'>; device: string } | undefined;
+  /** What of the spec a pass applies (a recompute makes a new, equal spec object). */
+  const deviceKey = (s: WgDeviceSpec): string => `${s.name}|${s.listenPort}|${s.publicKey}`;
   const stats: WgSyncStats = { syncs: 0, writes: 0, deletes: 0, failures: 0 };
 
   async function syncOnce(s: WgDeviceSpec): Promise<void> {
+    const want = peers;
+    await converge(s);
+    applied = { peers: want, device: deviceKey(s) };
+  }
+
+  async function converge(s: WgDeviceSpec): Promise<void> {
     const actual = await access.get(s);
     const diff = diffDevice({ privateKeyHex: opts.privateKey().toString('hex'), listenPort: s.listenPort, peers: peers as ReadonlyMap<string, WgPeerEntry> }, actual);
     if (diffIsEmpty(diff)) return;
@@ -86,6 +96,7 @@ export function wireguardDriverOn(access: WgAccess, opts: WireguardDriverOptions
         lastError = '';
       })
       .catch((err: Error) => {
+        applied = undefined;
         stats.failures++;
         if (err.message !== lastError) opts.log.warn({ err: err.message }, 'wireguard convergence failed; retrying');
         lastError = err.message;
@@ -126,6 +137,9 @@ export function wireguardDriverOn(access: WgAccess, opts: WireguardDriverOptions
       sync();
       return { writes: 0, deletes: 0, size: entries.size };
     },
+    // Readiness waits for the peers on the device, not only for the routes.
+    // (The reconciler re-checks on its retry timer, so it reports convergence ≤ 250 ms after.)
+    pending: () => spec !== undefined && (applied?.peers !== peers || applied.device !== deviceKey(spec)),
   };
 
   return {
