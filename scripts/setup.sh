@@ -18,6 +18,8 @@ need=(
   "ping:iputils-ping"
   "iperf3:iperf3"
   "tcpdump:tcpdump"
+  "wireguard-go:wireguard-go"
+  "wg:wireguard-tools"
   "openssl:openssl"
   "iptables:iptables"
   "nft:nftables"

@@ -14,8 +14,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "provision[$(hostname)]: $*"; }
 
-# --- system packages: a C toolchain for the native addon, curl/xz for Node.js, etcd on tw1
-pkgs=(ca-certificates curl xz-utils make g++ python3 iproute2 nftables)
+# --- system packages: a C toolchain for the native addon, curl/xz for Node.js, etcd on tw1;
+# wireguard-go and wireguard-tools for the wireguard backend (twilld drives wireguard-go
+# through its UAPI until its kernel WireGuard driver is wired; wg is for the operator).
+pkgs=(ca-certificates curl xz-utils make g++ python3 iproute2 nftables wireguard-go wireguard-tools)
 [ "$TWILL_RUN_ETCD" = 1 ] && pkgs+=(etcd-server etcd-client)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -8,7 +8,7 @@ import type { NetworkConfig } from '../config/network';
 import type { DesiredState, DeviceBase, EntryKind, EntryMap, Tables } from '../dataplane/model';
 import { prefixesOverlap, type Prefix4 } from '../ip/ipv4';
 import type { Lease } from '../subnet/lease';
-import type { Backend, PlanContext, PlannedEntry, Reach, UnderlayFacts } from './types';
+import type { Backend, HostIdentity, PlanContext, PlannedEntry, Reach, UnderlayFacts } from './types';
 
 export interface PeerConflict<D = unknown> {
   lease: Lease<D>;
@@ -45,6 +45,7 @@ export function planPeers<D>(backend: Backend<D>, input: PlanInput<D>, leases: I
   const own = input.own;
   const tables: Tables = {};
   for (const kind of backend.tables) tables[kind] = new Map() as never;
+  for (const e of backend.fixedEntries?.(ctx) ?? []) addEntry(tables, e);
   const conflicts: Array<PeerConflict<D>> = [];
   const paths = new Map<string, number>();
   const skip = (lease: Lease<D>, reason: string, detail: string): void => void conflicts.push({ lease, reason, detail });
@@ -93,6 +94,7 @@ function addEntry(tables: Tables, e: PlannedEntry): void {
 
 export interface ComputeInput<D> extends PlanInput<D> {
   ownHeld: boolean;
+  identity?: HostIdentity;
   peers: Iterable<Lease<D>>;
 }
 
@@ -104,7 +106,7 @@ export interface ComputeResult<D, S extends DeviceBase> {
 
 export function computeDesired<D, S extends DeviceBase>(backend: Backend<D, S>, input: ComputeInput<D>): ComputeResult<D, S> {
   const { tables, conflicts, paths } = planPeers(backend, input, input.peers);
-  const device = backend.device({ config: input.config, own: input.own, ownHeld: input.ownHeld, underlay: input.underlay });
+  const device = backend.device({ config: input.config, own: input.own, ownHeld: input.ownHeld, underlay: input.underlay, ...(input.identity ? { identity: input.identity } : {}) });
   return { desired: { device, tables }, conflicts, paths };
 }
 

@@ -32,6 +32,19 @@ export type PeerPlan =
   /** Not programmed: a conflict or an unreachable peer (counted and warned once by the daemon). */
   | { ok: false; reason: string; detail: string };
 
+/**
+ * What this host brings to its lease and device, whatever the backend: each backend takes its
+ * own part (vxlan the VTEP MAC, wireguard the public key and its device name). Chosen once and
+ * kept in the state dir by the daemon.
+ */
+export interface HostIdentity {
+  vtepMac: string;
+  /** Base64 X25519 public key; set when the active backend is wireguard. */
+  wireguardPublicKey?: string;
+  /** The WireGuard device's name (twill-wg; one per lab host, see src/backends/wireguard/backend.ts). */
+  wireguardDevice?: string;
+}
+
 export interface DeviceInput<D> {
   config: NetworkConfig;
   /** Our lease, or the one we are about to write. */
@@ -39,13 +52,14 @@ export interface DeviceInput<D> {
   /** Whether the lease is held: the device gets its address only then. */
   ownHeld: boolean;
   underlay: UnderlayFacts;
+  identity?: HostIdentity;
 }
 
 export interface Backend<D = unknown, S extends DeviceBase = DeviceBase> {
   readonly type: BackendConfig['type'];
   readonly codec: BackendDataCodec<D>;
   /** Our lease's BackendData. */
-  ownData(input: { config: NetworkConfig; vtepMac: string }): D;
+  ownData(input: { config: NetworkConfig } & HostIdentity): D;
   /** The pod MTU (subnet file) for an underlay MTU. */
   podMtu(config: NetworkConfig, underlayMtu: number): number;
   device(input: DeviceInput<D>): S | undefined;
@@ -53,6 +67,8 @@ export interface Backend<D = unknown, S extends DeviceBase = DeviceBase> {
   needsReach(config: NetworkConfig): boolean;
   /** Pure; one peer at a time, so a single lease event can be applied on its own. */
   planPeer(ctx: PlanContext<D>, peer: Lease<D>): PeerPlan;
+  /** Entries wanted whatever the peers (wireguard: the cluster network's fail-closed route). */
+  fixedEntries?(ctx: PlanContext<D>): PlannedEntry[];
   /** The device names this backend owns (swept when another backend is active). */
   ownsLink(name: string): boolean;
   readonly tables: readonly EntryKind[];

@@ -7,7 +7,7 @@ import { LabError } from '../lab/errors';
 import { labDown, labExec, labReport, labUp, loadLab, type LabLocation } from '../lab/operations';
 import { renderReport, reportOk } from '../lab/report';
 import { TwillError } from '../base/twill-error';
-import type { LabBackend } from '../lab/lab';
+import { LAB_BACKENDS, type LabBackend } from '../lab/lab';
 
 const USAGE = `Usage: twill-lab <command> [--name NAME] [--dir DIR]
 
@@ -16,7 +16,7 @@ Commands:
                               existing lab has), M pods per host (default 2, or as the lab has);
                               print hosts, pods and the pod×pod connectivity matrix. Exit
                               status 1 when any pair cannot reach the other.
-     [--backend vxlan|host-gw] [--direct-routing] [--routed K]
+     [--backend vxlan|host-gw|wireguard] [--direct-routing] [--routed K]
                               The network config's backend (default vxlan, or what the lab
                               has; changing it on a running lab restarts the daemons);
                               --direct-routing: vxlan with DirectRouting; --routed K: the last
@@ -91,8 +91,8 @@ async function main(argv: string[]): Promise<number> {
       const hosts = count(values.hosts, 'hosts', 200);
       const pods = count(values.pods, 'pods', 50);
       const given = values.backend ?? (values['direct-routing'] ? 'vxlan' : undefined);
-      if (given !== undefined && given !== 'vxlan' && given !== 'host-gw') throw new UsageError('--backend must be vxlan or host-gw');
-      const backend: LabBackend | undefined = given;
+      if (given !== undefined && !LAB_BACKENDS.includes(given as LabBackend)) throw new UsageError(`--backend must be one of ${LAB_BACKENDS.join(', ')}`);
+      const backend = given as LabBackend | undefined;
       if (values['direct-routing'] && backend !== 'vxlan') throw new UsageError('--direct-routing is a vxlan option');
       const routed = values.routed === undefined ? 0 : count(values.routed, 'routed', hosts ?? 200)!;
       const chosen = backend !== undefined ? { backend, directRouting: values['direct-routing'] === true } : {};

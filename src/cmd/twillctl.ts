@@ -3,6 +3,9 @@
 // Wiring only: the work is in src/install and src/ctl.
 import { parseArgs } from 'node:util';
 import { install } from '../install/install';
+import { rotateWireguardKey } from '../backends/wireguard/key-store';
+import { missingHostTools } from '../install/host-tools';
+import { onPath } from '../install/on-path';
 import { ownEnvFile, readEnvFile, setting } from '../ctl/env-file';
 import { ETCD_FLAGS, etcdSettings } from '../ctl/etcd-settings';
 import { gatherCheck, renderCheck } from '../ctl/check';
@@ -46,6 +49,11 @@ Commands:
       Readiness and key metrics of the twilld on this host. Exit status 0 when ready, 1 when not.
       --peers: instead, every peer as this host's probes see it (status, round trip, full-MTU
       path, last answer); exit status 0 when every peer is ok.
+  rotate-wireguard-key [--state-dir DIR]
+      A new WireGuard private key in DIR/wireguard-private-key (default /var/lib/twill; 0600)
+      and its public key printed. Restart twilld to publish it (\`systemctl restart twilld\`):
+      it rewrites its lease, every peer switches within a second, and wireguard-go keeps
+      running across the restart.
 
 Flags not given are taken from TWILLD_* in the environment, then from ${ownEnvFile()}
 (or --settings FILE; --env-file FILE too, except on Node.js 20, which takes --env-file anywhere
@@ -89,6 +97,7 @@ async function cmdInstall(argv: string[]): Promise<number> {
   for (const p of r.kept) out.write(`  kept   ${p} (already present; not overwritten)\n`);
   for (const p of r.pruned) out.write(`  pruned ${p}\n`);
   for (const w of r.warnings) out.write(`warning: ${w}\n`);
+  for (const line of missingHostTools(onPath)) out.write(`note: ${line}\n`);
   if (r.kept.length > 0 && (endpoints !== undefined || iface !== undefined)) {
     out.write('note: --etcd-endpoints/--iface only seed a new settings file; edit the kept one to change them\n');
   }
@@ -194,6 +203,14 @@ async function cmdStatus(argv: string[]): Promise<number> {
   return s.ready ? 0 : 1;
 }
 
+async function cmdRotateWireguardKey(argv: string[]): Promise<number> {
+  const v = parse(argv, { 'state-dir': { type: 'string' } });
+  const dir = setting(str(v['state-dir']), 'TWILLD_STATE_DIR', fileEnvOf(v), '/var/lib/twill');
+  const publicKey = await rotateWireguardKey(dir);
+  process.stdout.write(`new WireGuard public key ${publicKey}\nrestart twilld to publish it: systemctl restart twilld\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === '--version' || cmd === 'version') {
@@ -215,6 +232,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdCheck(rest);
     case 'trace':
       return cmdTrace(rest);
+    case 'rotate-wireguard-key':
+      return cmdRotateWireguardKey(rest);
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

@@ -42,6 +42,8 @@ export interface DaemonConfig {
   dataplane: DataplaneMode;
   /** Masquerade pod traffic leaving the cluster network (flannel's --ip-masq). */
   ipMasq: boolean;
+  /** The WireGuard device's name (wireguard backend). */
+  wireguardDevice: string;
   logLevel: LogLevel;
   /** This host's name in health summaries and `twillctl check`. */
   nodeName: string;
@@ -86,6 +88,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'probe-port', value: '<port>', help: 'UDP port of the peer-probe responder on every host (0: no probing).', dflt: '8475' },
   { name: 'probe-interval', value: '<seconds>', help: 'Seconds between probe rounds to one peer, at least.', dflt: '10' },
   { name: 'probe-rate', value: '<probes/s>', help: 'Upper bound on probes sent per second to all peers together; rounds stretch to fit.', dflt: '100' },
+  { name: 'wireguard-device', value: '<name>', help: 'WireGuard device name (wireguard backend); one per host on a shared filesystem, as wireguard-go\'s UAPI socket is /var/run/wireguard/<name>.sock.', dflt: 'twill-wg' },
   { name: 'log-level', value: '<level>', help: `Log level: ${LOG_LEVELS.join(', ')}.`, dflt: 'info' },
   { name: 'log-format', value: '<format>', help: 'Log lines as text or json (one JSON object per line).', dflt: 'text on a terminal, else json' },
   { name: 'help', value: null, help: 'Print this help and exit.', dflt: null },
@@ -226,6 +229,7 @@ function buildConfig(raw: Raw): DaemonConfig {
     resyncInterval: int(raw, 'resync-interval', 60, 1, MAX_TIMER_SECONDS),
     dataplane: oneOf(raw, 'dataplane', DATAPLANE_MODES, 'kernel'),
     ipMasq: oneOf(raw, 'ip-masq', ['true', 'false'] as const, 'true') === 'true',
+    wireguardDevice: wireguardDeviceName(withDefault('wireguard-device', 'twill-wg')),
     logLevel: logLevel(withDefault('log-level', 'info')),
     nodeName: withDefault('node-name', os.hostname()),
     probePort: int(raw, 'probe-port', 8475, 0, 65535),
@@ -322,4 +326,10 @@ function ipv4(ip: string | undefined, flag: string): string | undefined {
   if (ip === undefined) return undefined;
   if (!isIPv4(ip)) throw new ConfigError(flag, `--${flag}: "${ip}" is not an IPv4 address`);
   return ip;
+}
+
+/** A device name twill owns (src/backends/wireguard/backend.ts): twill-wg or twill-wg-<up to 6>. */
+function wireguardDeviceName(v: string): string {
+  if (!/^twill-wg(-[A-Za-z0-9_.]{1,6})?$/.test(v)) throw new ConfigError('wireguard-device', `"${v}" must be twill-wg or twill-wg-<1 to 6 letters/digits> (a name twill owns, at most 15 bytes)`);
+  return v;
 }

@@ -14,10 +14,15 @@
 //   vxlan: VNI default 1 (1..2^24-1), Port default 8472; Port 0 also means 8472, because
 //   flannel passes 0 to the kernel, whose VXLAN default destination port is 8472;
 //   DirectRouting default false (a JSON boolean). host-gw has no options.
+//   wireguard (flannel's pkg/backend/wireguard): ListenPort default 51820; PSK (base64, 32
+//   bytes) optional; PersistentKeepaliveInterval in seconds, default 0 (off); Mode "separate"
+//   (default), "auto" or "ipv4" — one device for IPv4, as twill has no IPv6; "ipv6" is
+//   refused. ListenPortV6 is accepted and ignored (IPv6 only).
 // - Field names match case-insensitively, as Go's encoding/json does (flannel's own tests
 //   write `{"network": ...}`); unknown fields are ignored; JSON null counts as absent.
 // Not carried over: flannel accepts VNI values above 65535 but writes them into the lease as a
 // uint16; twill keeps the full 24-bit value (only matters when mixing with flannel nodes).
+import { decodeKey } from '../backends/wireguard/key';
 import { formatIp4, formatPrefix4, ipInPrefix, maskOf, parseIp4, parsePrefix4, prefixSize, type Ip4, type Prefix4 } from '../ip/ipv4';
 import { TwillError } from '../base/twill-error';
 
@@ -37,9 +42,19 @@ export interface VxlanConfig {
   directRouting: boolean;
 }
 
-export type BackendConfig = VxlanConfig | { type: 'host-gw' };
+export interface WireguardConfig {
+  type: 'wireguard';
+  listenPort: number;
+  /** Base64 pre-shared key shared by every host, or undefined. */
+  psk: string | undefined;
+  /** Seconds; 0 = off. */
+  keepalive: number;
+  mode: 'separate' | 'auto' | 'ipv4';
+}
 
-export const BACKEND_TYPES: ReadonlyArray<BackendConfig['type']> = ['vxlan', 'host-gw'];
+export type BackendConfig = VxlanConfig | { type: 'host-gw' } | WireguardConfig;
+
+export const BACKEND_TYPES: ReadonlyArray<BackendConfig['type']> = ['vxlan', 'host-gw', 'wireguard'];
 
 export class NetworkConfigError extends TwillError<'ERR_NETWORK_CONFIG'> {
   /** The config key that was wrong ("Network", "SubnetLen", "Backend.VNI", or "(json)"). */
@@ -55,6 +70,7 @@ export class NetworkConfigError extends TwillError<'ERR_NETWORK_CONFIG'> {
 export const DEFAULT_VNI = 1;
 export const DEFAULT_VXLAN_PORT = 8472;
 export const MAX_VNI = 0xffffff;
+export const DEFAULT_WIREGUARD_PORT = 51820;
 
 type JsonObject = { readonly [key: string]: unknown };
 
@@ -131,6 +147,7 @@ function parseBackend(v: unknown): BackendConfig {
   const supported = BACKEND_TYPES.map((t) => JSON.stringify(t)).join(', ');
   if (type === undefined) throw new NetworkConfigError('Backend.Type', `is required when Backend is given (one of ${supported})`);
   if (type === 'host-gw') return { type };
+  if (type === 'wireguard') return parseWireguard(v);
   if (type !== 'vxlan') throw new NetworkConfigError('Backend.Type', `unsupported backend type ${JSON.stringify(type)} (one of ${supported})`);
 
   const vniRaw = jsonField(v, 'VNI');
@@ -145,6 +162,32 @@ function parseBackend(v: unknown): BackendConfig {
   const drRaw = jsonField(v, 'DirectRouting');
   if (drRaw !== undefined && typeof drRaw !== 'boolean') throw new NetworkConfigError('Backend.DirectRouting', `must be true or false, got ${JSON.stringify(drRaw)}`);
   return { type: 'vxlan', vni, port, directRouting: drRaw === true };
+}
+
+const WG_MODES: ReadonlyArray<WireguardConfig['mode']> = ['separate', 'auto', 'ipv4'];
+
+function parseWireguard(v: JsonObject): WireguardConfig {
+  const portRaw = jsonField(v, 'ListenPort');
+  const listenPort = portRaw === undefined ? DEFAULT_WIREGUARD_PORT : integerField('Backend.ListenPort', portRaw);
+  if (listenPort < 1 || listenPort > 65535) throw new NetworkConfigError('Backend.ListenPort', `must be between 1 and 65535 (got ${listenPort})`);
+  const psk = jsonField(v, 'PSK');
+  if (psk !== undefined && decodeKey(psk) === null) throw new NetworkConfigError('Backend.PSK', 'must be a base64 WireGuard key (32 bytes, as `wg genpsk` prints)');
+  const kaRaw = jsonField(v, 'PersistentKeepaliveInterval');
+  const keepalive = kaRaw === undefined ? 0 : integerField('Backend.PersistentKeepaliveInterval', kaRaw);
+  if (keepalive < 0 || keepalive > 65535) throw new NetworkConfigError('Backend.PersistentKeepaliveInterval', `must be between 0 and 65535 seconds (got ${keepalive})`);
+  const mode = jsonField(v, 'Mode') ?? 'separate';
+  if (!WG_MODES.includes(mode as WireguardConfig['mode'])) {
+    throw new NetworkConfigError('Backend.Mode', `must be one of ${WG_MODES.map((m) => JSON.stringify(m)).join(', ')} (twill has no IPv6), got ${JSON.stringify(mode)}`);
+  }
+  return { type: 'wireguard', listenPort, psk: psk as string | undefined, keepalive, mode: mode as WireguardConfig['mode'] };
+}
+
+function formatBackend(b: BackendConfig): object {
+  if (b.type === 'vxlan') return { Type: 'vxlan', VNI: b.vni, Port: b.port, ...(b.directRouting ? { DirectRouting: true } : {}) };
+  if (b.type === 'wireguard') {
+    return { Type: 'wireguard', ListenPort: b.listenPort, ...(b.psk ? { PSK: b.psk } : {}), PersistentKeepaliveInterval: b.keepalive, Mode: b.mode };
+  }
+  return { Type: b.type };
 }
 
 export function parseNetworkConfig(text: string): NetworkConfig {
@@ -195,8 +238,6 @@ export function formatNetworkConfig(c: NetworkConfig): string {
     SubnetLen: c.subnetLen,
     SubnetMin: formatIp4(c.subnetMin),
     SubnetMax: formatIp4(c.subnetMax),
-    Backend: c.backend.type === 'vxlan'
-      ? { Type: 'vxlan', VNI: c.backend.vni, Port: c.backend.port, ...(c.backend.directRouting ? { DirectRouting: true } : {}) }
-      : { Type: c.backend.type },
+    Backend: formatBackend(c.backend),
   });
 }

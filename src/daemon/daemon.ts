@@ -15,7 +15,9 @@ import type { DaemonConfig } from '../config/daemon';
 import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import { isOwnLease, planPeers, type PeerEntries } from '../backends/plan';
-import { backendFor, ownedByAnyBackend, type Registered } from '../backends/registry';
+import { backendFor, ownedByAnyBackend, retireInactive, type Registered } from '../backends/registry';
+import type { HostIdentity } from '../backends/types';
+import { loadOrCreateWireguardKey, type WireguardKey } from '../backends/wireguard/key-store';
 import { Reconciler, type Dataplane } from '../dataplane/reconciler';
 import { firstHost, formatIp4, formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../ip/ipv4';
 import { randomLocalMac } from '../ip/mac';
@@ -117,6 +119,8 @@ export class Daemon {
   private configText = '';
   private configWatch: ConfigChangeWatch | undefined;
   private peerLog: PeerLog;
+  /** This host's WireGuard key (wireguard backend only); the private half never leaves the driver. */
+  private wgKey: WireguardKey | undefined;
   private readonly raw = new Map<string, Decoded>();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
@@ -214,6 +218,9 @@ export class Daemon {
     this.config = await this.waitForConfig(this.registry);
     this.startProbing(this.config);
     const backend = (this.backend = backendFor(this.config));
+    if (this.config.backend.type === 'wireguard') await this.loadWireguardKey();
+    const retired = retireInactive(this.config.backend.type, { stateDir: this.cfg.stateDir, identity: this.identity() });
+    if (retired.length > 0) this.log.info({ stopped: retired }, 'stopped what an earlier backend ran');
     const preferred = await this.subnetFromFile();
     const underlay = this.underlay;
     const lease = await this.retry(
@@ -223,7 +230,7 @@ export class Daemon {
           config: this.config!,
           publicIp: parseIp4(underlay.publicIp),
           codec: backend.backend.codec,
-          backendData: backend.backend.ownData({ config: this.config!, vtepMac: this.vtepMac }),
+          backendData: backend.backend.ownData({ config: this.config!, ...this.identity() }),
           ...(preferred ? { preferred } : {}),
           ttlSeconds: this.cfg.subnetLeaseTtl,
           renewMarginSeconds: this.cfg.subnetLeaseRenewMargin * 60,
@@ -252,6 +259,21 @@ export class Daemon {
     this.configWatch.start(Math.min(this.cfg.resyncInterval * 1000, CONFIG_CHANGE_POLL_MAX_MS));
   }
 
+  private identity(): HostIdentity {
+    return {
+      vtepMac: this.vtepMac,
+      wireguardDevice: this.cfg.wireguardDevice,
+      ...(this.wgKey ? { wireguardPublicKey: this.wgKey.publicKey } : {}),
+    };
+  }
+
+  private async loadWireguardKey(): Promise<void> {
+    const k = (this.wgKey = await this.retry('WireGuard key state', () => loadOrCreateWireguardKey(this.cfg.stateDir)));
+    if (k.replacedCorrupt) this.log.warn({ stateDir: this.cfg.stateDir, publicKey: k.publicKey }, 'WireGuard key file did not hold a key; a new key was generated');
+    else if (k.created) this.log.info({ publicKey: k.publicKey }, 'generated a WireGuard key (kept in the state dir from now on)');
+    else this.log.info({ publicKey: k.publicKey }, 'WireGuard key loaded');
+  }
+
   /**
    * The first full list is in and our subnet chosen: from here on the dataplane is ours to
    * converge. Peers' entries are programmed now, while the lease is still being granted and
@@ -268,7 +290,12 @@ export class Daemon {
       return;
     }
     const backend = this.backend!;
-    const choice = backend.driver({ dataplane: this.cfg.dataplane, h: this.h });
+    const wgKey = this.wgKey;
+    const choice = backend.driver({
+      dataplane: this.cfg.dataplane,
+      h: this.h,
+      ...(wgKey ? { wireguard: { stateDir: this.cfg.stateDir, privateKey: () => wgKey.privateKey, log: child(this.log, 'wireguard') } } : {}),
+    });
     this.log.info({ backend: backend.backend.type, dataplane: choice.mode, reason: choice.reason, subnet: formatPrefix4(planned.subnet) }, 'dataplane starting; the subnet lease is being written');
     const driver = choice.driver;
     this.reconciler = new Reconciler(this.h, child(this.log, 'dataplane'), { resyncIntervalMs: this.cfg.resyncInterval * 1000, ownsLink: ownedByAnyBackend }, driver);
@@ -395,7 +422,7 @@ export class Daemon {
       // Probed: exactly the peers the dataplane programs (not our own lease, not skipped ones).
       this.probing?.setPeers(programmedPeers);
     }
-    const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay });
+    const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay, identity: this.identity() });
     this.hasDevice = device !== undefined;
     let programmed = 0;
     for (const path of pe.entries.paths.keys()) this.paths.add(path);

@@ -26,6 +26,8 @@ export interface TableSink<K extends EntryKind = EntryKind> {
   readonly kind: K;
   /** null: nothing changed. Throws on failure (retried). */
   push(entries: EntryMap<K>): SinkResult | null;
+  /** An asynchronous sink: true while what was pushed is not applied yet (not converged; re-checked on retry). */
+  pending?(): boolean;
 }
 
 /** Value types differ per table: `any` is confined to this alias, each spec is typed where written. */

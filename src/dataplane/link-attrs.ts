@@ -7,7 +7,8 @@ import type { LinkState } from '../netlink/types';
 
 export interface LinkAttrsSpec {
   mtu: number;
-  mac: string;
+  /** undefined: a device without a MAC (WireGuard's TUN). */
+  mac?: string;
   /** undefined: the addresses are left alone (our lease is not held yet). */
   address: string | undefined;
 }
@@ -43,7 +44,7 @@ export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: LinkA
   const changes: string[] = [];
   const set: { mtu?: number; mac?: string; up?: boolean } = {};
   if (link.mtu !== spec.mtu) set.mtu = spec.mtu;
-  if (link.mac !== spec.mac) set.mac = spec.mac;
+  if (spec.mac !== undefined && link.mac !== spec.mac) set.mac = spec.mac;
   if (!link.up) set.up = true;
   if (Object.keys(set).length > 0) {
     h.setLink(link, set);

@@ -19,9 +19,25 @@ export interface DeviceBase {
 export interface RouteEntry {
   dst: string;
   dstLen: number;
-  gateway: string;
+  /** undefined: a route on the link itself (wireguard: `<subnet> dev twill-wg`). */
+  gateway: string | undefined;
   oif: OnLink;
   onlink: boolean;
+  /** 'unreachable': drops with ICMP host unreachable, no device (wireguard's fail-closed route). */
+  type?: 'unreachable';
+}
+
+/** A WireGuard peer: its public key (base64, the key), where to send, which inner addresses it may use. */
+export interface WgPeerEntry {
+  publicKey: string;
+  /** "PublicIP:Port". */
+  endpoint: string;
+  /** Peer subnets as "a.b.c.d/len", sorted. */
+  allowedIps: string[];
+  /** Seconds; 0 = off. */
+  keepalive: number;
+  /** Base64 pre-shared key, or undefined. */
+  presharedKey: string | undefined;
 }
 
 export interface NeighEntry {
@@ -35,15 +51,16 @@ export interface FdbEntry {
 }
 
 /** Table kinds a backend may list; each has a spec in tables.ts (or a driver's own sink). */
-export type EntryKind = 'route' | 'neigh' | 'fdb';
+export type EntryKind = 'route' | 'neigh' | 'fdb' | 'wgpeer';
 
 export interface EntryOf {
   route: RouteEntry;
   neigh: NeighEntry;
   fdb: FdbEntry;
+  wgpeer: WgPeerEntry;
 }
 
-/** Entries of one table, keyed as the kernel keys them (route "dst/len", neigh IP, FDB MAC). */
+/** Entries of one table, keyed as the kernel keys them (route "dst/len", neigh IP, FDB MAC, wgpeer public key). */
 export type EntryMap<K extends EntryKind = EntryKind> = Map<string, EntryOf[K]>;
 
 export type Tables = { [K in EntryKind]?: EntryMap<K> };

@@ -270,7 +270,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     if (ok) ok = this.pushSinks(desired, 'add');
     if (ok) ok = this.applyPending();
     if (ok) ok = this.pushSinks(desired, 'exact');
-    this.isConverged = ok && this.tables.every((x) => x.t.inSync()) && !this.needFull;
+    this.isConverged = ok && this.tables.every((x) => x.t.inSync()) && !this.needFull && !(this.driver.sinks ?? []).some((k) => k.pending?.());
     if (this.isConverged) {
       this.backoffMs = 250;
       this.lastError = undefined;

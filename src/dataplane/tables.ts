@@ -11,10 +11,10 @@ import type { NetlinkEvent } from '../netlink/events';
 import type { NetlinkHandle } from '../netlink/handle';
 import { req } from '../netlink/handle';
 import type { Request } from '../netlink/socket';
-import { NUD_PERMANENT, RT_TABLE_MAIN, type FdbState, type NeighState, type RouteState } from '../netlink/types';
+import { NUD_PERMANENT, RT_TABLE_MAIN, RTN_UNICAST, RTN_UNREACHABLE, type FdbState, type NeighState, type RouteState } from '../netlink/types';
 import { DEVICE, TWILL_ROUTE_PROTOCOL, type EntryKind, type EntryOf, type OnLink } from './model';
 
-export interface RouteVal { dst: string; dstLen: number; gateway: string | undefined; oif: number | undefined; onlink: boolean; protocol: number }
+export interface RouteVal { dst: string; dstLen: number; gateway: string | undefined; oif: number | undefined; onlink: boolean; protocol: number; type: number }
 export interface NeighVal { ip: string; mac: string | undefined; permanent: boolean; index: number }
 export interface FdbVal { mac: string; dst: string | undefined; index: number }
 
@@ -49,7 +49,7 @@ export interface TableSpec<K extends EntryKind = EntryKind, V = unknown> {
 export const routeKey = (r: { dst: string; dstLen: number }): string => `${r.dst}/${r.dstLen}`;
 
 function routeVal(r: RouteState): RouteVal {
-  return { dst: r.dst, dstLen: r.dstLen, gateway: r.gateway, oif: r.oif, onlink: r.onlink, protocol: r.protocol };
+  return { dst: r.dst, dstLen: r.dstLen, gateway: r.gateway, oif: r.oif, onlink: r.onlink, protocol: r.protocol, type: r.type };
 }
 function neighVal(n: NeighState): NeighVal {
   return { ip: n.ip, mac: n.mac, permanent: (n.state & NUD_PERMANENT) !== 0, index: n.index };
@@ -68,15 +68,19 @@ export const routeTable: TableSpec<'route', RouteVal> = {
   kind: 'route',
   layer: 0,
   onDevice: false,
-  equal: (a, b) => a.gateway === b.gateway && a.oif === b.oif && a.onlink === b.onlink && a.protocol === b.protocol,
-  bind: (e, devIndex) => ({ dst: e.dst, dstLen: e.dstLen, gateway: e.gateway, oif: bindIndex(e.oif, devIndex), onlink: e.onlink, protocol: TWILL_ROUTE_PROTOCOL }),
+  equal: (a, b) => a.gateway === b.gateway && a.oif === b.oif && a.onlink === b.onlink && a.protocol === b.protocol && a.type === b.type,
+  bind: (e, devIndex) => {
+    const unreachable = e.type === 'unreachable';
+    // The kernel reports an unreachable route without a device.
+    return { dst: e.dst, dstLen: e.dstLen, gateway: e.gateway, oif: unreachable ? undefined : bindIndex(e.oif, devIndex), onlink: e.onlink, protocol: TWILL_ROUTE_PROTOCOL, type: unreachable ? RTN_UNREACHABLE : RTN_UNICAST };
+  },
   read(h, ctx) {
     const out = new Map<string, RouteVal>();
     for (const r of h.listRoutes({ table: RT_TABLE_MAIN })) if (isOurRoute(r, ctx.wanted)) out.set(routeKey(r), routeVal(r));
     return out;
   },
-  write: (v) => req.routeReplace({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif!, onlink: v.onlink, protocol: v.protocol }),
-  remove: (v) => req.routeDelete({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol }),
+  write: (v) => req.routeReplace({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol, type: v.type }),
+  remove: (v) => req.routeDelete({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol, type: v.type }),
   observe(ev, ctx) {
     if (ev.kind !== 'route' || !isOurRoute(ev.route, ctx.wanted)) return undefined;
     const v = routeVal(ev.route);

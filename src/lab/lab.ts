@@ -14,14 +14,20 @@ import { BRIDGE_IP, buildHost, buildOutside, buildRouter, buildUnderlay, type Se
 import type { LabHost, LabPod, LabState } from './lab-state';
 import { addPod, removePod } from './pods';
 import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
+import { stopWireguardGo } from '../backends/wireguard/wireguard-go';
+import { createHash } from 'node:crypto';
 
 export const DEFAULT_NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}';
 
-export type LabBackend = 'vxlan' | 'host-gw';
+export type LabBackend = 'vxlan' | 'host-gw' | 'wireguard';
+export const LAB_BACKENDS: readonly LabBackend[] = ['vxlan', 'host-gw', 'wireguard'];
 
 /** The lab's network config for a backend (vxlan: optionally with DirectRouting). */
 export function labNetworkConfig(backend: LabBackend, directRouting = false): string {
   if (backend === 'host-gw') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}';
+  // A keepalive makes the host that learns a peer last send at once, so first contact never waits
+  // out a handshake initiation sent before the peer knew our key (REKEY_TIMEOUT, 5 s).
+  if (backend === 'wireguard') return '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"wireguard","ListenPort":51820,"PersistentKeepaliveInterval":25}}';
   return directRouting ? '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":true}}' : DEFAULT_NETWORK_CONFIG;
 }
 export const ETCD_PREFIX = '/coreos.com/network';
@@ -40,6 +46,11 @@ export interface LabOptions {
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 // The bundled daemon (scripts/bundle-daemon.mjs): same code, faster start than dist/src/cmd/twilld.js.
 export const TWILLD = path.join(ROOT, 'dist', 'src', 'cmd', 'twilld-bundle.js');
+
+/** twill-wg-<6 hex of lab/host>: 15 bytes, unique per lab host, a name twill owns. */
+export function labWireguardDevice(lab: string, host: string): string {
+  return `twill-wg-${createHash('sha256').update(`${lab}/${host}`).digest('hex').slice(0, 6)}`;
+}
 
 export function defaultLabDir(name: string): string {
   return path.join('/run/twill-lab', name);
@@ -233,6 +244,19 @@ export class Lab {
     return path.join(host.dir, 'subnet.env');
   }
 
+  /**
+   * The host's WireGuard device name. wireguard-go's UAPI socket is /var/run/wireguard/<name>.sock
+   * on the one filesystem every lab host shares: a name per host (and per lab) keeps them apart.
+   */
+  wireguardDevice(host: LabHost): string {
+    return labWireguardDevice(this.state.name, host.name);
+  }
+
+  /** The host's daemon state dir (keys, wireguard-go's PID file). */
+  stateDir(host: LabHost): string {
+    return path.join(host.dir, 'state');
+  }
+
   daemonLog(host: LabHost): string {
     return path.join(host.dir, 'twilld.log');
   }
@@ -246,9 +270,10 @@ export class Lab {
       TWILLD,
       '--etcd-endpoints', this.etcdEndpoint,
       '--subnet-file', this.subnetFile(host),
-      '--state-dir', path.join(host.dir, 'state'),
+      '--state-dir', this.stateDir(host),
       '--http-addr', '127.0.0.1:9464',
       '--node-name', host.name,
+      '--wireguard-device', this.wireguardDevice(host),
       ...extraArgs,
     ];
     // The V8 code cache of the bundled daemon stays inside the lab: an installed daemon keeps it
@@ -357,6 +382,8 @@ export class Lab {
     for (const p of [...this.state.pods]) await removePod(this, p.name, { bestEffort: true });
     for (const h of this.state.hosts) await this.stopDaemon(h);
     for (const h of this.state.hosts) await this.stopCniServer(h);
+    // wireguard-go outlives its daemon by design (and its namespace's deletion): by its PID.
+    for (const h of this.state.hosts) stopWireguardGo(this.stateDir(h), this.wireguardDevice(h));
     await this.stopEtcd();
     for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
     for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);

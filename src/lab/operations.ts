@@ -56,7 +56,7 @@ export function loadLab(loc: LabLocation): Lab {
 
 export async function labUp(o: UpOptions): Promise<{ lab: Lab; report: LabReport; notes: string[] }> {
   const say = o.progress ?? (() => undefined);
-  const problems = prereqProblems(gatherPrereqFacts(ownPackageRoot()));
+  const problems = prereqProblems(gatherPrereqFacts(ownPackageRoot(), o.backend === 'wireguard'));
   if (problems.length > 0) throw new LabError('ERR_LAB_PREREQ', 'the lab cannot start on this machine', { problems });
   const dir = labDir(o);
   const notes: string[] = [];

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { locateNft } from '../firewall/nft';
 import { missingSourceFiles } from '../install/install';
+import { onPath } from '../install/on-path';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 
@@ -14,6 +15,8 @@ export interface PrereqFacts {
   /** Files of the built package that are missing (see install.ts REQUIRED_SOURCE_FILES). */
   missingBuild: string[];
   netnsSupported: boolean;
+  /** Only asked for a lab on the wireguard backend: wireguard-go (this kind of kernel has no WireGuard) and wg. */
+  wireguard?: { goPresent: boolean; toolsPresent: boolean };
 }
 
 /** Problems with a hint each; empty when the lab can start. Pure. */
@@ -24,11 +27,14 @@ export function prereqProblems(f: PrereqFacts): string[] {
   if (!f.nftPresent) out.push('nft is not installed (twilld programs masquerade and the VXLAN source filter with it): apt-get install -y nftables');
   if (f.missingBuild.length > 0) out.push(`twill is not built (missing ${f.missingBuild.join(', ')}): run npm ci && npm run build`);
   if (!f.netnsSupported) out.push('this kernel has no network namespaces (/proc/self/ns/net is missing)');
+  if (f.wireguard && !f.wireguard.goPresent) out.push('the wireguard backend needs wireguard-go (userspace WireGuard): apt-get install -y wireguard-go');
+  if (f.wireguard && !f.wireguard.toolsPresent) out.push('the wireguard lab checks its hosts with wg: apt-get install -y wireguard-tools');
   return out;
 }
 
-export function gatherPrereqFacts(packageRoot: string): PrereqFacts {
+export function gatherPrereqFacts(packageRoot: string, wireguard = false): PrereqFacts {
   return {
+    ...(wireguard ? { wireguard: { goPresent: onPath('wireguard-go'), toolsPresent: onPath('wg') } } : {}),
     uid: typeof process.getuid === 'function' ? process.getuid() : -1,
     etcdPresent: isExecutable(ETCD_BIN),
     nftPresent: locateNft() !== null,
@@ -45,3 +51,4 @@ function isExecutable(p: string): boolean {
     return false;
   }
 }
+

@@ -90,6 +90,8 @@ export interface RouteSpec {
   protocol: number;
   scope?: number;
   table?: number;
+  /** RTN_UNICAST when omitted. */
+  type?: number;
 }
 
 function routeBody(r: RouteSpec): Buffer {
@@ -100,7 +102,7 @@ function routeBody(r: RouteSpec): Buffer {
     oif: r.oif,
     protocol: r.protocol,
     scope: r.scope ?? RT_SCOPE_UNIVERSE,
-    type: RTN_UNICAST,
+    type: r.type ?? RTN_UNICAST,
     table: r.table ?? RT_TABLE_MAIN,
     flags: r.onlink ? RTNH_F_ONLINK : 0,
   });
@@ -265,11 +267,16 @@ export class NetlinkHandle {
   }
 
   createBridge(name: string, mtu: number): void {
+    this.createLinkOfKind(name, 'bridge', mtu);
+  }
+
+  /** A link of a kind without kind data (bridge; wireguard, whose config goes over generic netlink). */
+  createLinkOfKind(name: string, kind: string, mtu?: number): void {
     this.sock.request(
       {
         type: MsgType.NEWLINK,
         flags: Flags.CREATE | Flags.EXCL,
-        body: encodeLink({ family: 0 }, { ifname: name, mtu, linkinfo: encodeLinkInfo('bridge') }),
+        body: encodeLink({ family: 0 }, { ifname: name, ...(mtu !== undefined ? { mtu } : {}), linkinfo: encodeLinkInfo(kind) }),
         target: `link ${name}`,
       },
       'create',

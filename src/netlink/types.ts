@@ -60,6 +60,8 @@ export const RT_TABLE_MAIN = 254;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 export const RTN_UNICAST = 1;
+/** A route that drops with ICMP host unreachable (fail closed: src/backends/wireguard). */
+export const RTN_UNREACHABLE = 7;
 export const RTNH_F_ONLINK = 4;
 export const AF_INET = 2;
 export const AF_BRIDGE = 7;

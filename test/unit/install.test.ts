@@ -232,3 +232,11 @@ for (const [unitName, exec] of [
     assert.equal(r.stderr.trim(), '', 'no warnings');
   });
 }
+
+test('install names the host programs a backend needs that are missing, with the package', async () => {
+  const { missingHostTools } = await import('../../src/install/host-tools');
+  assert.deepEqual(missingHostTools(() => true), []);
+  const lines = missingHostTools((bin) => bin !== 'wireguard-go');
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /^wireguard-go not found: .*apt-get install -y wireguard-go$/);
+});

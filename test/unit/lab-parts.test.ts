@@ -15,6 +15,9 @@ import { echoReply } from '../../src/lab/outside-probe';
 
 test('prerequisites: one line with a remedy per problem', () => {
   assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, nftPresent: true, missingBuild: [], netnsSupported: true }), []);
+  assert.deepEqual(prereqProblems({ uid: 0, etcdPresent: true, nftPresent: true, missingBuild: [], netnsSupported: true, wireguard: { goPresent: true, toolsPresent: true } }), []);
+  const wg = prereqProblems({ uid: 0, etcdPresent: true, nftPresent: true, missingBuild: [], netnsSupported: true, wireguard: { goPresent: false, toolsPresent: false } });
+  assert.deepEqual(wg.map((l) => /apt-get install -y (\S+)/.exec(l)?.[1]), ['wireguard-go', 'wireguard-tools']);
   const p = prereqProblems({ uid: 1000, etcdPresent: false, nftPresent: false, missingBuild: ['dist/src/cmd/twilld.js'], netnsSupported: true });
   assert.equal(p.length, 4);
   assert.match(p[0]!, /root.*sudo/);
