@@ -1,7 +1,9 @@
 // Throwaway network namespaces for tests. Names are unique per process and test; tests run
 // `ip`/`bridge` only as an independent oracle and for setup inside these namespaces.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 
 export function uniqueName(tag: string): string {
   return `twt-${tag}-${process.pid.toString(36)}${randomBytes(2).toString('hex')}`.slice(0, 30);
@@ -72,6 +74,21 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
     if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * For a value that settles by itself after an event (a descriptor count, a process state, a log
+ * line or counter written after the answer): reads it until it equals `expected` (deep) or
+ * `timeoutMs` passes, then asserts on the last reading, so a failure shows the real value.
+ */
+export async function eventually<T>(read: () => T, expected: T, timeoutMs: number, what: string, intervalMs = 10): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = read();
+  while (!isDeepStrictEqual(last, expected) && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    last = read();
+  }
+  assert.deepEqual(last, expected, `${what} (still so after ${timeoutMs} ms)`);
 }
 
 /**
