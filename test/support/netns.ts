@@ -2,6 +2,7 @@
 // `ip`/`bridge` only as an independent oracle and for setup inside these namespaces.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 
@@ -51,8 +52,13 @@ export class Netns {
   exec(cmd: string, ...args: string[]): string {
     return sh('ip', ['netns', 'exec', this.name, cmd, ...args]);
   }
+  /** `ip netns del`; throws when that fails and the namespace file is still there. */
   delete(): void {
-    sh('ip', ['netns', 'del', this.name], { allowFail: true });
+    try {
+      sh('ip', ['netns', 'del', this.name]);
+    } catch (err) {
+      if (fs.existsSync(this.path)) throw err;
+    }
   }
 }
 
