@@ -17,7 +17,9 @@ Commands:
   exec <host|pod> -- CMD...   Run CMD inside that host's or pod's network namespace
                               ("underlay" is the namespace of the bridge and etcd).
   down                        Remove everything the lab created: its processes (by recorded
-                              PID), namespaces and files.
+                              PID), namespaces and files. It never stops at the first error:
+                              what it cannot remove is listed with the command that removes
+                              it, and the exit status is 1.
 
 --name NAME   the lab's name, 1-10 lowercase letters/digits (default: lab); several labs can
               run side by side. --dir DIR   its state directory (default: /run/twill-lab/NAME).
