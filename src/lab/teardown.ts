@@ -20,8 +20,11 @@ export class Teardown {
     try {
       await fn();
     } catch (err) {
-      const e = err as Error & { code?: unknown };
-      this.problems.push({ what, error: `${e?.message ?? String(err)}${typeof e?.code === 'string' && !String(e.message).includes(e.code) ? ` (${e.code})` : ''}`, fix });
+      const e = err as Error & { code?: unknown; problems?: unknown };
+      const code = typeof e?.code === 'string' && !String(e.message).includes(e.code) ? ` (${e.code})` : '';
+      // A nested teardown's own list (a lab's down inside a test's after-hook) is kept whole.
+      const nested = Array.isArray(e?.problems) && e.problems.length > 0 ? `: ${e.problems.join('; ')}` : '';
+      this.problems.push({ what, error: `${e?.message ?? String(err)}${code}${nested}`, fix });
     }
   }
 

@@ -10,7 +10,7 @@ import { isRoot, sh, waitFor } from '../support/netns';
 import { createTestLab, hostEntries } from '../support/lab';
 import { addPod } from '../support/pods';
 import {
-  OwnedEventLog, leaseKvs, preserveLogs, leaseValue, metricValue, ms, ownKey, recordFigure, sleep, startPing, subnetKeyOf, twillRoutes, type PingStats,
+  OwnedEventLog, leaseKvs, leaseValue, metricValue, ms, ownKey, recordFigure, tearDownFaultLab, sleep, startPing, subnetKeyOf, twillRoutes, type PingStats,
 } from '../support/faults';
 import type { Lab, LabHost, LabPod } from '../../src/lab/lab';
 import { BRIDGE_IP } from '../../src/lab/topology';
@@ -48,8 +48,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (lab) preserveLogs(lab, 'controlplane');
-  await lab?.down();
+  await tearDownFaultLab(lab, 'controlplane');
 });
 
 test('case 1: etcd down for 60 s: 0 packets lost, no kernel entry removed, no daemon exit; reconverges when etcd returns', { skip, timeout: 300_000 }, async () => {

@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { isRoot, waitFor } from '../support/netns';
 import { createTestLab, hostEntries, pingFrom } from '../support/lab';
-import { OwnedEventLog, deviceMtu, leaseKvs, metricSamples, ms, ownKey, preserveLogs, recordFigure, type OwnedEvent } from '../support/faults';
+import { OwnedEventLog, deviceMtu, leaseKvs, metricSamples, ms, ownKey, recordFigure, tearDownFaultLab, type OwnedEvent } from '../support/faults';
 import type { Lab, LabHost } from '../../src/lab/lab';
 import { setUnderlayMtu } from '../../src/lab/topology';
 
@@ -43,8 +43,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (lab) preserveLogs(lab, 'dataplane');
-  await lab?.down();
+  await tearDownFaultLab(lab, 'dataplane');
 });
 
 interface DriftCase {

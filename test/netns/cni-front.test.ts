@@ -10,7 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Netns, eventually, ipJson, isRoot, uniqueName, sh, waitFor } from '../support/netns';
+import { Netns, eventually, ipJson, deleteAll, isRoot, uniqueName, sh, waitFor } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { inNetns } from '../../src/netns/netns';
 import { install } from '../../src/install/install';
 import { CNI_NODE_PLUGIN_PATH, CNI_PLUGIN_PATH } from '../../src/install/layout';
@@ -114,10 +115,12 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  await stopServer();
-  for (const p of [...pods, ...others]) p.delete();
-  host?.delete();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  const t = new Teardown();
+  const pid = server?.proc.pid;
+  await t.step('twill serve', `kill -9 ${pid}`, () => stopServer());
+  await deleteAll(t, [...pods, ...others, host]);
+  await t.step(tmp, `rm -rf ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
+  t.finish('cni-front teardown');
 });
 
 test('with twill serve running, ADD, CHECK and DEL are answered by the server', { skip }, async () => {

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Netns, eventually, isRoot, sh, uniqueName, waitFor } from '../support/netns';
+import { Netns, deleteAll, eventually, isRoot, sh, uniqueName, waitFor } from '../support/netns';
 import { cniInvoke } from '../support/pods';
 import { inNetns } from '../../src/netns/netns';
 import { install } from '../../src/install/install';
@@ -78,8 +78,7 @@ after(async () => {
   const t = new Teardown();
   const s = server;
   if (s && s.exitCode === null) await t.step('twill serve', `kill -9 ${s.pid}`, () => new Promise((r) => (s.on('exit', r), s.kill('SIGTERM'))));
-  for (const p of pods) await t.step(`namespace ${p.name}`, `ip netns del ${p.name}`, () => p.delete());
-  await t.step(`namespace ${host.name}`, `ip netns del ${host.name}`, () => host.delete());
+  await deleteAll(t, [...pods, host]);
   await t.step(tmp, `rm -rf ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
   t.finish('cni-server-view teardown');
 });

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import type { Teardown } from '../../src/lab/teardown';
 
 export function uniqueName(tag: string): string {
   return `twt-${tag}-${process.pid.toString(36)}${randomBytes(2).toString('hex')}`.slice(0, 30);
@@ -28,6 +29,17 @@ export function ipn(ns: string, ...args: string[]): string {
 export function ipJson<T = Record<string, unknown>>(ns: string, ...args: string[]): T[] {
   const out = sh('ip', ['-n', ns, '-j', ...args]).trim();
   return out ? (JSON.parse(out) as T[]) : [];
+}
+
+/**
+ * What twill could change on a device: its addresses (family, address/length, scope), MTU and
+ * flags. Not a whole `ip -j addr` snapshot: the kernel moves parts of it by itself (IPv6 DAD's
+ * "tentative" on a fresh link-local address, lifetimes).
+ */
+export function deviceFacts(ns: string, dev: string): { mtu: number; flags: string[]; addrs: string[] } {
+  const [l] = ipJson<{ mtu: number; flags: string[]; addr_info: Array<{ family: string; local: string; prefixlen: number; scope: string }> }>(ns, 'addr', 'show', 'dev', dev);
+  if (!l) throw new Error(`no device ${dev} in ${ns}`);
+  return { mtu: l.mtu, flags: [...l.flags].sort(), addrs: l.addr_info.map((a) => `${a.family} ${a.local}/${a.prefixlen} ${a.scope}`).sort() };
 }
 
 export function bridgeJson<T = Record<string, unknown>>(ns: string, ...args: string[]): T[] {
@@ -60,6 +72,11 @@ export class Netns {
       if (fs.existsSync(this.path)) throw err;
     }
   }
+}
+
+/** Teardown steps deleting each namespace (those never created are skipped). */
+export async function deleteAll(t: Teardown, namespaces: Array<Netns | undefined>): Promise<void> {
+  for (const n of namespaces) if (n) await t.step(`namespace ${n.name}`, `ip netns del ${n.name}`, () => n.delete());
 }
 
 export function isRoot(): boolean {
