@@ -105,13 +105,19 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
  * `timeoutMs` passes, then asserts on the last reading, so a failure shows the real value.
  */
 export async function eventually<T>(read: () => T, expected: T, timeoutMs: number, what: string, intervalMs = 10): Promise<void> {
+  const last = await settle(read, (v) => isDeepStrictEqual(v, expected), timeoutMs, intervalMs);
+  assert.deepEqual(last, expected, `${what} (still so after ${timeoutMs} ms)`);
+}
+
+/** Reads until `ok(value)` or `timeoutMs` passes; returns the last reading (assert on it). */
+export async function settle<T>(read: () => T, ok: (v: T) => boolean, timeoutMs: number, intervalMs = 10): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let last = read();
-  while (!isDeepStrictEqual(last, expected) && performance.now() < deadline) {
+  while (!ok(last) && performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, intervalMs));
     last = read();
   }
-  assert.deepEqual(last, expected, `${what} (still so after ${timeoutMs} ms)`);
+  return last;
 }
 
 /**
