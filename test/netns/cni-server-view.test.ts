@@ -136,3 +136,18 @@ test("errors are the Node plugin's too: a namespace missing on the caller's side
   assert.ok(log.includes('"containerId":"view-missing"'), 'answered by the server');
   assert.deepEqual(allocations(callerDir), []);
 });
+
+test('a caller in another PID namespace (its view cannot be taken) is declined, and the front-end answers through the Node plugin', { skip }, async () => {
+  const front = path.join(root, CNI_PLUGIN_PATH);
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' };
+  const p = inNetns(host.path, () => spawn('unshare', ['--pid', '--fork', front], { env, stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  p.stdout!.on('data', (d: Buffer) => (out += d));
+  const code = await new Promise<number | null>((r) => {
+    p.on('close', r);
+    p.stdin!.end('{"cniVersion":"1.0.0"}');
+  });
+  assert.equal(code, 0);
+  assert.equal((JSON.parse(out) as { cniVersion: string }).cniVersion, '1.0.0');
+  await waitFor(() => log.includes('"msg":"declined a CNI call: the caller\'s filesystem view is out of reach"'), 5_000, 'the decline logged');
+});
