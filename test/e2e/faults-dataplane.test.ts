@@ -37,8 +37,10 @@ before(async () => {
   const p = ownKey(kvs, h2);
   own = { subnet: o.subnet, base: o.subnet.split('/')[0]! };
   peer = { subnet: p.subnet, base: p.subnet.split('/')[0]!, mac: p.mac, ip: h2.ip };
-  await waitFor(() => hostEntries(h1.ns).routes.length === 1, 10_000, 'h1 programmed h2', 20);
-  assert.ok(pingFrom(h1.ns, peer.base, { count: 1, timeoutS: 2 }));
+  // Both ways: the reply needs h2's route back to h1 as much as the request needs h1's. Waiting
+  // for h1's side alone made the ping below fail now and then.
+  await waitFor(() => hostEntries(h1.ns).routes.length === 1 && hostEntries(h2.ns).routes.length === 1, 10_000, 'h1 and h2 programmed each other', 20);
+  await waitFor(() => pingFrom(h1.ns, peer.base, { count: 1, timeoutS: 1 }), 10_000, 'h1 reaches h2 through the overlay', 100);
 });
 
 after(async () => {
