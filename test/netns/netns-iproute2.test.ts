@@ -39,6 +39,19 @@ test(`the same where /run/netns was not a mount point: twill and ip race to make
   assert.deepEqual(run.leftover, [], 'nothing left running in that mount namespace');
 });
 
+test('twill first on a plain /run/netns makes it a shared mount point; then ip netns del removes twill\'s namespace and twill removes ip\'s', { skip }, async () => {
+  const run = await runPrivate(SCRIPT, ['interop', uniqueName('iop')]);
+  assert.equal(run.code, 0, run.stderr);
+  const r = run.results[0]!;
+  assert.equal(r['wasMountPoint'], false);
+  assert.deepEqual(r['afterCreate'], { mountPoint: true, shared: true }, 'what ip netns add does before its first mount');
+  assert.equal(r['ipAdd'], 0);
+  assert.equal(r['ipDel'], 0, `ip netns del removes twill's namespace (${r['ipDelError']})`);
+  assert.equal(r['twDel'], true, "twill removes iproute2's");
+  assert.deepEqual(r['leftFiles'], []);
+  assert.deepEqual(r['leftMounts'], []);
+});
+
 test('a namespace an older twill left on a plain /run/netns, shadowed by ip netns add, is still deleted', { skip }, async () => {
   const run = await runPrivate(SCRIPT, ['shadowed', uniqueName('shd')]);
   assert.equal(run.code, 0, run.stderr);

@@ -2,6 +2,7 @@
 // script inside a private mount namespace (support/private-run.ts), where it prints JSON lines.
 //   churn <tag> <n>   creates and deletes <n> namespaces through twill while a shell loop runs
 //                     `ip netns add/del` of unrelated names beside it
+//   interop <tag>     twill first on a plain /run/netns, then each side deletes the other's
 //   shadowed <tag>    a namespace mounted the way an older twill did (on a plain /run/netns),
 //                     shadowed by a foreign `ip netns add`, then deleted through twill
 import { spawn, spawnSync } from 'node:child_process';
@@ -114,11 +115,34 @@ export function shadowed(tag: string): Record<string, unknown> {
   return { wasMountPoint, made: made.status, foreignAdd: add.status, ipDelStatus: ipDel.status, ipDelError: ipDel.stderr.trim(), deleted, ...after, foreignThere };
 }
 
+/**
+ * On a plain /run/netns: twill creates first (and must make the directory a shared mount point
+ * as iproute2 would), then each side deletes the other's namespace.
+ */
+export function interop(tag: string): Record<string, unknown> {
+  const wasMountPoint = netnsMount().mountPoint;
+  const ours = `${tag}-tw`;
+  const theirs = `${tag}-ip`;
+  createNetns(ours);
+  const afterCreate = netnsMount();
+  const add = spawnSync('ip', ['netns', 'add', theirs], { encoding: 'utf8' });
+  // iproute2 deletes twill's namespace, twill deletes iproute2's: neither shadows the other.
+  const ipDel = spawnSync('ip', ['netns', 'del', ours], { encoding: 'utf8' });
+  let twDel: unknown;
+  try {
+    twDel = deleteNetns(theirs);
+  } catch (e) {
+    twDel = (e as Error).message;
+  }
+  return { wasMountPoint, afterCreate, ipAdd: add.status, ipDel: ipDel.status, ipDelError: ipDel.stderr.trim(), twDel, ...leftovers(tag) };
+}
+
 if (require.main === module) {
   const [mode, tag, n] = process.argv.slice(2);
   announceNamespace();
   const print = (r: unknown): void => void process.stdout.write(`${JSON.stringify(r)}\n`);
   if (mode === 'churn') void churn(tag!, Number(n)).then(print);
   else if (mode === 'shadowed') print(shadowed(tag!));
+  else if (mode === 'interop') print(interop(tag!));
   else throw new Error(`unknown mode ${mode}`);
 }
