@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Teardown } from '../../src/lab/teardown';
+import { deleteNetns, netnsRemoveCommand } from '../../src/netns/netns';
 
 export function uniqueName(tag: string): string {
   return `twt-${tag}-${process.pid.toString(36)}${randomBytes(2).toString('hex')}`.slice(0, 30);
@@ -64,19 +65,27 @@ export class Netns {
   exec(cmd: string, ...args: string[]): string {
     return sh('ip', ['netns', 'exec', this.name, cmd, ...args]);
   }
-  /** `ip netns del`; throws when that fails and the namespace file is still there. */
+  /**
+   * `ip netns del`; when that fails and the file is still there (e.g. shadowed by a bind mount
+   * of /run/netns), twill's own delete, which copes with that; throws when both fail.
+   */
   delete(): void {
     try {
       sh('ip', ['netns', 'del', this.name]);
     } catch (err) {
-      if (fs.existsSync(this.path)) throw err;
+      if (!fs.existsSync(this.path)) return;
+      try {
+        deleteNetns(this.name);
+      } catch (e) {
+        throw new AggregateError([err, e], `namespace ${this.name} could not be removed: ${(e as Error).message}`);
+      }
     }
   }
 }
 
 /** Teardown steps deleting each namespace (those never created are skipped). */
 export async function deleteAll(t: Teardown, namespaces: Array<Netns | undefined>): Promise<void> {
-  for (const n of namespaces) if (n) await t.step(`namespace ${n.name}`, `ip netns del ${n.name}`, () => n.delete());
+  for (const n of namespaces) if (n) await t.step(`namespace ${n.name}`, netnsRemoveCommand(n.name), () => n.delete());
 }
 
 export function isRoot(): boolean {
