@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "twill_native",
-      "sources": ["native/twill_native.c", "native/userspace.c", "native/napi_util.c", "native/udp_df.c"],
+      "sources": ["native/twill_native.c", "native/netns_files.c", "native/fs_view.c", "native/userspace.c", "native/napi_util.c", "native/udp_df.c"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"]
     },
     {

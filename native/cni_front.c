@@ -10,6 +10,8 @@
  *   - no server listening (not started, restarting, crashed)  -> Node plugin
  *   - the listener is not root (someone squatting the name)    -> Node plugin
  *   - the server closes without a whole answer, or is silent   -> Node plugin
+ *     (it declines so when it cannot take this process's filesystem view: it runs each call
+ *     in the caller's mount namespace and root, found by our PID, see native/fs_view.c)
  * No CNI logic lives here: it never looks inside the JSON, it only carries bytes.
  *
  * The rendezvous is an abstract unix socket, "@twill-cni". Abstract names belong to a network

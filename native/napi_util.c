@@ -53,3 +53,11 @@ int tw_only_external(napi_env env, napi_callback_info info, void **out) {
   napi_value v;
   return only_arg(env, info, &v) && napi_get_value_external(env, v, out) == napi_ok && *out != NULL;
 }
+
+int tw_only_string(napi_env env, napi_callback_info info, char *buf, size_t len) {
+  napi_value v;
+  napi_valuetype t;
+  size_t n;
+  return only_arg(env, info, &v) && napi_typeof(env, v, &t) == napi_ok && t == napi_string &&
+         napi_get_value_string_utf8(env, v, buf, len, &n) == napi_ok && n < len - 1;
+}

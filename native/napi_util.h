@@ -15,5 +15,7 @@ int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len);
 /* For functions of one argument: an int32 (an fd), or an external handle (non-NULL). */
 int tw_only_i32(napi_env env, napi_callback_info info, int32_t *out);
 int tw_only_external(napi_env env, napi_callback_info info, void **out);
+/* ... or a string that fits `len` bytes with its NUL. */
+int tw_only_string(napi_env env, napi_callback_info info, char *buf, size_t len);
 
 #endif

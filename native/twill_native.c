@@ -7,8 +7,10 @@
  *   namespace (setns is per thread, the socket's namespace is fixed at creation: enter, create,
  *   return, all synchronously on the calling thread).
  * - a readability watcher (uv_poll) so the event socket is drained from the event loop.
- * - named network namespaces (create, enter, unmount) and sd_notify (AF_UNIX datagram).
- * - the uid at the other end of a unix socket (SO_PEERCRED; Node's net module does not tell).
+ * - entering a network namespace and sd_notify (AF_UNIX datagram); named namespace files
+ *   (create, delete, coexisting with iproute2) live in netns_files.c.
+ * - the uid and pid at the other end of a unix socket (SO_PEERCRED; Node's net module does not
+ *   tell); taking that caller's filesystem view is fs_view.c.
  * - the userspace VXLAN datapath lives in userspace.c (TAP open, forwarding threads).
  *
  * Errors are thrown as Error objects with `code` (errno name), `errno` and `syscall`,
@@ -24,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <pthread.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/netlink.h>
@@ -302,23 +302,14 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* The netns functions take exactly one path argument. */
-static int one_path_arg(napi_env env, napi_callback_info info, char *path, size_t len) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int ok;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  return argc >= 1 && get_opt_string(env, argv[0], path, len, &ok) && ok;
-}
-
-/* ---- named network namespaces (what `ip netns add/del` does, without running `ip`) ---- */
+/* ---- entering a network namespace ---- */
 
 /* netnsEnter(path) -> fd of the namespace we were in; the calling (main) thread is now in
  * `path`. Anything created or forked synchronously from here on lives there (netlink
  * sockets, child processes, /proc/sys opens). Always pair with netnsReturn, no await between. */
 static napi_value netns_enter(napi_env env, napi_callback_info info) {
   char path[4096];
-  if (!one_path_arg(env, info, path, sizeof path)) return tw_throw_type(env, "netnsEnter(path)");
+  if (!tw_only_string(env, info, path, sizeof path)) return tw_throw_type(env, "netnsEnter(path)");
   int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (orig < 0) return tw_throw_errno(env, errno, "open(/proc/thread-self/ns/net)");
   int target = open(path, O_RDONLY | O_CLOEXEC);
@@ -339,70 +330,27 @@ static napi_value netns_return(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-typedef struct { const char *path; int err; const char *what; } create_arg_t;
-
-static void *create_thread(void *p) {
-  create_arg_t *a = (create_arg_t *)p;
-  /* unshare affects only this short-lived thread; its new namespace survives through the
-   * bind mount. */
-  if (unshare(CLONE_NEWNET) < 0) { a->err = errno; a->what = "unshare(CLONE_NEWNET)"; return NULL; }
-  if (mount("/proc/thread-self/ns/net", a->path, "none", MS_BIND, NULL) < 0) { a->err = errno; a->what = "mount(bind netns)"; return NULL; }
-  return NULL;
-}
-
-/* netnsCreate(path): `path` must exist as an empty file; it becomes a persistent namespace. */
-static napi_value netns_create(napi_env env, napi_callback_info info) {
-  char path[4096];
-  if (!one_path_arg(env, info, path, sizeof path)) return tw_throw_type(env, "netnsCreate(path)");
-  create_arg_t a = { path, 0, NULL };
-  pthread_t t;
-  int r = pthread_create(&t, NULL, create_thread, &a);
-  if (r != 0) return tw_throw_errno(env, r, "pthread_create");
-  pthread_join(t, NULL);
-  if (a.err) return tw_throw_errno(env, a.err, a.what);
-  return NULL;
-}
-
-/* netnsUnmount(path): detach the namespace's bind mount (the namespace dies with its last user). */
-static napi_value netns_unmount(napi_env env, napi_callback_info info) {
-  char path[4096];
-  if (!one_path_arg(env, info, path, sizeof path)) return tw_throw_type(env, "netnsUnmount(path)");
-  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return tw_throw_errno(env, errno, "umount2");
-  return NULL;
-}
-
-/* The credentials at the other end of unix socket `fd` (the one argument); NULL with a JS
- * exception pending on failure. For a connection to a listening socket they are the listener's
- * (as of listen()), which the kernel knows even while that process is busy. */
-static struct ucred *peer_cred(napi_env env, napi_callback_info info, const char *usage, struct ucred *cred) {
+/* peerCred(fd) -> { uid, pid } of the process that connected (or listens) at the other end;
+ * pid is 0 when that process is outside our PID namespace. */
+static napi_value peer_cred(napi_env env, napi_callback_info info) {
   int32_t fd;
-  if (!tw_only_i32(env, info, &fd)) {
-    tw_throw_type(env, usage);
-    return NULL;
-  }
-  socklen_t len = sizeof *cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0) {
-    tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
-    return NULL;
-  }
-  return cred;
-}
-
-/* peerUid(fd) -> uid, peerPid(fd) -> pid of the process that connected (or listens) at the
- * other end; one function, told which by its data pointer (NULL: uid). */
-static napi_value peer_cred_value(napi_env env, napi_callback_info info) {
-  void *pid = NULL;
-  napi_get_cb_info(env, info, NULL, NULL, NULL, &pid);
+  if (!tw_only_i32(env, info, &fd)) return tw_throw_type(env, "peerCred(fd)");
   struct ucred cred;
-  if (!peer_cred(env, info, pid ? "peerPid(fd)" : "peerUid(fd)", &cred)) return NULL;
-  napi_value out;
-  if (pid) napi_create_int32(env, cred.pid, &out);
-  else napi_create_uint32(env, cred.uid, &out);
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return tw_throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  napi_value out, uid, pid;
+  napi_create_object(env, &out);
+  napi_create_uint32(env, cred.uid, &uid);
+  napi_create_int32(env, cred.pid, &pid);
+  napi_set_named_property(env, out, "uid", uid);
+  napi_set_named_property(env, out, "pid", pid);
   return out;
 }
 
 napi_value twill_userspace_init(napi_env env, napi_value exports); /* native/userspace.c */
 napi_value twill_udp_init(napi_env env, napi_value exports); /* native/udp_df.c */
+napi_value twill_netns_files_init(napi_env env, napi_value exports); /* native/netns_files.c */
+napi_value twill_fs_view_init(napi_env env, napi_value exports); /* native/fs_view.c */
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -415,12 +363,11 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_default, NULL },
     { "netnsEnter", NULL, netns_enter, NULL, NULL, NULL, napi_default, NULL },
     { "netnsReturn", NULL, netns_return, NULL, NULL, NULL, napi_default, NULL },
-    { "netnsCreate", NULL, netns_create, NULL, NULL, NULL, napi_default, NULL },
-    { "netnsUnmount", NULL, netns_unmount, NULL, NULL, NULL, napi_default, NULL },
-    { "peerUid", NULL, peer_cred_value, NULL, NULL, NULL, napi_default, NULL },
-    { "peerPid", NULL, peer_cred_value, NULL, NULL, NULL, napi_default, (void *)1 },
+    { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  twill_netns_files_init(env, exports); /* native/netns_files.c: netnsDirShared/Create/Delete */
+  twill_fs_view_init(env, exports); /* native/fs_view.c: fsViewEnter/Return */
   twill_udp_init(env, exports); /* native/udp_df.c: udpOpen */
   return twill_userspace_init(env, exports); /* native/userspace.c: the us* functions */
 }

@@ -26,7 +26,9 @@ Commands:
                               ("underlay" is the namespace of the bridge and etcd,
                               "outside" a namespace beyond the cluster at 172.30.0.250).
   down                        Remove everything the lab created: its processes (by recorded
-                              PID), namespaces and files.
+                              PID), namespaces and files. It never stops at the first error:
+                              what it cannot remove is listed with the command that removes
+                              it, and the exit status is 1.
 
 --name NAME   the lab's name, 1-10 lowercase letters/digits (default: lab); several labs can
               run side by side. --dir DIR   its state directory (default: /run/twill-lab/NAME).

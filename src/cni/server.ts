@@ -8,11 +8,23 @@
 // Trust: commands run as root for whoever asks, so only root may ask (SO_PEERCRED). Calls run
 // one at a time (they are synchronous, a few ms each), in the order they complete.
 // Wire format: see native/cni_front.c.
+//
+// Paths: the answer must be the one the Node plugin gives in the caller's place, and the caller
+// (the runtime, through the front-end) may see another filesystem than this server: systemd's
+// PrivateTmp/ProtectHome give twill-cni.service its own mount namespace, and a runtime may run
+// in one with a private /run. So each call runs in the caller's filesystem view: the main
+// thread enters the front-end's mount namespace and root (native/fs_view.c, by the PID
+// SO_PEERCRED gives) for the synchronous call and returns after it. CNI_NETNS, the config's
+// subnetFile and dataDir, and everything else the plugin opens (/proc/sys included) resolve
+// exactly as they do for the plugin, symlinks such as /var/run -> /run included. All three must
+// be absolute (skel.ts, config.ts), so the caller's working directory plays no part. When that
+// view cannot be taken (the caller in another PID namespace, or gone) the server declines:
+// it closes without an answer and the front-end runs the Node plugin itself.
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { defaultLogFormat, formatRecord, isLogFormat, logRecord, type LogFormat } from '../observe/log-line';
 import { native } from '../netns/native';
-import { run, type Outcome } from './skel';
+import { loadCommands, run, type Outcome } from './skel';
 import { TwillError } from '../base/twill-error';
 
 export const SOCKET_NAME = 'twill-cni';
@@ -61,20 +73,32 @@ export function encodeAnswer(outcome: Outcome): Buffer {
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
-function peerUid(socket: net.Socket): number | undefined {
+function peerCred(socket: net.Socket): { uid: number; pid: number } | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return undefined;
   try {
-    return native().peerUid(fd);
+    return native().peerCred(fd);
   } catch {
     return undefined;
   }
 }
 
+/** `run` in the filesystem view of process `pid`; undefined when that view cannot be taken. */
+export function runAs(pid: number, env: Record<string, string>, stdin: string): Outcome | undefined {
+  if (pid <= 0) return undefined;
+  const entered = native().fsViewEnter(pid);
+  if (entered < 0) return undefined;
+  try {
+    return run(env, stdin);
+  } finally {
+    if (entered === 1) native().fsViewReturn();
+  }
+}
+
 function handle(socket: net.Socket, log: Log): void {
-  const uid = peerUid(socket);
-  if (uid !== 0) {
-    log('warn', 'refused a CNI call from a non-root peer', { uid: uid ?? null });
+  const cred = peerCred(socket);
+  if (cred?.uid !== 0) {
+    log('warn', 'refused a CNI call from a non-root peer', { uid: cred?.uid ?? null });
     socket.destroy();
     return;
   }
@@ -98,7 +122,18 @@ function handle(socket: net.Socket, log: Log): void {
     if (!req) return;
     done = true;
     const t0 = performance.now();
-    const outcome = run(req.env, req.stdin);
+    let outcome: Outcome | undefined;
+    try {
+      outcome = runAs(cred.pid, req.env, req.stdin);
+    } catch (err) {
+      log('warn', 'could not take the caller\'s filesystem view', { error: (err as Error).message, code: (err as { code?: string }).code ?? null });
+    }
+    if (!outcome) {
+      // No answer: the front-end runs the Node plugin in the caller's place.
+      log('warn', 'declined a CNI call: the caller\'s filesystem view is out of reach', { pid: cred.pid, command: req.env['CNI_COMMAND'] ?? null });
+      socket.destroy();
+      return;
+    }
     socket.end(encodeAnswer(outcome));
     // One line per call, as the reference plugins' runtimes log them; failures carry the answer.
     const fields = { command: req.env['CNI_COMMAND'] ?? null, containerId: req.env['CNI_CONTAINERID'] ?? null, ifname: req.env['CNI_IFNAME'] ?? null, exitCode: outcome.exitCode, ms: Math.round((performance.now() - t0) * 10) / 10 };
@@ -113,6 +148,8 @@ export interface CniServer {
 
 /** Listens on @<name> in the current network namespace; waits while another server holds it. */
 export function startServer(log: Log, name = SOCKET_NAME): CniServer {
+  // Loaded now, from this view: a call may run in a caller's view, where our files are not.
+  loadCommands();
   const server = net.createServer((s) => handle(s, log));
   let retry: NodeJS.Timeout | undefined;
   let closed = false;

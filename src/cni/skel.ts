@@ -69,6 +69,16 @@ function requireVersion(conf: PluginConfig, command: Command, min: string): void
   }
 }
 
+/** Loads every command module now (the server does, before any call; the plugin never needs to). */
+export function loadCommands(): void {
+  require('./add');
+  require('./result');
+  require('./del');
+  require('./check');
+  require('./status');
+  require('./gc');
+}
+
 function dispatch(args: CmdArgs, conf: PluginConfig): string {
   switch (args.command) {
     case 'ADD': {

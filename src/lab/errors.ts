@@ -7,10 +7,11 @@ export type LabErrorCode =
   | 'ERR_LAB_NOT_FOUND' // no lab state in the given directory
   | 'ERR_LAB_TARGET' // `exec` named no host or pod of the lab
   | 'ERR_LAB_CNI' // the CNI plugin failed or answered something unusable
-  | 'ERR_LAB_PROBE'; // the connectivity probe could not run at all
+  | 'ERR_LAB_PROBE' // the connectivity probe could not run at all
+  | 'ERR_LAB_TEARDOWN'; // `down` removed what it could; `problems` lists the rest, with commands
 
 export class LabError extends TwillError<LabErrorCode> {
-  /** One line per problem, for ERR_LAB_PREREQ. */
+  /** One line per problem, for ERR_LAB_PREREQ and ERR_LAB_TEARDOWN. */
   readonly problems: string[];
 
   constructor(code: LabErrorCode, message: string, opts: { problems?: string[]; cause?: unknown } = {}) {

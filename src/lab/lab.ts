@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomicSync } from '../base/atomic-write';
 import { EtcdAdmin } from '../subnet/etcd-admin';
-import { deleteNetns, inNetns, netnsExists } from '../netns/netns';
+import { deleteNetns, inNetns, netnsRemoveCommand } from '../netns/netns';
 import { isRunning, sleep, stopProc, type SpawnedProc } from './procs';
+import { Teardown } from './teardown';
 import { spawn } from 'node:child_process';
 import { BRIDGE_IP, buildHost, buildOutside, buildRouter, buildUnderlay, type Segment } from './topology';
 import type { LabHost, LabPod, LabState } from './lab-state';
@@ -375,22 +376,31 @@ export class Lab {
     return p;
   }
 
-  /** Removes everything the lab created: processes by PID, namespaces, its directory. */
+  /**
+   * Removes everything the lab created: pods (CNI DEL), processes by PID, namespaces, its
+   * directory. Never stops at the first error: every process is stopped and every namespace
+   * removed that can be; then what is left is thrown (ERR_LAB_TEARDOWN, with commands), and the
+   * directory with lab.json is kept so `down` can be run again.
+   */
   async down(): Promise<void> {
-    // Pods first and through CNI DEL, as a runtime tears them down; best effort, since down
-    // must finish whatever state the lab is in.
-    for (const p of [...this.state.pods]) await removePod(this, p.name, { bestEffort: true });
-    for (const h of this.state.hosts) await this.stopDaemon(h);
-    for (const h of this.state.hosts) await this.stopCniServer(h);
+    const t = new Teardown();
+    // Pods first and through CNI DEL, as a runtime tears them down. A failing DEL is no
+    // leftover (the host namespace goes below); a pod namespace that stays is reported below.
+    for (const p of [...this.state.pods]) await removePod(this, p.name, { bestEffort: true }).catch(() => undefined);
+    for (const h of this.state.hosts) await t.stop(`twilld on ${h.name}`, h.daemon);
+    for (const h of this.state.hosts) await t.stop(`twill serve on ${h.name}`, h.cniServer);
     // wireguard-go outlives its daemon by design (and its namespace's deletion): by its PID.
-    for (const h of this.state.hosts) stopWireguardGo(this.stateDir(h), this.wireguardDevice(h));
-    await this.stopEtcd();
-    for (const p of this.state.pods) if (netnsExists(p.ns)) deleteNetns(p.ns);
-    for (const h of this.state.hosts) if (netnsExists(h.ns)) deleteNetns(h.ns);
-    if (this.state.outsideNs && netnsExists(this.state.outsideNs)) deleteNetns(this.state.outsideNs);
-    if (this.state.routerNs && netnsExists(this.state.routerNs)) deleteNetns(this.state.routerNs);
-    if (netnsExists(this.state.underlayNs)) deleteNetns(this.state.underlayNs);
-    fs.rmSync(this.state.dir, { recursive: true, force: true });
+    for (const h of this.state.hosts) {
+      const pidFile = path.join(this.stateDir(h), `${this.wireguardDevice(h)}.wireguard-go.pid`);
+      await t.step(`wireguard-go of ${h.name}`, `kill -9 $(cat ${pidFile})`, () => stopWireguardGo(this.stateDir(h), this.wireguardDevice(h)));
+    }
+    await t.stop('etcd', this.state.etcd);
+    const namespaces = [...this.state.pods.map((p) => p.ns), ...this.state.hosts.map((h) => h.ns), this.state.outsideNs, this.state.routerNs, this.state.underlayNs];
+    for (const ns of namespaces) {
+      if (ns !== undefined) await t.step(`namespace ${ns}`, netnsRemoveCommand(ns), () => deleteNetns(ns));
+    }
+    if (t.problems.length === 0) await t.step(`directory ${this.state.dir}`, `rm -rf ${this.state.dir}`, () => fs.rmSync(this.state.dir, { recursive: true, force: true }));
+    t.finish(`lab "${this.state.name}" (state kept in ${this.state.dir})`);
   }
 }
 

@@ -95,7 +95,7 @@ export async function removePod(lab: LabContext, name: string, opts: { bestEffor
       if (!opts.bestEffort) throw err;
     }
   }
-  if (netnsExists(pod.ns)) deleteNetns(pod.ns);
+  deleteNetns(pod.ns);
   lab.state.pods = lab.state.pods.filter((p) => p !== pod);
   lab.save();
 }

@@ -67,7 +67,7 @@ function holderPid(name: string): Promise<number | undefined> {
     sock.on('connect', () => {
       const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
       try {
-        done(typeof fd === 'number' && fd >= 0 ? native().peerPid(fd) : undefined);
+        done(typeof fd === 'number' && fd >= 0 ? native().peerCred(fd).pid || undefined : undefined);
       } catch {
         done(undefined);
       }

@@ -13,14 +13,18 @@ export interface NativeAddon {
   sdNotify(state: string): boolean;
   netnsEnter(path: string): number;
   netnsReturn(origFd: number): void;
+  /** What iproute2 does before mounting there: `dir` a shared (recursive) mount point. */
+  netnsDirShared(dir: string): void;
   netnsCreate(path: string): void;
-  netnsUnmount(path: string): void;
-  /** uid of the peer of a connected unix socket (SO_PEERCRED). */
-  peerUid(fd: number): number;
+  /** Unmounts and unlinks, also a file shadowed by a later bind mount; false: was not there. */
+  netnsDelete(path: string): boolean;
+  /** uid and pid (0: outside our PID namespace) of the peer of a unix socket (SO_PEERCRED). */
+  peerCred(fd: number): { uid: number; pid: number };
+  /** 0 same view, 1 entered (pair with fsViewReturn), -1 cannot: see native/fs_view.c. */
+  fsViewEnter(pid: number): number;
+  fsViewReturn(): void;
   /** A bound, nonblocking UDP socket; with pmtuProbe its datagrams carry DF (IP_PMTUDISC_PROBE). See native/udp_df.c. */
   udpOpen(ipv4: number, port: number, pmtuProbe: boolean): number;
-  /** pid of the peer of a unix socket (SO_PEERCRED): for a connection, the listener's. */
-  peerPid(fd: number): number;
 }
 
 let cached: NativeAddon | undefined;

@@ -1,5 +1,12 @@
 // Named network namespaces (/run/netns/<name>, the layout `ip netns` uses, so operators can
 // inspect them with `ip -n <name>`), and running synchronous work inside one.
+//
+// twill, iproute2, runtimes and CNI tooling share /run/netns, so twill does there what
+// iproute2 does (native/netns_files.c has the details): before creating a file it makes
+// /run/netns a shared mount point (bind-mounting it on itself when it is not one yet), and it
+// deletes by unmounting, then unlinking. Without that, a foreign `ip netns add` shadows twill's
+// namespaces and they can no longer be deleted (EBUSY); one shadowed by an older twill is
+// still removed (netnsDelete), or reported with the command that removes it by hand.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './native';
@@ -19,6 +26,7 @@ export function netnsExists(name: string): boolean {
 export function createNetns(name: string): string {
   const p = netnsPath(name);
   fs.mkdirSync(NETNS_DIR, { recursive: true });
+  native().netnsDirShared(NETNS_DIR);
   try {
     fs.closeSync(fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444));
   } catch (err) {
@@ -34,12 +42,19 @@ export function createNetns(name: string): string {
   return p;
 }
 
+/** Removes /run/netns/<name>; false when there was none. Throws (with `code`) when it cannot. */
 export function deleteNetns(name: string): boolean {
+  return native().netnsDelete(netnsPath(name));
+}
+
+/**
+ * The command that removes a namespace file by hand when deleteNetns could not: in a private
+ * copy of the mount namespace, peel off whatever covers the file, then unlink it there (the
+ * kernel then detaches its mounts everywhere).
+ */
+export function netnsRemoveCommand(name: string): string {
   const p = netnsPath(name);
-  if (!fs.existsSync(p)) return false;
-  native().netnsUnmount(p);
-  fs.rmSync(p, { force: true });
-  return true;
+  return `unshare --mount --propagation private sh -c 'until rm -f ${p}; do umount -l ${p} || umount -l ${NETNS_DIR} || exit 1; done'`;
 }
 
 /**

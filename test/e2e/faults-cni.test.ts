@@ -18,10 +18,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isRoot, ipJson } from '../support/netns';
+import { deviceFacts, isRoot, ipJson } from '../support/netns';
+import { isDeepStrictEqual } from 'node:util';
 import { createTestLab } from '../support/lab';
 import { cniInvoke, hostVeths, newPodNs, podConf, podDataDir, type CniCall } from '../support/pods';
-import { preserveLogs, recordFigure } from '../support/faults';
+import { recordFigure, tearDownFaultLab } from '../support/faults';
 import { isRunning } from '../../src/lab/procs';
 import { install } from '../../src/install/install';
 import { CNI_PLUGIN_PATH } from '../../src/install/layout';
@@ -57,9 +58,8 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (lab) preserveLogs(lab, 'cni');
-  await lab?.down();
-  if (lab?.state.installRoot) fs.rmSync(lab.state.installRoot, { recursive: true, force: true });
+  const root = lab?.state.installRoot;
+  await tearDownFaultLab(lab, 'cni', { last: root ? [[root, `rm -rf ${root}`, () => fs.rmSync(root, { recursive: true, force: true })]] : [] });
 });
 
 function allocationFiles(dir = podDataDir(host)): string[] {
@@ -166,15 +166,6 @@ function judge(c: Case, r: CniCall): Verdict {
   return { ok: true };
 }
 
-/**
- * The host's underlay interface as `ip -j addr` shows it, minus the kernel's own progress on it:
- * the IPv6 link-local address of a fresh lab host is "tentative" until DAD is done (~1-2 s),
- * which made this comparison fail when the fuzz ran right after the lab came up.
- */
-function eth0State(): string {
-  return JSON.stringify(ipJson(host.ns, 'addr', 'show', 'dev', 'eth0'), (k, v: unknown) => (k === 'tentative' ? undefined : v));
-}
-
 /** Every file under `dir`, relative. */
 function walk(dir: string, base = dir): string[] {
   const out: string[] = [];
@@ -193,7 +184,7 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
   fs.writeFileSync(path.join(root, 'not-a-netns'), 'plain file');
   const rootBefore = new Set(walk(root));
   const outsideBefore = new Set(fs.readdirSync(lab.dir));
-  const eth0Before = eth0State();
+  const eth0Before = deviceFacts(host.ns, 'eth0');
   const servedBefore = servedCalls();
   const rnd = mulberry32(SEED);
   const failures: Array<{ i: number; note: string; why: string }> = [];
@@ -234,8 +225,8 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
   const leakedVeths = hostVeths(host.ns);
   const stray = walk(root).filter((f) => !rootBefore.has(f) && !/^data[^/]*\/[A-Za-z0-9][A-Za-z0-9_.-]*\/(last_reserved_ip\.0|\d+\.\d+\.\d+\.\d+)$/.test(f));
   const strayLab = fs.readdirSync(lab.dir).filter((f) => !outsideBefore.has(f));
-  const eth0After = eth0State();
-  const eth0Same = eth0After === eth0Before;
+  const eth0After = deviceFacts(host.ns, 'eth0');
+  const eth0Same = isDeepStrictEqual(eth0After, eth0Before);
   const serverAlive = host.cniServer !== undefined && isRunning(host.cniServer);
   const served = servedCalls() - servedBefore;
   const pass = invocations >= FUZZ_N && failures.length === 0 && leakedAllocs.length === 0 && leakedVeths.length === 0 && stray.length === 0 && strayLab.length === 0 && eth0Same && serverAlive;
@@ -255,7 +246,7 @@ test(`case 7b: ${FUZZ_N} fuzzed plugin invocations: spec errors or correct succe
   assert.ok(serverAlive, 'twill serve survived the fuzz');
   assert.deepEqual(stray, [], 'no file outside the data dirs');
   assert.deepEqual(strayLab, [], 'nothing new next to the fuzz dir');
-  assert.ok(eth0Same, `the host's underlay interface is untouched:\nbefore ${eth0Before}\nafter  ${eth0After}`);
+  assert.deepEqual(eth0After, eth0Before, "the host's underlay interface is untouched (addresses, MTU, flags)");
   assert.ok(invocations >= FUZZ_N);
 });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { isRoot, waitFor } from '../support/netns';
 import { createTestLab, expectedEntries, hostEntries, pingFrom } from '../support/lab';
-import { leaseKvs, leaseValue, metricSamples, ownKey, preserveLogs, recordFigure, sleep, subnetKeyOf, twillRoutes } from '../support/faults';
+import { leaseKvs, leaseValue, metricSamples, ownKey, recordFigure, tearDownFaultLab, sleep, subnetKeyOf, twillRoutes } from '../support/faults';
 import type { Lab, LabHost } from '../../src/lab/lab';
 import { ETCD_PREFIX } from '../../src/lab/lab';
 
@@ -32,8 +32,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (lab) preserveLogs(lab, 'leases');
-  await lab?.down();
+  await tearDownFaultLab(lab, 'leases');
 });
 
 function expectedFor(h: LabHost) {

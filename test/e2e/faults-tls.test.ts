@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { isRoot, sh, waitFor } from '../support/netns';
 import { createTestLab, httpGetInNs, pingFrom } from '../support/lab';
-import { preserveLogs, recordFigure, sleep, twillRoutes } from '../support/faults';
+import { recordFigure, sleep, tearDownFaultLab, twillRoutes, type Step } from '../support/faults';
 import type { Lab, LabHost } from '../../src/lab/lab';
 import { ETCD_PREFIX, DEFAULT_NETWORK_CONFIG } from '../../src/lab/lab';
 import { BRIDGE_IP } from '../../src/lab/topology';
@@ -77,16 +77,9 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (etcd) await stopProc(etcd);
-  if (lab) {
-    const dest = preserveLogs(lab, 'tls');
-    try {
-      fs.copyFileSync(path.join(lab.dir, 'etcd-tls.log'), path.join(dest, 'etcd-tls.log'));
-    } catch {
-      /* absent */
-    }
-  }
-  await lab?.down();
+  const e = etcd;
+  const first: Step[] = e ? [[`TLS etcd (pid ${e.pid})`, `kill -9 ${e.pid}`, () => stopProc(e)]] : [];
+  await tearDownFaultLab(lab, 'tls', { first, keep: ['etcd-tls.log'] });
 });
 
 function logOf(h: LabHost): string {

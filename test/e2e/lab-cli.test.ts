@@ -13,6 +13,7 @@ import { isRoot } from '../support/netns';
 import { isRunning, type SpawnedProc } from '../../src/lab/procs';
 import type { LabState } from '../../src/lab/lab';
 import { EtcdAdmin } from '../../src/subnet/etcd-admin';
+import { Teardown } from '../../src/lab/teardown';
 
 const LAB_CLI = path.resolve(__dirname, '../../src/cmd/twill-lab.js');
 const skip = !isRoot() ? 'needs root' : !fs.existsSync('/usr/bin/etcd') ? 'needs /usr/bin/etcd (etcd-server)' : false;
@@ -74,9 +75,17 @@ let state: LabState | undefined;
 
 after(async () => {
   if (skip) return;
-  // Whatever happened above, leave nothing behind.
-  if (fs.existsSync(path.join(dir, 'lab.json'))) await lab('down', ...loc);
-  fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+  // Whatever happened above, leave nothing behind; what cannot be removed fails the hook (with
+  // down's own report) and its state stays for the printed command.
+  const t = new Teardown();
+  if (fs.existsSync(path.join(dir, 'lab.json'))) {
+    await t.step(`lab ${name}`, `node ${LAB_CLI} down ${loc.join(' ')}`, async () => {
+      const r = await lab('down', ...loc);
+      if (r.code !== 0) throw new Error(show(r));
+    });
+  }
+  if (t.problems.length === 0) await t.step(path.dirname(dir), `rm -rf ${path.dirname(dir)}`, () => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
+  t.finish('lab-cli teardown');
 });
 
 test('twill-lab up --hosts 2 --pods 1: every pod reaches every pod; exit 0', { skip }, async () => {

@@ -3,7 +3,7 @@
 // entries per peer, pings every peer's <subnet>.0 over VXLAN; a 4th host joins and leaves.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { isRoot, waitFor } from '../support/netns';
+import { isRoot, settle, waitFor } from '../support/netns';
 import { createTestLab, expectedEntries, hostEntries, httpGetInNs, pingFrom } from '../support/lab';
 import type { Lab, LabHost } from '../../src/lab/lab';
 import { ETCD_PREFIX } from '../../src/lab/lab';
@@ -91,7 +91,13 @@ test('three hosts lease distinct subnets in flannel JSON and program exactly thr
   // Readiness and metrics over HTTP inside the host namespace.
   const ready = httpGetInNs(hosts[0]!.ns, 9464, '/readyz');
   assert.equal(ready.status, 200, ready.body);
-  const metrics = httpGetInNs(hosts[0]!.ns, 9464, '/metrics');
+  // Gauges the daemon sets around programming: read until they settle (bounded), not once.
+  const metrics = await settle(
+    () => httpGetInNs(hosts[0]!.ns, 9464, '/metrics'),
+    (m) => /^twill_peers 2$/m.test(m.body) && /^twill_programmed_entries\{kind="route"\} 2$/m.test(m.body),
+    5_000,
+    50,
+  );
   assert.match(metrics.body, /^twill_peers 2$/m);
   assert.match(metrics.body, /^twill_programmed_entries\{kind="route"\} 2$/m);
 });

@@ -16,6 +16,7 @@ import { vxlanBackend } from '../../src/backends/vxlan/backend';
 
 type Lease = AnyLease<VxlanData>;
 import { compact, etcdDel, etcdGet, etcdGetKv, etcdKeys, etcdLeaseIds, etcdPut, leaseTimeToLive, makeTestPki, revokeLease, startEtcd, type TestEtcd, type TestPki } from '../support/etcd';
+import { Teardown } from '../../src/lab/teardown';
 
 interface LogEntry {
   level: string;
@@ -465,9 +466,13 @@ describe('EtcdRegistry over TLS with client certificates', () => {
   });
 
   after(async () => {
-    await Promise.all(opened.map((r) => r.close()));
-    await tlsEtcd?.stop();
-    if (pki) fs.rmSync(pki.dir, { recursive: true, force: true });
+    // Every step runs whatever failed before it (a registry that will not close must not
+    // leave etcd running); the failures are thrown together at the end.
+    const t = new Teardown();
+    for (const r of opened) await t.step('a TLS registry', '-', () => r.close());
+    await t.step('TLS etcd', 'kill -9 <its pid>', () => tlsEtcd?.stop());
+    if (pki) await t.step(pki.dir, `rm -rf ${pki.dir}`, () => fs.rmSync(pki.dir, { recursive: true, force: true }));
+    t.finish('registry TLS teardown');
   });
 
   test('acquires over TLS, and warns once about a group/world-readable key file', async () => {

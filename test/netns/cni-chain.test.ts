@@ -9,7 +9,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Netns, ipJson, isRoot, sh, uniqueName } from '../support/netns';
+import { Netns, ipJson, deleteAll, isRoot, sh, uniqueName } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { hostVethName } from '../../src/cni/names';
 
 const CNI_PATH = '/usr/lib/cni';
@@ -138,12 +139,13 @@ before(() => {
   fs.writeFileSync(path.join(tmp, 'subnet.env'), 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
 });
 
-after(() => {
+after(async () => {
   if (skip) return;
-  for (const c of children) c.kill();
-  for (const p of pods) p.delete();
-  host?.delete();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  const t = new Teardown();
+  for (const c of children) await t.step(`child ${c.pid}`, `kill -9 ${c.pid}`, () => c.exitCode === null && c.signalCode === null && c.kill());
+  await deleteAll(t, [...pods, host]);
+  if (tmp) await t.step(tmp, `rm -rf ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
+  t.finish('cni-chain teardown');
 });
 
 test('twill → tuning → portmap: ADD, CHECK, traffic, DEL', { skip, timeout: 120_000 }, async () => {

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Netns, ipJson, isRoot, sh, uniqueName, waitFor } from '../support/netns';
+import { Netns, ipJson, deleteAll, isRoot, sh, uniqueName, waitFor } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { hostVethName } from '../../src/cni/names';
 
 const skip = !isRoot() ? 'needs root' : false;
@@ -115,11 +116,12 @@ before(() => {
   writeSubnet(subnetFile, '10.244.7.1/24');
 });
 
-after(() => {
+after(async () => {
   if (skip) return;
-  for (const p of pods) p.delete();
-  host?.delete();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  const t = new Teardown();
+  await deleteAll(t, [...pods, host]);
+  if (tmp) await t.step(tmp, `rm -rf ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
+  t.finish('cni-plugin teardown');
 });
 
 test('ADD wires a pod: bridge, veth, address, lo, default route, forwarding; spec result', { skip }, async () => {

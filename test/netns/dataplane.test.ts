@@ -2,7 +2,8 @@
 // converge, repair drift, sweep orphans. `ip`/`bridge` are the independent oracle.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Netns, bridgeJson, ipJson, isRoot, waitFor } from '../support/netns';
+import { Netns, bridgeJson, ipJson, deleteAll, isRoot, waitFor } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { nextConvergence, underlayNetns } from '../support/dataplane';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { NetlinkEventSocket } from '../../src/netlink/events';
@@ -53,10 +54,12 @@ before(() => {
   underlayIndex = h.getLink('ul0')!.index;
 });
 
-after(() => {
+after(async () => {
   if (skip) return;
-  h?.close();
-  ns?.delete();
+  const t = new Teardown();
+  await t.step('netlink handle', '-', () => h?.close());
+  await deleteAll(t, [ns]);
+  t.finish('dataplane teardown');
 });
 
 const runToConvergence = nextConvergence;

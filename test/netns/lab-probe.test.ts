@@ -2,7 +2,8 @@
 // can reach each other answer, and pairs that cannot are reported, never thrown.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { isRoot, Netns } from '../support/netns';
+import { deleteAll, isRoot, Netns } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { bindInNetns, probeMatrix } from '../../src/lab/probe';
 
 const skip = !isRoot() ? 'needs root' : false;
@@ -27,9 +28,11 @@ before(() => {
   lone.ip('link', 'set', 'v1', 'up');
 });
 
-after(() => {
+after(async () => {
   if (skip) return;
-  for (const n of [a, b, lone]) n?.delete();
+  const t = new Teardown();
+  await deleteAll(t, [a, b, lone]);
+  t.finish('lab-probe teardown');
 });
 
 test('a socket bound through inNetns lives in that namespace', { skip }, async () => {

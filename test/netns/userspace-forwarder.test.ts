@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Netns, ipJson, isRoot, tcpTransfer, waitFor } from '../support/netns';
+import { Netns, ipJson, deleteAll, isRoot, tcpTransfer, waitFor } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { NetlinkEventSocket } from '../../src/netlink/events';
 import { Reconciler } from '../../src/dataplane/reconciler';
@@ -103,16 +104,17 @@ before(async () => {
   await done;
 });
 
-after(() => {
+after(async () => {
   if (skip) return;
-  events?.close();
-  du?.stop();
-  rk?.stop();
-  hk?.close();
-  hu?.close();
-  K?.delete();
-  U?.delete();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  const t = new Teardown();
+  await t.step('event socket', '-', () => events?.close());
+  await t.step('userspace driver', '-', () => du?.stop());
+  await t.step('kernel reconciler', '-', () => rk?.stop());
+  await t.step('netlink handle K', '-', () => hk?.close());
+  await t.step('netlink handle U', '-', () => hu?.close());
+  await deleteAll(t, [K, U]);
+  await t.step(tmp, `rm -rf ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
+  t.finish('userspace-forwarder teardown');
 });
 
 test('the TAP looks like kernel mode: twill.1, VTEP MAC, MTU underlay-50, <subnet>.0/32, up, same route and neighbour', { skip }, () => {

@@ -5,7 +5,8 @@
 // the same with offloads off (one frame per TAP read/write), the diagnostic mode.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Netns, isRoot, tcpTransfer } from '../support/netns';
+import { Netns, deleteAll, isRoot, tcpTransfer } from '../support/netns';
+import { Teardown } from '../../src/lab/teardown';
 import { NetlinkHandle } from '../../src/netlink/handle';
 import { computeDesired } from '../../src/backends/plan';
 import { vxlanBackend } from '../../src/backends/vxlan/backend';
@@ -64,14 +65,15 @@ before(() => {
   hb = NetlinkHandle.open({ netns: B.path });
 });
 
-after(() => {
+after(async () => {
   if (skip) return;
-  da?.stop();
-  db?.stop();
-  ha?.close();
-  hb?.close();
-  A?.delete();
-  B?.delete();
+  const t = new Teardown();
+  await t.step('forwarder a', '-', () => da?.stop());
+  await t.step('forwarder b', '-', () => db?.stop());
+  await t.step('netlink handle a', '-', () => ha?.close());
+  await t.step('netlink handle b', '-', () => hb?.close());
+  await deleteAll(t, [A, B]);
+  t.finish('userspace-pair teardown');
 });
 
 test('offloads on: 64 MB each way intact; sends are UDP GSO batches, receives are merged into superframes', { skip }, async () => {

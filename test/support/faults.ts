@@ -10,6 +10,7 @@ import { Etcd3 } from 'etcd3';
 import { NetlinkEventSocket, type NetlinkEvent } from '../../src/netlink/events';
 import type { Lab, LabHost } from '../../src/lab/lab';
 import { ETCD_PREFIX } from '../../src/lab/lab';
+import { Teardown } from '../../src/lab/teardown';
 import { httpGetInNs } from './lab';
 import { ipJson } from './netns';
 
@@ -334,3 +335,24 @@ export function preserveLogs(lab: Lab, tag: string): string {
   for (const h of lab.state.hosts) copy(lab.daemonLog(h), `twilld-${h.name}.log`);
   return dest;
 }
+
+/**
+ * A fault suite's after-hook: `o.first` steps, the logs kept under `tag` (with `o.keep`, more
+ * files of the lab's directory), the lab down, `o.last` steps. Every step runs whatever failed
+ * before it; the failures are thrown together at the end.
+ */
+export async function tearDownFaultLab(lab: Lab | undefined, tag: string, o: { first?: Step[]; keep?: string[]; last?: Step[] } = {}): Promise<void> {
+  const t = new Teardown();
+  for (const [what, fix, fn] of o.first ?? []) await t.step(what, fix, fn);
+  if (lab) {
+    await t.step(`keep the logs of ${tag}`, '-', () => {
+      const dest = preserveLogs(lab, tag);
+      for (const f of o.keep ?? []) if (fs.existsSync(path.join(lab.dir, f))) fs.copyFileSync(path.join(lab.dir, f), path.join(dest, f));
+    });
+    await t.step(`lab ${lab.state.name}`, `node dist/src/cmd/twill-lab.js down --name ${lab.state.name} --dir ${lab.dir}`, () => lab.down());
+  }
+  for (const [what, fix, fn] of o.last ?? []) await t.step(what, fix, fn);
+  t.finish(`faults-${tag} teardown`);
+}
+
+export type Step = [what: string, fix: string, fn: () => unknown];

@@ -8,10 +8,19 @@ import { randomBytes } from 'node:crypto';
 import { Lab, type LabOptions } from '../../src/lab/lab';
 import { bridgeJson, ipJson } from './netns';
 
+/** A lab for one test file; if creating it fails halfway, what it started is removed first. */
 export async function createTestLab(opts: LabOptions = {}): Promise<Lab> {
   const name = `t${randomBytes(3).toString('hex')}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `twill-lab-${name}-`));
-  return Lab.create({ name, dir, ...opts });
+  try {
+    return await Lab.create({ name, dir, ...opts });
+  } catch (err) {
+    // The caller never gets a lab to take down in its after-hook: etcd must not outlive this.
+    const half = Lab.load(dir);
+    const down = half ? await half.down().then(() => undefined, (e: unknown) => e) : undefined;
+    if (down) throw new AggregateError([err, down], `lab ${name} failed to start, and its teardown left something: ${(down as Error).message}`);
+    throw err;
+  }
 }
 
 export interface HostEntries {

@@ -1,7 +1,12 @@
 // Throwaway network namespaces for tests. Names are unique per process and test; tests run
 // `ip`/`bridge` only as an independent oracle and for setup inside these namespaces.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import type { Teardown } from '../../src/lab/teardown';
+import { deleteNetns, netnsRemoveCommand } from '../../src/netns/netns';
 
 export function uniqueName(tag: string): string {
   return `twt-${tag}-${process.pid.toString(36)}${randomBytes(2).toString('hex')}`.slice(0, 30);
@@ -27,6 +32,17 @@ export function ipJson<T = Record<string, unknown>>(ns: string, ...args: string[
   return out ? (JSON.parse(out) as T[]) : [];
 }
 
+/**
+ * What twill could change on a device: its addresses (family, address/length, scope), MTU and
+ * flags. Not a whole `ip -j addr` snapshot: the kernel moves parts of it by itself (IPv6 DAD's
+ * "tentative" on a fresh link-local address, lifetimes).
+ */
+export function deviceFacts(ns: string, dev: string): { mtu: number; flags: string[]; addrs: string[] } {
+  const [l] = ipJson<{ mtu: number; flags: string[]; addr_info: Array<{ family: string; local: string; prefixlen: number; scope: string }> }>(ns, 'addr', 'show', 'dev', dev);
+  if (!l) throw new Error(`no device ${dev} in ${ns}`);
+  return { mtu: l.mtu, flags: [...l.flags].sort(), addrs: l.addr_info.map((a) => `${a.family} ${a.local}/${a.prefixlen} ${a.scope}`).sort() };
+}
+
 export function bridgeJson<T = Record<string, unknown>>(ns: string, ...args: string[]): T[] {
   const out = sh('bridge', ['-n', ns, '-j', ...args]).trim();
   return out ? (JSON.parse(out) as T[]) : [];
@@ -49,9 +65,27 @@ export class Netns {
   exec(cmd: string, ...args: string[]): string {
     return sh('ip', ['netns', 'exec', this.name, cmd, ...args]);
   }
+  /**
+   * `ip netns del`; when that fails and the file is still there (e.g. shadowed by a bind mount
+   * of /run/netns), twill's own delete, which copes with that; throws when both fail.
+   */
   delete(): void {
-    sh('ip', ['netns', 'del', this.name], { allowFail: true });
+    try {
+      sh('ip', ['netns', 'del', this.name]);
+    } catch (err) {
+      if (!fs.existsSync(this.path)) return;
+      try {
+        deleteNetns(this.name);
+      } catch (e) {
+        throw new AggregateError([err, e], `namespace ${this.name} could not be removed: ${(e as Error).message}`);
+      }
+    }
   }
+}
+
+/** Teardown steps deleting each namespace (those never created are skipped). */
+export async function deleteAll(t: Teardown, namespaces: Array<Netns | undefined>): Promise<void> {
+  for (const n of namespaces) if (n) await t.step(`namespace ${n.name}`, netnsRemoveCommand(n.name), () => n.delete());
 }
 
 export function isRoot(): boolean {
@@ -72,6 +106,27 @@ export async function waitFor(check: () => boolean, timeoutMs: number, what: str
     if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * For a value that settles by itself after an event (a descriptor count, a process state, a log
+ * line or counter written after the answer): reads it until it equals `expected` (deep) or
+ * `timeoutMs` passes, then asserts on the last reading, so a failure shows the real value.
+ */
+export async function eventually<T>(read: () => T, expected: T, timeoutMs: number, what: string, intervalMs = 10): Promise<void> {
+  const last = await settle(read, (v) => isDeepStrictEqual(v, expected), timeoutMs, intervalMs);
+  assert.deepEqual(last, expected, `${what} (still so after ${timeoutMs} ms)`);
+}
+
+/** Reads until `ok(value)` or `timeoutMs` passes; returns the last reading (assert on it). */
+export async function settle<T>(read: () => T, ok: (v: T) => boolean, timeoutMs: number, intervalMs = 10): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last = read();
+  while (!ok(last) && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    last = read();
+  }
+  return last;
 }
 
 /**
