@@ -13,7 +13,7 @@
 // With the daemon's leases (every subnet of the configured length, one per key) a group is
 // one peer plus those sharing a VTEP MAC: O(1) per event. Subnets of other lengths than the
 // one looked up are scanned (O(peers of that length)); the daemon never has any.
-import type { EntryKind, EntryMap, EntryOf, Tables } from '../dataplane/model';
+import type { EntryChange, EntryKind, EntryMap, EntryOf, Tables } from '../dataplane/model';
 import { ipInPrefix, maskOf, prefixEquals } from '../ip/ipv4';
 import type { Lease } from '../subnet/lease';
 import { comparePeers, emptyTables, judgePeers, planContext, type PeerConflict, type PlanInput } from './plan';
@@ -27,13 +27,6 @@ interface Peer<D> {
   verdict: 'accepted' | PeerConflict<D> | undefined;
 }
 
-/** One entry to set (entry) or remove (undefined). */
-export interface EntryChange {
-  kind: EntryKind;
-  key: string;
-  entry: EntryOf[EntryKind] | undefined;
-}
-
 /** What one event changed. */
 export interface PlanDelta<D> {
   entries: EntryChange[];
@@ -41,11 +34,16 @@ export interface PlanDelta<D> {
   joined: Array<Lease<D>>;
   left: Array<Lease<D>>;
   changed: Array<Lease<D>>;
+  /** Peers of the group skipped now (with why), and those skipped before and not now (or gone). */
+  skipped: Array<PeerConflict<D>>;
+  unskipped: Array<Lease<D>>;
 }
 
 export class PlanIndex<D> {
   readonly tables: Tables;
   readonly paths = new Map<string, number>();
+  /** Skipped peers by reason. */
+  readonly reasons = new Map<string, number>();
   private readonly peers = new Map<string, Peer<D>>();
   /** len → network address → peers with that subnet. */
   private readonly bySubnet = new Map<number, Map<number, Array<Peer<D>>>>();
@@ -94,14 +92,14 @@ export class PlanIndex<D> {
       seeds.push(after);
     }
     const group = this.group(seeds);
-    const delta: PlanDelta<D> = { entries: [], joined: [], left: [], changed: [] };
+    const delta: PlanDelta<D> = { entries: [], joined: [], left: [], changed: [], skipped: [], unskipped: [] };
     const old = new Map<Peer<D>, Peer<D>['verdict']>();
     for (const p of group) old.set(p, p.verdict);
     if (before) group.add(before);
     const removed = new Map<EntryKind, Set<string>>();
     for (const p of group) {
       if (p.verdict !== 'accepted' || !p.plan.ok) continue;
-      this.countPath(p.plan.path, -1);
+      count(this.paths, p.plan.path, -1);
       for (const e of p.plan.entries) {
         (this.tables[e.kind] as EntryMap).delete(e.key);
         let s = removed.get(e.kind);
@@ -122,13 +120,13 @@ export class PlanIndex<D> {
       const t = this.tables[kind] as EntryMap;
       for (const key of keys) {
         const now = t.get(key);
-        if (now === undefined) delta.entries.push({ kind, key, entry: undefined });
-        else if (!sameEntry(now, prevEntry(kind, key, wasAccepted))) delta.entries.push({ kind, key, entry: now });
+        const was = prevEntry(kind, key, wasAccepted);
+        if (now === undefined || !sameEntry(now, was)) delta.entries.push({ kind, key, entry: now, was });
       }
     }
     for (const p of group) {
       if (p.verdict !== 'accepted' || !p.plan.ok) continue;
-      for (const e of p.plan.entries) if (!removed.get(e.kind)?.has(e.key)) delta.entries.push({ kind: e.kind, key: e.key, entry: e.entry });
+      for (const e of p.plan.entries) if (!removed.get(e.kind)?.has(e.key)) delta.entries.push({ kind: e.kind, key: e.key, entry: e.entry, was: undefined });
     }
     // Peers: joined, left, changed.
     for (const p of group) {
@@ -143,13 +141,21 @@ export class PlanIndex<D> {
       else if (!is && was) delta.left.push(p.lease);
     }
     if (before?.verdict === 'accepted' && !after) delta.left.push(before.lease);
+    for (const p of group) {
+      if (isConflict(p.verdict)) delta.skipped.push(p.verdict);
+      else if (isConflict(old.get(p))) delta.unskipped.push(p.lease);
+    }
+    if (before && isConflict(before.verdict)) {
+      count(this.reasons, before.verdict.reason, -1);
+      if (!after || !isConflict(after.verdict) || !prefixEquals(before.lease.subnet, after.lease.subnet)) delta.unskipped.push(before.lease);
+    }
     return delta;
   }
 
   /** Skipped peers in judging order, as planPeers lists them. */
   conflicts(): Array<PeerConflict<D>> {
     const out: Array<{ c: PeerConflict<D>; id: string }> = [];
-    for (const p of this.peers.values()) if (p.verdict !== undefined && p.verdict !== 'accepted') out.push({ c: p.verdict, id: p.id });
+    for (const p of this.peers.values()) if (isConflict(p.verdict)) out.push({ c: p.verdict, id: p.id });
     return out.sort((a, b) => comparePeers(a.c.lease, b.c.lease) || byId(a, b)).map((x) => x.c);
   }
 
@@ -160,20 +166,20 @@ export class PlanIndex<D> {
 
   /** The shared rules over `group`, in the order a full judgement visits them (ties by id). */
   private judge(group: Array<Peer<D>>): void {
-    for (const p of group) p.verdict = undefined;
+    for (const p of group) {
+      if (isConflict(p.verdict)) count(this.reasons, p.verdict.reason, -1);
+      p.verdict = undefined;
+    }
     judgePeers(this.tables, this.input.own, group.sort(byId), (p) => p.lease, (p) => p.plan, {
       accepted: (p, plan) => {
         p.verdict = 'accepted';
-        this.countPath(plan.path, 1);
+        count(this.paths, plan.path, 1);
       },
-      skipped: (p, c) => void (p.verdict = c),
+      skipped: (p, c) => {
+        p.verdict = c;
+        count(this.reasons, c.reason, 1);
+      },
     });
-  }
-
-  private countPath(path: string, by: number): void {
-    const n = (this.paths.get(path) ?? 0) + by;
-    if (n === 0) this.paths.delete(path);
-    else this.paths.set(path, n);
   }
 
   /** The connected group around the seeds: closed under "overlaps" and "wants an entry key of". */
@@ -224,6 +230,16 @@ export class PlanIndex<D> {
 const NONE: PlannedEntry[] = [];
 function entriesOf(p: { plan: PeerPlan }): PlannedEntry[] {
   return p.plan.ok ? p.plan.entries : NONE;
+}
+
+function isConflict<D>(v: Peer<D>['verdict']): v is PeerConflict<D> {
+  return v !== undefined && v !== 'accepted';
+}
+
+function count(m: Map<string, number>, k: string, by: number): void {
+  const n = (m.get(k) ?? 0) + by;
+  if (n === 0) m.delete(k);
+  else m.set(k, n);
 }
 
 const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -14,14 +14,19 @@ interface PeerFacts {
   backendData: string;
 }
 
+function factsOf(p: Lease): PeerFacts {
+  return { publicIp: formatIp4(p.publicIp), backendData: JSON.stringify(p.backendData) ?? '' };
+}
+
 export class PeerLog {
   private known: Map<string, PeerFacts> | undefined;
 
   constructor(private readonly log: Logger) {}
 
-  update(peers: readonly Lease[]): void {
+  /** The whole set (a full recompute): compared with the last one. */
+  update(peers: Iterable<Lease>): void {
     const now = new Map<string, PeerFacts>();
-    for (const p of peers) now.set(formatPrefix4(p.subnet), { publicIp: formatIp4(p.publicIp), backendData: JSON.stringify(p.backendData) ?? '' });
+    for (const p of peers) now.set(formatPrefix4(p.subnet), factsOf(p));
     const before = this.known;
     this.known = now;
     if (!before) {
@@ -40,6 +45,19 @@ export class PeerLog {
     this.report('joined', joined, now, 'peer joined');
     this.report('changed', moved, now, 'peer changed its public IP or backend data');
     this.report('left', left, before, 'peer left');
+  }
+
+  /** One lease event's changes (src/backends/plan-index.ts): O(change), no walk over the set. */
+  apply(d: { joined: readonly Lease[]; left: readonly Lease[]; changed: readonly Lease[] }): void {
+    const known = this.known;
+    if (!known) return;
+    const subnets = (ls: readonly Lease[]): string[] => ls.map((l) => formatPrefix4(l.subnet));
+    const left = new Map(d.left.map((l) => [formatPrefix4(l.subnet), factsOf(l)]));
+    for (const subnet of left.keys()) known.delete(subnet);
+    for (const l of [...d.joined, ...d.changed]) known.set(formatPrefix4(l.subnet), factsOf(l));
+    this.report('joined', subnets(d.joined), known, 'peer joined');
+    this.report('changed', subnets(d.changed), known, 'peer changed its public IP or backend data');
+    this.report('left', [...left.keys()], left, 'peer left');
   }
 
   private report(what: string, subnets: string[], facts: Map<string, PeerFacts>, msg: string): void {

@@ -78,9 +78,12 @@ function programmedOf(leases: Array<Lease<any>>, conflicts: Array<{ lease: Lease
 class Mirror {
   tables: Record<string, Map<string, unknown>> = {};
   peers = new Map<string, string>();
+  /** Skipped peers by subnet, with why (what the daemon's warnings follow). */
+  skipped = new Map<string, string>();
   constructor(from: PlanIndex<any>) {
     for (const [k, m] of Object.entries(from.tables)) this.tables[k] = new Map(m as Map<string, unknown>);
     for (const l of from.programmed()) this.peers.set(formatPrefix4(l.subnet), JSON.stringify(l));
+    for (const c of from.conflicts()) this.skipped.set(formatPrefix4(c.lease.subnet), c.reason);
   }
   apply(d: PlanDelta<any>): void {
     for (const e of d.entries) {
@@ -89,6 +92,8 @@ class Mirror {
     }
     for (const l of d.left) this.peers.delete(formatPrefix4(l.subnet));
     for (const l of [...d.joined, ...d.changed]) this.peers.set(formatPrefix4(l.subnet), JSON.stringify(l));
+    for (const l of d.unskipped) this.skipped.delete(formatPrefix4(l.subnet));
+    for (const c of d.skipped) this.skipped.set(formatPrefix4(c.lease.subnet), c.reason);
   }
 }
 
@@ -100,6 +105,9 @@ function assertSame(index: PlanIndex<any>, mirror: Mirror, byId: Map<string, Lea
   assert.deepEqual(sorted(mirror.tables as Tables), sorted(full.tables), `${where}: tables from deltas`);
   assert.deepEqual(index.conflicts(), full.conflicts, `${where}: conflicts`);
   assert.deepEqual([...index.paths].sort(), [...full.paths].sort(), `${where}: paths`);
+  const reasons = new Map<string, number>();
+  for (const x of full.conflicts) reasons.set(x.reason, (reasons.get(x.reason) ?? 0) + 1);
+  assert.deepEqual([...index.reasons].sort(), [...reasons].sort(), `${where}: skipped by reason`);
   const want = programmedOf(all, full.conflicts, c.own);
   assert.deepEqual([...index.programmed()].map((l) => JSON.stringify(l)).sort(), want, `${where}: programmed peers`);
   assert.deepEqual([...mirror.peers.values()].sort(), want, `${where}: programmed peers from deltas`);
@@ -171,6 +179,8 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
       const want = [...full.programmed()].map((l) => JSON.stringify(l)).sort();
       assert.deepEqual([...index.programmed()].map((l) => JSON.stringify(l)).sort(), want, `${where}: programmed`);
       assert.deepEqual([...mirror.peers.values()].sort(), want, `${where}: programmed from deltas`);
+      const skipped = full.conflicts().map((x) => [formatPrefix4(x.lease.subnet), x.reason]);
+      assert.deepEqual([...mirror.skipped].sort(), skipped.sort(), `${where}: skipped peers from deltas`);
     }
   }
 });
