@@ -240,6 +240,7 @@ export class Daemon {
     const listed = this.registry.takeAcquireListing() ?? (await this.retry('list leases', () => this.registry!.listSubnets(), 'list'));
     if (listed !== this.listing) this.startDataplane(lease, listed);
     else this.recompute(); // the device gets its address now
+    this.listing = undefined; // its values live on in this.peers; nothing else reads it
     this.registry.watchSubnets(listed.revision, {
       put: (key, value) => this.onLeaseEvent(key, value),
       delete: (key) => this.onLeaseEvent(key, undefined),
