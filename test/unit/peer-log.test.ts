@@ -48,3 +48,25 @@ test('a large change at once is one line with a count', () => {
   assert.equal(c.lines[1]!['msg'], '50 peers joined');
   assert.equal(c.lines[1]!['count'], 50);
 });
+
+test('one event at a time (the daemon\'s incremental path): each join, change and leave logged once, no walk over the set', () => {
+  const c = capture();
+  const p = new PeerLog(c.log);
+  p.apply({ joined: [lease(9)], left: [], changed: [] }); // before the first set: nothing to say yet
+  p.update([lease(1), lease(2)]);
+  p.apply({ joined: [lease(3)], left: [], changed: [] });
+  p.apply({ joined: [], left: [], changed: [lease(1, '0e:aa:aa:aa:aa:aa')] });
+  p.apply({ joined: [], left: [lease(2)], changed: [] });
+  assert.deepEqual(
+    c.lines.map((l) => [l['msg'], l['subnet'], l['publicIp']]),
+    [
+      ['peers known at start', undefined, undefined],
+      ['peer joined', '10.244.3.0/24', '172.30.0.3'],
+      ['peer changed its public IP or backend data', '10.244.1.0/24', '172.30.0.1'],
+      ['peer left', '10.244.2.0/24', '172.30.0.2'],
+    ],
+  );
+  // A full set afterwards is compared with what the events left: only the real difference.
+  p.update([lease(1, '0e:aa:aa:aa:aa:aa'), lease(3), lease(4)]);
+  assert.deepEqual(c.lines.slice(4).map((l) => [l['msg'], l['subnet']]), [['peer joined', '10.244.4.0/24']]);
+});

@@ -16,20 +16,11 @@ import type { Tables } from '../../src/dataplane/model';
 import { formatPrefix4, parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
 import { PeerState } from '../../src/daemon/peer-state';
 import { decodeLease, subnetKey, type Lease } from '../../src/subnet/lease';
+import { mulberry32 } from '../support/prng';
 
 const STEPS = 400;
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 const underlay = { index: 3, ip: '192.168.50.1', mtu: 1500 };
@@ -117,7 +108,7 @@ for (const c of cases) {
   test(`incremental plan equals a full plan after every random event (${c.name}, ${SEEDS.length} seeds × ${STEPS} steps)`, () => {
     const input: PlanInput<any> = { config: c.config, own: c.own, underlay, reach };
     for (const seed of SEEDS) {
-      const r = rng(seed);
+      const r = mulberry32(seed);
       const byId = new Map<string, Lease<any>>();
       // Start from a few peers judged all at once, as the daemon's full recompute does.
       for (let i = 0; i < 4; i++) byId.set(`k${Math.floor(r() * 14)}`, randomLease(r, c));
@@ -155,7 +146,7 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
     return `{"PublicIP":"${pick(r, ips)}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${pick(r, macs)}"}}`;
   };
   for (const seed of SEEDS) {
-    const r = rng(100 + seed);
+    const r = mulberry32(100 + seed);
     const state = new PeerState<any>();
     const raw = new Map<string, string>();
     for (let i = 0; i < 3; i++) raw.set(pick(r, keys), value(r));
