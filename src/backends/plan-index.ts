@@ -46,9 +46,9 @@ export class PlanIndex<D> {
   readonly reasons = new Map<string, number>();
   private readonly peers = new Map<string, Peer<D>>();
   /** len → network address → peers with that subnet. */
-  private readonly bySubnet = new Map<number, Map<number, Array<Peer<D>>>>();
+  private readonly bySubnet = new Map<number, Map<number, Holders<Peer<D>>>>();
   /** table → entry key → peers whose plan wants it. */
-  private readonly byKey = new Map<EntryKind, Map<string, Array<Peer<D>>>>();
+  private readonly byKey = new Map<EntryKind, Map<string, Holders<Peer<D>>>>();
   private readonly ctx: PlanContext<D>;
 
   constructor(private readonly backend: Backend<D>, private readonly input: PlanInput<D>) {
@@ -203,10 +203,10 @@ export class PlanIndex<D> {
     const out: Array<Peer<D>> = [];
     const s = p.lease.subnet;
     for (const [len, byIp] of this.bySubnet) {
-      if (len <= s.len) out.push(...(byIp.get((s.ip & maskOf(len)) >>> 0) ?? []));
-      else for (const [ip, ps] of byIp) if (ipInPrefix(ip, s)) out.push(...ps);
+      if (len <= s.len) add(out, byIp.get((s.ip & maskOf(len)) >>> 0));
+      else for (const [ip, ps] of byIp) if (ipInPrefix(ip, s)) add(out, ps);
     }
-    for (const e of entriesOf(p)) out.push(...(this.byKey.get(e.kind)?.get(e.key) ?? []));
+    for (const e of entriesOf(p)) add(out, this.byKey.get(e.kind)?.get(e.key));
     return out;
   }
 
@@ -244,18 +244,33 @@ function count(m: Map<string, number>, k: string, by: number): void {
 
 const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const a = m.get(k);
-  if (a) a.push(v);
-  else m.set(k, [v]);
+/** Who holds an index key: nearly always one peer, so not an array each (10,000s of them). */
+type Holders<V> = V | V[];
+
+function add<V>(out: V[], h: Holders<V> | undefined): void {
+  if (h === undefined) return;
+  if (Array.isArray(h)) out.push(...h);
+  else out.push(h);
 }
 
-function pull<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const a = m.get(k);
-  if (!a) return;
-  const i = a.indexOf(v);
-  if (i >= 0) a.splice(i, 1);
-  if (a.length === 0) m.delete(k);
+function push<K, V extends object>(m: Map<K, Holders<V>>, k: K, v: V): void {
+  const h = m.get(k);
+  if (h === undefined) m.set(k, v);
+  else if (Array.isArray(h)) h.push(v);
+  else m.set(k, [h, v]);
+}
+
+function pull<K, V extends object>(m: Map<K, Holders<V>>, k: K, v: V): void {
+  const h = m.get(k);
+  if (h === undefined) return;
+  if (!Array.isArray(h)) {
+    if (h === v) m.delete(k);
+    return;
+  }
+  const i = h.indexOf(v);
+  if (i >= 0) h.splice(i, 1);
+  if (h.length === 1) m.set(k, h[0]!);
+  else if (h.length === 0) m.delete(k);
 }
 
 /** Entries are flat records of strings, numbers and booleans. */
