@@ -363,7 +363,8 @@ export class Daemon {
       });
       this.builtFor = builtFor;
       this.warnSkipped(index.conflicts(), backend.codec.describe);
-      this.peerLog.update(index.programmed());
+      this.peerLog.update(index.programmed(), this.loggedIndex?.programmed());
+      this.loggedIndex = index;
       // Probed: exactly the peers the dataplane programs (not our own lease, not skipped ones).
       this.setProbePeers();
     }
@@ -385,6 +386,8 @@ export class Daemon {
   }
 
   private fwShape = '';
+  /** The index whose peers the peer log last saw in full (compared at the next full recompute). */
+  private loggedIndex: PlanIndex<unknown> | undefined;
 
   /** One lease event's share: the firewall's peer set, then the entries, then logs, gauges and probes. */
   private applyDelta(d: PlanDelta<unknown>): void {
@@ -403,8 +406,7 @@ export class Daemon {
     this.reconciler.changeEntries(d.entries);
     if (this.backend) this.warnSkippedDelta(d, this.backend.backend.codec.describe);
     this.metrics.peersUnreachable.set({}, index.reasons.get('not-directly-reachable') ?? 0);
-    this.peerLog.apply(d);
-    this.setPeerGauges(index);
+    this.peerLog.apply(d, this.setPeerGauges(index));
     if (d.joined.length + d.left.length + d.changed.length > 0) this.scheduleProbePeers();
   }
 
@@ -434,7 +436,8 @@ export class Daemon {
     return out;
   }
 
-  private setPeerGauges(index: PlanIndex<unknown>): void {
+  /** Sets the peers gauges; returns how many peers are programmed. */
+  private setPeerGauges(index: PlanIndex<unknown>): number {
     let programmed = 0;
     for (const path of index.paths.keys()) this.paths.add(path);
     for (const path of this.paths) {
@@ -443,6 +446,7 @@ export class Daemon {
       this.metrics.peerPaths.set({ path }, n);
     }
     this.metrics.peers.set({}, programmed);
+    return programmed;
   }
 
   private setProbePeers(): void {
