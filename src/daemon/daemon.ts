@@ -529,7 +529,14 @@ export class Daemon {
       void this.afterConverged();
     });
     r.on('drift', ({ kind }) => this.metrics.driftRepaired.inc({ kind }));
-    r.on('resync', ({ reason }) => this.metrics.resyncs.inc({ reason }));
+    r.on('resync', ({ reason }) => {
+      this.metrics.resyncs.inc({ reason });
+      // The periodic resync re-plans every peer too: a safety net under the per-event path.
+      if (reason === 'periodic') {
+        this.builtFor = '';
+        this.scheduleRecompute();
+      }
+    });
     r.on('failed', ({ kind }) => this.metrics.dataplaneErrors.inc({ kind }));
   }
 
