@@ -34,6 +34,8 @@ export interface PlanDelta<D> {
   joined: Array<Lease<D>>;
   left: Array<Lease<D>>;
   changed: Array<Lease<D>>;
+  /** The leases `changed` replaced, in the same order. */
+  replaced: Array<Lease<D>>;
   /** Peers of the group skipped now (with why), and those skipped before and not now (or gone). */
   skipped: Array<PeerConflict<D>>;
   unskipped: Array<Lease<D>>;
@@ -92,7 +94,7 @@ export class PlanIndex<D> {
       seeds.push(after);
     }
     const group = this.group(seeds);
-    const delta: PlanDelta<D> = { entries: [], joined: [], left: [], changed: [], skipped: [], unskipped: [] };
+    const delta: PlanDelta<D> = { entries: [], joined: [], left: [], changed: [], replaced: [], skipped: [], unskipped: [] };
     const old = new Map<Peer<D>, Peer<D>['verdict']>();
     for (const p of group) old.set(p, p.verdict);
     if (before) group.add(before);
@@ -120,13 +122,12 @@ export class PlanIndex<D> {
       const t = this.tables[kind] as EntryMap;
       for (const key of keys) {
         const now = t.get(key);
-        const was = prevEntry(kind, key, wasAccepted);
-        if (now === undefined || !sameEntry(now, was)) delta.entries.push({ kind, key, entry: now, was });
+        if (now === undefined || !sameEntry(now, prevEntry(kind, key, wasAccepted))) delta.entries.push({ kind, key, entry: now });
       }
     }
     for (const p of group) {
       if (p.verdict !== 'accepted' || !p.plan.ok) continue;
-      for (const e of p.plan.entries) if (!removed.get(e.kind)?.has(e.key)) delta.entries.push({ kind: e.kind, key: e.key, entry: e.entry, was: undefined });
+      for (const e of p.plan.entries) if (!removed.get(e.kind)?.has(e.key)) delta.entries.push({ kind: e.kind, key: e.key, entry: e.entry });
     }
     // Peers: joined, left, changed.
     for (const p of group) {
@@ -134,8 +135,10 @@ export class PlanIndex<D> {
       const is = p.verdict === 'accepted';
       if (p === after && before?.verdict === 'accepted') {
         const same = is && prefixEquals(before.lease.subnet, p.lease.subnet);
-        if (same) delta.changed.push(p.lease);
-        else delta.left.push(before.lease);
+        if (same) {
+          delta.changed.push(p.lease);
+          delta.replaced.push(before.lease);
+        } else delta.left.push(before.lease);
         if (is && !same) delta.joined.push(p.lease);
       } else if (is && !was) delta.joined.push(p.lease);
       else if (!is && was) delta.left.push(p.lease);

@@ -16,7 +16,6 @@ import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
 import type { PeerConflict } from '../backends/plan';
 import type { PlanDelta, PlanIndex } from '../backends/plan-index';
-import type { FdbEntry } from '../dataplane/model';
 import { PeerState } from './peer-state';
 import { backendFor, ownedByAnyBackend, type Registered } from '../backends/registry';
 import { Reconciler, type Dataplane } from '../dataplane/reconciler';
@@ -106,7 +105,12 @@ export class Daemon {
   private listing: SubnetListing | undefined;
   /** What the peers' index was last built for (own lease, reachability, underlay): a change rebuilds it. */
   private builtFor = '';
-  /** The VXLAN peer set the firewall holds (PublicIPs of FDB entries), with how many entries name each. */
+  /**
+   * The VXLAN source filter's set: every programmed peer's PublicIP, with how many peers name
+   * each. Every programmed peer, not only those we encapsulate to: with DirectRouting the paths
+   * may differ by direction (a peer that reaches us directly sends VXLAN when it does not see
+   * us as on-link, and the reverse).
+   */
   private fwPeers = new Set<string>();
   private readonly fwRefs = new Map<string, number>();
   private probePeersTimer: NodeJS.Timeout | undefined;
@@ -376,7 +380,7 @@ export class Daemon {
     if (rebuilt) {
       this.fwRefs.clear();
       this.fwPeers = new Set();
-      this.fwChange(index.tables.fdb?.values() ?? [], []);
+      this.fwChange(index.programmed(), []);
     }
     const fwSpec = { network: formatPrefix4(config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan: vxlanPort === undefined ? null : { port: vxlanPort, peers: this.fwPeers } };
     const fwShape = `${fwSpec.network}/${fwSpec.podSubnet}/${fwSpec.ipMasq}/${vxlanPort}`;
@@ -394,14 +398,7 @@ export class Daemon {
     const index = this.peers.index;
     if (!index || !this.reconciler) return;
     if (d.entries.length > 0) this.pendingEventTimes.push(performance.now());
-    const added: FdbEntry[] = [];
-    const removed: FdbEntry[] = [];
-    for (const c of d.entries) {
-      if (c.kind !== 'fdb') continue;
-      if (c.was) removed.push(c.was as FdbEntry);
-      if (c.entry) added.push(c.entry as FdbEntry);
-    }
-    const fw = this.fwChange(added, removed);
+    const fw = this.fwChange([...d.joined, ...d.changed], [...d.left, ...d.replaced]);
     this.firewall?.peersChanged(fw.added, fw.removed);
     this.reconciler.changeEntries(d.entries);
     if (this.backend) this.warnSkippedDelta(d, this.backend.backend.codec.describe);
@@ -410,27 +407,26 @@ export class Daemon {
     if (d.joined.length + d.left.length + d.changed.length > 0) this.scheduleProbePeers();
   }
 
-  /**
-   * The firewall's VXLAN peers follow the FDB entries' PublicIPs, counted (two entries may name
-   * one). Additions first: a PublicIP moving from one entry to another is neither added nor removed.
-   */
-  private fwChange(added: Iterable<FdbEntry>, removed: Iterable<FdbEntry>): { added: string[]; removed: string[] } {
+  /** Counts peers' PublicIPs in and out; additions first, so an address passed from one peer to another stays. */
+  private fwChange(added: Iterable<Lease>, removed: Iterable<Lease>): { added: string[]; removed: string[] } {
     const out = { added: [] as string[], removed: [] as string[] };
-    for (const e of added) {
-      const n = (this.fwRefs.get(e.dst) ?? 0) + 1;
-      this.fwRefs.set(e.dst, n);
+    for (const l of added) {
+      const ip = formatIp4(l.publicIp);
+      const n = (this.fwRefs.get(ip) ?? 0) + 1;
+      this.fwRefs.set(ip, n);
       if (n === 1) {
-        this.fwPeers.add(e.dst);
-        out.added.push(e.dst);
+        this.fwPeers.add(ip);
+        out.added.push(ip);
       }
     }
-    for (const e of removed) {
-      const n = (this.fwRefs.get(e.dst) ?? 0) - 1;
-      if (n > 0) this.fwRefs.set(e.dst, n);
+    for (const l of removed) {
+      const ip = formatIp4(l.publicIp);
+      const n = (this.fwRefs.get(ip) ?? 0) - 1;
+      if (n > 0) this.fwRefs.set(ip, n);
       else {
-        this.fwRefs.delete(e.dst);
-        this.fwPeers.delete(e.dst);
-        out.removed.push(e.dst);
+        this.fwRefs.delete(ip);
+        this.fwPeers.delete(ip);
+        out.removed.push(ip);
       }
     }
     return out;

@@ -51,8 +51,6 @@ export interface EntryChange {
   kind: EntryKind;
   key: string;
   entry: EntryOf[EntryKind] | undefined;
-  /** What the table held before (undefined: nothing). */
-  was: EntryOf[EntryKind] | undefined;
 }
 
 export type Tables = { [K in EntryKind]?: EntryMap<K> };

@@ -82,6 +82,8 @@ class Mirror {
       else this.tables[e.kind]!.set(e.key, { ...e.entry });
     }
     for (const l of d.left) this.peers.delete(formatPrefix4(l.subnet));
+    assert.equal(d.replaced.length, d.changed.length);
+    d.replaced.forEach((old, i) => assert.equal(this.peers.get(formatPrefix4(old.subnet)), JSON.stringify(old), `replaced[${i}] is what was programmed`));
     for (const l of [...d.joined, ...d.changed]) this.peers.set(formatPrefix4(l.subnet), JSON.stringify(l));
     for (const l of d.unskipped) this.skipped.delete(formatPrefix4(l.subnet));
     for (const c of d.skipped) this.skipped.set(formatPrefix4(c.lease.subnet), c.reason);
