@@ -2,8 +2,10 @@
 //  (1) cold start with N peer leases in etcd until the kernel holds all 3N entries, vs
 //      `ip -batch` / `bridge -batch` programming the same entries in a fresh namespace;
 //  (2) peer join → entries present on the other hosts of the lab, p50/p99 over ≥ 50 joins;
-//  (3) twilld RSS with N peers.
-// Usage: node dist/bench/overlay.js [--peers 10000] [--joins 100] [--runs 3]
+//  (3) twilld RSS with N peers;
+//  (4) issue 13: on a host already programming N peers, peer join -> its route, p50/p99 over
+//      the joins, twilld CPU time per lease event, RSS at rest and after the joins and leaves.
+// Usage: node dist/bench/overlay.js [--peers 10000] [--joins 100] [--runs 3] [--scale-only 1]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -26,6 +28,7 @@ const PEERS = arg('peers', 10_000);
 const JOINS = arg('joins', 100);
 const WARMUP_JOINS = 3;
 const RUNS = arg('runs', 3);
+const SCALE_ONLY = arg('scale-only', 0) === 1;
 
 function peers(n: number) {
   // Unique /24s: 10.<1+i/256>.<i%256>.0/24
@@ -295,6 +298,116 @@ async function joinLatency(lab: Lab, joins: number): Promise<number[]> {
   return samples;
 }
 
+/** utime + stime of a process, in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+/** The daemon's V8 heap in use (its own metrics endpoint, inside the host's namespace), MB. */
+function heapMb(ns: string): number {
+  const text = execFileSync('ip', ['netns', 'exec', ns, 'curl', '-s', 'http://127.0.0.1:9464/metrics'], { encoding: 'utf8' });
+  return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN) / 1048576;
+}
+
+interface AtScale {
+  joins: number[];
+  leaves: number[];
+  cpuPerEventMs: number;
+  idleCpuMsPerS: number;
+  rssRest: number;
+  rssAfter: number;
+  heapRest: number;
+  heapAfter: number;
+}
+
+/**
+ * (4) One host whose twilld programs all N leases; then `joins` peers join and leave one at a
+ * time (put → its route in the kernel, delete → the route gone), timed by the kernel's route
+ * events in that namespace. CPU: twilld's utime+stime over the loop, per lease event, with
+ * its idle rate (timers, renewals) measured for as long beforehand and subtracted.
+ */
+async function joinsAtScale(lab: Lab, list: ReturnType<typeof peers>, joins: number): Promise<AtScale> {
+  const host = lab.addHost('s0');
+  let pid = 0;
+  await observeUntil(host.ns, 'twill.1', list.length * 3, () => {
+    pid = lab.startDaemon(host).pid;
+  });
+  await lab.waitReady(host, 60_000);
+  await sleep(2000);
+  const rssRest = rssMb(pid);
+  const heapRest = heapMb(host.ns);
+  const sock = new NetlinkEventSocket(`/run/netns/${host.ns}`);
+  const admin = await lab.admin();
+  const out: AtScale = { joins: [], leaves: [], cpuPerEventMs: NaN, idleCpuMsPerS: NaN, rssRest, rssAfter: NaN, heapRest, heapAfter: NaN };
+  try {
+    const waitRoute = (dst: string, action: 'new' | 'del'): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`route ${dst} ${action} not seen within 5 s`)), 5000);
+        const fn = (e: import('../src/netlink/events').NetlinkEvent): void => {
+          if (e.kind === 'route' && e.action === action && e.route.dst === dst && e.route.dstLen === 24) {
+            clearTimeout(timer);
+            sock.off('event', fn);
+            resolve();
+          }
+        };
+        sock.on('event', fn);
+      });
+    let cpu0 = 0;
+    let t0 = 0;
+    for (let i = 0; i < joins + WARMUP_JOINS; i++) {
+      if (i === WARMUP_JOINS) {
+        // Idle rate over 3 s, then the measured loop.
+        const c = cpuMs(pid);
+        await sleep(3000);
+        out.idleCpuMsPerS = (cpuMs(pid) - c) / 3;
+        cpu0 = cpuMs(pid);
+        t0 = performance.now();
+      }
+      const sub = `10.250.${i % 256}.0`;
+      const key = `${ETCD_PREFIX}/subnets/${sub}-24`;
+      const mac = `0e:cc:00:00:${(i % 256).toString(16).padStart(2, '0')}:01`;
+      const added = waitRoute(sub, 'new');
+      const ta = performance.now();
+      await admin.put(key, JSON.stringify({ PublicIP: `172.31.251.${(i % 250) + 1}`, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } }));
+      await added;
+      const tb = performance.now();
+      const gone = waitRoute(sub, 'del');
+      await admin.delete(key);
+      await gone;
+      if (i >= WARMUP_JOINS) {
+        out.joins.push(tb - ta);
+        out.leaves.push(performance.now() - tb);
+      }
+    }
+    const wallS = (performance.now() - t0) / 1000;
+    out.cpuPerEventMs = (cpuMs(pid) - cpu0 - out.idleCpuMsPerS * wallS) / (2 * joins);
+    await sleep(2000);
+    out.rssAfter = rssMb(pid);
+    out.heapAfter = heapMb(host.ns);
+  } finally {
+    admin.close();
+    sock.close();
+    await lab.stopDaemon(host);
+  }
+  return out;
+}
+
+function scaleRows(s: AtScale): string[][] {
+  return [
+    [`(4) on a host programming ${PEERS} peers: join -> route, p50`, `${fmt(percentile(s.joins, 50))} ms`, '', '', ''],
+    [`(4) on a host programming ${PEERS} peers: join -> route, p99 (${s.joins.length} joins)`, `${fmt(percentile(s.joins, 99))} ms`, '', '', '<= 10 ms'],
+    ['(4) leave -> route gone, p50 / p99', `${fmt(percentile(s.leaves, 50))} / ${fmt(percentile(s.leaves, 99))} ms`, '', '', ''],
+    ['(4) twilld CPU per lease event (idle rate subtracted)', `${fmt(s.cpuPerEventMs, 2)} ms`, `idle ${fmt(s.idleCpuMsPerS)} ms/s`, '', ''],
+    [`(4) twilld RSS with ${PEERS} peers at rest`, `${fmt(s.rssRest)} MB`, `V8 heap in use ${fmt(s.heapRest)} MB`, '', '<= 100 MB'],
+    [`(4) twilld RSS after ${s.joins.length} joins + ${s.leaves.length} leaves`, `${fmt(s.rssAfter)} MB`, `V8 heap in use ${fmt(s.heapAfter)} MB`, '', '<= 100 MB'],
+  ];
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twill-bench-'));
@@ -304,6 +417,12 @@ async function main(): Promise<void> {
     const admin = await lab.admin();
     await admin.putMany(list.map((p) => [p.key, p.value] as [string, string]));
     admin.close();
+    if (SCALE_ONLY) {
+      const s = await joinsAtScale(lab, list, JOINS);
+      console.log(`\ntwill overlay benchmark, at scale only (${PEERS} peers, ${JOINS} joins, ${os.cpus().length} CPUs)\n`);
+      console.log(table([['measure', 'twill', 'note', '', 'target'], ...scaleRows(s)]));
+      return;
+    }
 
     const ours: number[] = [];
     const refs: number[] = [];
@@ -323,6 +442,7 @@ async function main(): Promise<void> {
           `ip -batch unobserved ${fmt(alone[r]!, 0)} ms, twilld ready ${fmt(c.readyMs, 0)} ms, RSS ${fmt(c.rssMb)} MB\n`,
       );
     }
+    const atScale = await joinsAtScale(lab, list, JOINS);
     // The cold-start hosts' leases are no longer needed for the join benchmark.
     const a2 = await lab.admin();
     await a2.deletePrefix(`${ETCD_PREFIX}/subnets/`);
@@ -343,6 +463,7 @@ async function main(): Promise<void> {
       ['(2) peer join -> entries on all 3 hosts, p50', `${fmt(percentile(joins, 50))} ms`, '', '', ''],
       ['(2) peer join -> entries on all 3 hosts, p99', `${fmt(percentile(joins, 99))} ms`, '', '', '<= 50 ms'],
       [`(3) twilld RSS with ${PEERS} peers, max`, `${fmt(Math.max(...rss))} MB`, '', '', '<= 150 MB'],
+      ...scaleRows(atScale),
     ]));
   } finally {
     await lab.down();

@@ -8,7 +8,7 @@ import type { NetworkConfig } from '../config/network';
 import type { DesiredState, DeviceBase, EntryKind, EntryMap, Tables } from '../dataplane/model';
 import { prefixesOverlap, type Prefix4 } from '../ip/ipv4';
 import type { Lease } from '../subnet/lease';
-import type { Backend, HostIdentity, PlanContext, PlannedEntry, Reach, UnderlayFacts } from './types';
+import type { Backend, HostIdentity, PeerPlan, PlanContext, PlannedEntry, Reach, UnderlayFacts } from './types';
 
 export interface PeerConflict<D = unknown> {
   lease: Lease<D>;
@@ -41,49 +41,85 @@ export interface PlanInput<D> {
 
 /** Every peer's entries, by table, and the peers left out with why. */
 export function planPeers<D>(backend: Backend<D>, input: PlanInput<D>, leases: Iterable<Lease<D>>): PeerEntries<D> {
-  const ctx: PlanContext<D> = { config: input.config, own: input.own, underlay: input.underlay, reach: input.reach ?? ALWAYS_DIRECT };
-  const own = input.own;
-  const tables: Tables = {};
-  for (const kind of backend.tables) tables[kind] = new Map() as never;
-  for (const e of backend.fixedEntries?.(ctx) ?? []) addEntry(tables, e);
+  const ctx = planContext(input);
+  const tables = baseTables(backend, ctx);
   const conflicts: Array<PeerConflict<D>> = [];
   const paths = new Map<string, number>();
-  const skip = (lease: Lease<D>, reason: string, detail: string): void => void conflicts.push({ lease, reason, detail });
+  judgePeers(tables, input.own, [...leases], (l) => l, (l) => backend.planPeer(ctx, l), {
+    accepted: (_l, plan) => void paths.set(plan.path, (paths.get(plan.path) ?? 0) + 1),
+    skipped: (_l, c) => void conflicts.push(c),
+  });
+  return { tables, conflicts, paths };
+}
+
+export function planContext<D>(input: PlanInput<D>): PlanContext<D> {
+  return { config: input.config, own: input.own, underlay: input.underlay, reach: input.reach ?? ALWAYS_DIRECT };
+}
+
+export function emptyTables(kinds: readonly EntryKind[]): Tables {
+  const tables: Tables = {};
+  for (const kind of kinds) tables[kind] = new Map() as never;
+  return tables;
+}
+
+/** The backend's tables holding only what it wants whatever the peers (its fixedEntries). */
+export function baseTables<D>(backend: Backend<D>, ctx: PlanContext<D>): Tables {
+  const tables = emptyTables(backend.tables);
+  for (const e of backend.fixedEntries?.(ctx) ?? []) addEntry(tables, e);
+  return tables;
+}
+
+/** How `judgePeers` reports each peer (our own lease is neither). */
+export interface Verdicts<T, D> {
+  accepted(item: T, plan: { path: string; entries: PlannedEntry[] }): void;
+  skipped(item: T, conflict: PeerConflict<D>): void;
+}
+
+/** The deterministic order of judging: the same inputs always give the same winner of a conflict (ties keep input order). */
+export function comparePeers(a: Lease<unknown>, b: Lease<unknown>): number {
+  return a.subnet.ip - b.subnet.ip || a.subnet.len - b.subnet.len || a.publicIp - b.publicIp;
+}
+
+/**
+ * The shared rules over `items` (their leases and per-peer plans), accepted entries added to
+ * `tables`. A peer's verdict depends only on peers overlapping its subnet or wanting one of
+ * its entry keys, so judging any set closed under those relations gives each of its peers the
+ * verdict a judgement of every peer would (src/backends/plan-index.ts relies on this).
+ */
+export function judgePeers<T, D>(tables: Tables, own: Lease<D>, items: T[], leaseOf: (t: T) => Lease<D>, planOf: (t: T) => PeerPlan, out: Verdicts<T, D>): void {
   // Prefixes either nest or are disjoint, and peers are visited in address order: a peer
   // overlaps an accepted one only if it overlaps the last accepted (O(n), not O(n²)).
   let lastAccepted: Prefix4 | undefined;
-
-  // Deterministic order: the same inputs always give the same winner of a conflict.
-  const peers = [...leases].sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.len - b.subnet.len || a.publicIp - b.publicIp);
-  for (const p of peers) {
+  const sorted = items.map((t, i) => ({ t, l: leaseOf(t), i })).sort((a, b) => comparePeers(a.l, b.l) || a.i - b.i);
+  for (const { t, l: p } of sorted) {
+    const skip = (reason: string, detail: string): void => out.skipped(t, { lease: p, reason, detail });
     if (isOwnLease(p, own)) continue;
     if (prefixesOverlap(p.subnet, own.subnet)) {
-      skip(p, 'overlaps-own', 'its subnet overlaps ours');
+      skip('overlaps-own', 'its subnet overlaps ours');
       continue;
     }
     if (p.publicIp === own.publicIp) {
-      skip(p, 'same-public-ip', 'it names our PublicIP');
+      skip('same-public-ip', 'it names our PublicIP');
       continue;
     }
     if (lastAccepted && prefixesOverlap(lastAccepted, p.subnet)) {
-      skip(p, 'overlaps-peer', 'its subnet overlaps another peer’s');
+      skip('overlaps-peer', 'its subnet overlaps another peer’s');
       continue;
     }
-    const plan = backend.planPeer(ctx, p);
+    const plan = planOf(t);
     if (!plan.ok) {
-      skip(p, plan.reason, plan.detail);
+      skip(plan.reason, plan.detail);
       continue;
     }
     const taken = plan.entries.find((e) => (tables[e.kind] as EntryMap | undefined)?.has(e.key));
     if (taken) {
-      skip(p, taken.collision ?? `duplicate-${taken.kind}`, `its ${taken.kind} ${taken.key} is another peer’s`);
+      skip(taken.collision ?? `duplicate-${taken.kind}`, `its ${taken.kind} ${taken.key} is another peer’s`);
       continue;
     }
     lastAccepted = p.subnet;
     for (const e of plan.entries) addEntry(tables, e);
-    paths.set(plan.path, (paths.get(plan.path) ?? 0) + 1);
+    out.accepted(t, plan);
   }
-  return { tables, conflicts, paths };
 }
 
 function addEntry(tables: Tables, e: PlannedEntry): void {

@@ -14,7 +14,9 @@
 import type { DaemonConfig } from '../config/daemon';
 import { saveCodeCacheNow } from '../launch/code-cache';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../config/network';
-import { isOwnLease, planPeers, type PeerEntries } from '../backends/plan';
+import type { PeerConflict } from '../backends/plan';
+import type { PlanDelta, PlanIndex } from '../backends/plan-index';
+import { PeerState } from './peer-state';
 import { backendFor, ownedByAnyBackend, retireInactive, type Registered } from '../backends/registry';
 import type { HostIdentity } from '../backends/types';
 import { loadOrCreateWireguardKey, type WireguardKey } from '../backends/wireguard/key-store';
@@ -66,11 +68,8 @@ const RETRY_MS = 5000;
 const FIREWALL_CHECK_MAX_MS = 10_000;
 const CONFIG_CHANGE_POLL_MAX_MS = 30_000;
 
-interface Decoded {
-  value: string;
-  /** undefined: not decoded yet; null: invalid (skipped). */
-  lease: Lease | null | undefined;
-}
+/** Programmed peers are handed to the probes at most this often (their set is rebuilt whole). */
+const PROBE_PEERS_DEBOUNCE_MS = 500;
 
 /** The VTEP MAC label of the lease metric: empty for a backend without one. */
 function vtepMacOf(l: Lease): string {
@@ -89,8 +88,6 @@ export class Daemon {
   /** twill's nftables table: masquerade, forward accepts, VXLAN source filter (src/firewall). */
   private firewall: FirewallDriver | undefined;
   private kernelVxlan = false;
-  /** Programmed peers' PublicIPs: the VXLAN source filter's set. */
-  private peerSources: ReadonlySet<string> = new Set();
   /** The active backend: chosen by the network config. */
   private backend: Registered | undefined;
   /** How peers' PublicIPs are reached, for backends that ask (host-gw, DirectRouting). */
@@ -108,11 +105,17 @@ export class Daemon {
   private planned: Lease | undefined;
   /** The listing the dataplane started from. */
   private listing: SubnetListing | undefined;
-  /** The lease `raw`'s decoded leases were judged against. */
-  private decodedFor: Lease | undefined;
-  /** Bumped whenever `raw` changes: the peers' entries are recomputed only then. */
-  private rawVersion = 0;
-  private peerEntries: { version: string; entries: PeerEntries } | undefined;
+  /** What the peers' index was last built for (own lease, reachability, underlay): a change rebuilds it. */
+  private builtFor = '';
+  /**
+   * The VXLAN source filter's set: every programmed peer's PublicIP, with how many peers name
+   * each. Every programmed peer, not only those we encapsulate to: with DirectRouting the paths
+   * may differ by direction (a peer that reaches us directly sends VXLAN when it does not see
+   * us as on-link, and the reverse).
+   */
+  private fwPeers = new Set<string>();
+  private readonly fwRefs = new Map<string, number>();
+  private probePeersTimer: NodeJS.Timeout | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
   /** The network config text the daemon runs with (a change needs a restart). */
@@ -121,7 +124,8 @@ export class Daemon {
   private peerLog: PeerLog;
   /** This host's WireGuard key (wireguard backend only); the private half never leaves the driver. */
   private wgKey: WireguardKey | undefined;
-  private readonly raw = new Map<string, Decoded>();
+  /** Every lease key's value and, once the first full recompute ran, the peers' plans (updated per event). */
+  private readonly peers = new PeerState();
   private readonly warned = new Map<string, string>();
   private pendingEventTimes: number[] = [];
   private readonly subnetFile: SubnetFileKeeper;
@@ -247,6 +251,7 @@ export class Daemon {
     const listed = this.registry.takeAcquireListing() ?? (await this.retry('list leases', () => this.registry!.listSubnets(), 'list'));
     if (listed !== this.listing) this.startDataplane(lease, listed);
     else this.recompute(); // the device gets its address now
+    this.listing = undefined; // its values live on in this.peers; nothing else reads it
     this.registry.watchSubnets(listed.revision, {
       put: (key, value) => this.onLeaseEvent(key, value),
       delete: (key) => this.onLeaseEvent(key, undefined),
@@ -284,7 +289,7 @@ export class Daemon {
   private startDataplane(planned: Lease, listing: SubnetListing): void {
     this.planned = planned;
     this.listing = listing;
-    this.replaceRaw(listing.entries);
+    this.peers.replaceAll(listing.entries);
     if (this.reconciler) {
       this.recompute();
       return;
@@ -314,33 +319,28 @@ export class Daemon {
   }
 
   /**
-   * One etcd change. Recomputing is deferred to the end of the tick, so a burst of events
-   * (a re-list, many hosts joining at once) costs one computation over all peers, not one
-   * each. Our own lease being written, or a bad value replacing another, changes no entry.
+   * One etcd change. With the peers' index built, only this lease is decoded and planned (with
+   * the peers whose verdict it can change) and only its entries are written: no walk over all
+   * peers (src/backends/plan-index.ts). Before the first full recompute, or after a re-list,
+   * the change is kept and a full recompute runs at the end of the tick.
    */
   private onLeaseEvent(key: string, value: string | undefined): void {
-    const before = this.raw.get(key);
-    if (value === undefined) this.raw.delete(key);
-    else this.raw.set(key, { value, lease: undefined });
-    const after = this.raw.get(key);
-    if (!this.isPeer(key, before) && !this.isPeer(key, after)) return;
+    if (value === undefined) this.warned.delete(key);
+    const delta = this.peers.apply(key, value);
+    if (delta) {
+      this.applyDelta(delta);
+      return;
+    }
+    if (this.peers.index) return; // the same value again
     this.pendingEventTimes.push(performance.now());
-    this.rawVersion++;
     this.scheduleRecompute();
   }
 
   private onLeaseResync(entries: Map<string, string>): void {
-    this.replaceRaw(entries);
+    this.peers.replaceAll(entries);
     this.metrics.resyncs.inc({ reason: 'etcd relist' });
     this.pendingEventTimes.push(performance.now());
     this.scheduleRecompute();
-  }
-
-  /** Every lease from a full listing, none decoded yet. */
-  private replaceRaw(entries: Map<string, string>): void {
-    this.raw.clear();
-    for (const [k, v] of entries) this.raw.set(k, { value: v, lease: undefined });
-    this.rawVersion++;
   }
 
   private scheduleRecompute(): void {
@@ -351,110 +351,165 @@ export class Daemon {
     });
   }
 
-  /**
-   * The key holds a lease that takes part in the peers' entries: valid and not our own. A change
-   * between two values that are not (our own lease written, one bad value for another) changes
-   * no entry. Before the first desired state everything counts.
-   */
-  private isPeer(key: string, d: Decoded | undefined): boolean {
-    if (!d) return false;
-    const own = this.own ?? this.planned;
-    if (!own || !this.config) return true;
-    const lease = this.decoded(key, d, own, this.config);
-    return lease !== null && !isOwnLease(lease, own);
-  }
-
-  /** The lease a key holds (cached with it), or null if it is invalid (warned once per value). */
-  private decoded(key: string, d: Decoded, own: Lease, config: NetworkConfig): Lease | null {
-    if (d.lease !== undefined) return d.lease;
-    const res = decodeLease(key, d.value, { prefix: this.registry!.prefix, config, own, codec: this.backend!.backend.codec });
+  /** The lease a key's value holds, or null if it is invalid (warned once per distinct value). */
+  private decode(key: string, value: string, own: Lease, config: NetworkConfig): Lease | null {
+    const res = decodeLease(key, value, { prefix: this.registry!.prefix, config, own, codec: this.backend!.backend.codec });
     if (res.ok) {
       this.warned.delete(key);
-      return (d.lease = res.lease);
+      return res.lease;
     }
-    if (this.warned.get(key) !== d.value) {
+    if (this.warned.get(key) !== value) {
       // One warning and one count per distinct bad value, not per recompute.
-      this.warned.set(key, d.value);
+      this.warned.set(key, value);
       this.metrics.leasesSkipped.inc({ reason: res.reason });
       this.log.warn({ key, reason: res.reason, detail: res.detail }, 'skipping invalid lease');
     }
-    return (d.lease = null);
+    return null;
   }
 
   /**
    * Desired state from the leases, our lease and the underlay, handed to the reconciler. The
-   * peers' entries (30,000 at 10,000 peers) are recomputed only when a lease or, for backends
-   * that ask, the reachability of peers changed; the device spec every time (it is small).
+   * peers' index (30,000 entries at 10,000 peers) is rebuilt only after a re-list or when what
+   * every plan depends on changed — our lease, the underlay, how peers are reached; lease
+   * events update it one peer at a time (onLeaseEvent). The device spec is set every time.
    */
   private recompute(): void {
     const own = this.own ?? this.planned;
     const backend = this.backend?.backend;
-    if (!this.config || !own || !this.underlay || !this.reconciler || !backend) return;
-    const codec = backend.codec;
+    const config = this.config;
+    if (!config || !own || !this.underlay || !this.reconciler || !backend) return;
     // Never plan a backend that asks how peers are reached without knowing it.
-    if (!this.reach.lookup && backend.needsReach(this.config)) this.readReach();
-    if (!this.decodedFor || !isOwnLease(this.decodedFor, own) || !codec.equals(this.decodedFor.backendData, own.backendData)) {
-      // Decoding judges overlap with our subnet: a different one invalidates every decode.
-      if (this.decodedFor) for (const d of this.raw.values()) d.lease = undefined;
-      this.decodedFor = own;
-      this.peerEntries = undefined;
-    }
+    if (!this.reach.lookup && backend.needsReach(config)) this.readReach();
     const underlay = { index: this.underlay.index, ip: this.underlay.ip, mtu: this.underlay.mtu };
-    const version = `${this.rawVersion}/${this.reach.signature}/${underlay.index}`;
-    let pe = this.peerEntries;
-    if (!pe || pe.version !== version) {
-      const peers: Lease[] = [];
-      for (const [key, d] of this.raw) {
-        const lease = this.decoded(key, d, own, this.config);
-        if (lease) peers.push(lease);
-      }
+    // Decoding judges overlap with our subnet, plans use our VTEP MAC, the underlay and reachability.
+    const builtFor = `${formatPrefix4(own.subnet)}/${own.publicIp}/${backend.codec.describe(own.backendData as never)}/${this.reach.signature}/${underlay.index}/${underlay.ip}`;
+    let index = this.peers.index;
+    const rebuilt = !index || builtFor !== this.builtFor;
+    if (!index || rebuilt) {
       const reach = this.reach.lookup;
-      const entries = planPeers(backend, { config: this.config, own, underlay, ...(reach ? { reach } : {}) }, peers);
-      this.warnSkipped(entries, codec.describe);
-      this.peerEntries = pe = { version, entries };
-      const skipped = new Set<Lease<unknown>>(entries.conflicts.map((c) => c.lease));
-      const programmedPeers = peers.filter((p) => !skipped.has(p) && !isOwnLease(p, own));
-      this.peerLog.update(programmedPeers);
-      // VXLAN is accepted from every programmed peer, not only those we encapsulate to: with
-      // DirectRouting the paths may differ by direction (a peer that reaches us directly sends
-      // VXLAN when it does not see us as on-link, and the reverse).
-      this.peerSources = new Set(programmedPeers.map((p) => formatIp4(p.publicIp)));
+      index = this.peers.rebuild({
+        backend,
+        input: { config, own, underlay, ...(reach ? { reach } : {}) },
+        decode: (key, value) => this.decode(key, value, own, config),
+      });
+      this.builtFor = builtFor;
+      this.warnSkipped(index.conflicts(), backend.codec.describe);
+      this.peerLog.update(index.programmed(), this.loggedIndex?.programmed());
+      this.loggedIndex = index;
       // Probed: exactly the peers the dataplane programs (not our own lease, not skipped ones).
-      this.probing?.setPeers(programmedPeers);
+      this.setProbePeers();
     }
-    const device = backend.device({ config: this.config, own, ownHeld: own === this.own, underlay, identity: this.identity() });
+    const device = backend.device({ config, own, ownHeld: own === this.own, underlay, identity: this.identity() });
     this.hasDevice = device !== undefined;
+    this.setPeerGauges(index);
+    // Before the reconciler: a peer's VXLAN is accepted no later than its entries exist.
+    const vxlanPort = this.kernelVxlan && config.backend.type === 'vxlan' ? config.backend.port : undefined;
+    if (rebuilt) {
+      this.fwRefs.clear();
+      this.fwPeers = new Set();
+      this.fwChange(index.programmed(), []);
+    }
+    const fwSpec = { network: formatPrefix4(config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan: vxlanPort === undefined ? null : { port: vxlanPort, peers: this.fwPeers } };
+    const fwShape = `${fwSpec.network}/${fwSpec.podSubnet}/${fwSpec.ipMasq}/${vxlanPort}`;
+    if (rebuilt || fwShape !== this.fwShape) this.firewall?.setDesired(fwSpec);
+    this.fwShape = fwShape;
+    this.reconciler.setDesired({ device, tables: index.tables });
+  }
+
+  private fwShape = '';
+  /** The index whose peers the peer log last saw in full (compared at the next full recompute). */
+  private loggedIndex: PlanIndex<unknown> | undefined;
+
+  /** One lease event's share: the firewall's peer set, then the entries, then logs, gauges and probes. */
+  private applyDelta(d: PlanDelta<unknown>): void {
+    const index = this.peers.index;
+    if (!index || !this.reconciler) return;
+    if (d.entries.length > 0) this.pendingEventTimes.push(performance.now());
+    const fw = this.fwChange([...d.joined, ...d.changed], [...d.left, ...d.replaced]);
+    this.firewall?.peersChanged(fw.added, fw.removed);
+    this.reconciler.changeEntries(d.entries);
+    if (this.backend) this.warnSkippedDelta(d, this.backend.backend.codec.describe);
+    this.metrics.peersUnreachable.set({}, index.reasons.get('not-directly-reachable') ?? 0);
+    this.peerLog.apply(d, this.setPeerGauges(index));
+    if (d.joined.length + d.left.length + d.changed.length > 0) this.scheduleProbePeers();
+  }
+
+  /** Counts peers' PublicIPs in and out; additions first, so an address passed from one peer to another stays. */
+  private fwChange(added: Iterable<Lease>, removed: Iterable<Lease>): { added: string[]; removed: string[] } {
+    const out = { added: [] as string[], removed: [] as string[] };
+    for (const l of added) {
+      const ip = formatIp4(l.publicIp);
+      const n = (this.fwRefs.get(ip) ?? 0) + 1;
+      this.fwRefs.set(ip, n);
+      if (n === 1) {
+        this.fwPeers.add(ip);
+        out.added.push(ip);
+      }
+    }
+    for (const l of removed) {
+      const ip = formatIp4(l.publicIp);
+      const n = (this.fwRefs.get(ip) ?? 0) - 1;
+      if (n > 0) this.fwRefs.set(ip, n);
+      else {
+        this.fwRefs.delete(ip);
+        this.fwPeers.delete(ip);
+        out.removed.push(ip);
+      }
+    }
+    return out;
+  }
+
+  /** Sets the peers gauges; returns how many peers are programmed. */
+  private setPeerGauges(index: PlanIndex<unknown>): number {
     let programmed = 0;
-    for (const path of pe.entries.paths.keys()) this.paths.add(path);
+    for (const path of index.paths.keys()) this.paths.add(path);
     for (const path of this.paths) {
-      const n = pe.entries.paths.get(path) ?? 0;
+      const n = index.paths.get(path) ?? 0;
       programmed += n;
       this.metrics.peerPaths.set({ path }, n);
     }
     this.metrics.peers.set({}, programmed);
-    // Before the reconciler: a peer's VXLAN is accepted no later than its entries exist.
-    const vxlan = this.kernelVxlan && this.config.backend.type === 'vxlan' ? { port: this.config.backend.port, peers: this.peerSources } : null;
-    this.firewall?.setDesired({ network: formatPrefix4(this.config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan });
-    this.reconciler.setDesired({ device, tables: pe.entries.tables });
+    return programmed;
+  }
+
+  private setProbePeers(): void {
+    if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
+    this.probePeersTimer = undefined;
+    const index = this.peers.index;
+    if (index) this.probing?.setPeers(index.programmed());
+  }
+
+  /** Probe targets are rebuilt whole: after a burst of events, not per event. */
+  private scheduleProbePeers(): void {
+    if (!this.probing || this.probePeersTimer || this.stopping) return;
+    this.probePeersTimer = setTimeout(() => this.setProbePeers(), PROBE_PEERS_DEBOUNCE_MS);
+    this.probePeersTimer.unref();
   }
 
   /** One warning and one count per peer and distinct reason, not per recompute. */
-  private warnSkipped(entries: PeerEntries, describe: (d: never) => string): void {
+  private warnSkipped(conflicts: Array<PeerConflict<unknown>>, describe: (d: never) => string): void {
     const now = new Set<string>();
-    for (const c of entries.conflicts) {
-      const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
-      now.add(key);
-      const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${describe(c.lease.backendData as never)}`;
-      if (this.warned.get(key) === sig) continue;
-      this.warned.set(key, sig);
-      this.metrics.leasesSkipped.inc({ reason: c.reason });
-      this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason, detail: c.detail }, 'peer not programmed');
-    }
+    for (const c of conflicts) now.add(this.warnConflict(c, describe));
     // A peer programmed again (reachable once more) is warned again if it is skipped later.
     for (const key of [...this.warned.keys()]) if (key.startsWith('conflict:') && !now.has(key)) this.warned.delete(key);
     let unreachable = 0;
-    for (const c of entries.conflicts) if (c.reason === 'not-directly-reachable') unreachable++;
+    for (const c of conflicts) if (c.reason === 'not-directly-reachable') unreachable++;
     this.metrics.peersUnreachable.set({}, unreachable);
+  }
+
+  private warnSkippedDelta(d: PlanDelta<unknown>, describe: (d: never) => string): void {
+    for (const l of d.unskipped) this.warned.delete(`conflict:${formatPrefix4(l.subnet)}`);
+    for (const c of d.skipped) this.warnConflict(c, describe);
+  }
+
+  private warnConflict(c: PeerConflict<unknown>, describe: (d: never) => string): string {
+    const key = `conflict:${formatPrefix4(c.lease.subnet)}`;
+    const sig = `${c.reason}:${formatIp4(c.lease.publicIp)}:${describe(c.lease.backendData as never)}`;
+    if (this.warned.get(key) === sig) return key;
+    this.warned.set(key, sig);
+    this.metrics.leasesSkipped.inc({ reason: c.reason });
+    this.log.warn({ subnet: formatPrefix4(c.lease.subnet), publicIp: formatIp4(c.lease.publicIp), reason: c.reason, detail: c.detail }, 'peer not programmed');
+    return key;
   }
 
   /**
@@ -497,7 +552,14 @@ export class Daemon {
       void this.afterConverged();
     });
     r.on('drift', ({ kind }) => this.metrics.driftRepaired.inc({ kind }));
-    r.on('resync', ({ reason }) => this.metrics.resyncs.inc({ reason }));
+    r.on('resync', ({ reason }) => {
+      this.metrics.resyncs.inc({ reason });
+      // The periodic resync re-plans every peer too: a safety net under the per-event path.
+      if (reason === 'periodic') {
+        this.builtFor = '';
+        this.scheduleRecompute();
+      }
+    });
     r.on('failed', ({ kind }) => this.metrics.dataplaneErrors.inc({ kind }));
   }
 
@@ -721,6 +783,7 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     if (this.reachScheduled) clearImmediate(this.reachScheduled);
+    if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
     this.reconciler?.stop();
     this.firewall?.stop();
     await this.probing?.stop().catch(() => undefined);

@@ -14,20 +14,28 @@ interface PeerFacts {
   backendData: string;
 }
 
+function factsOf(p: Lease): PeerFacts {
+  return { publicIp: formatIp4(p.publicIp), backendData: JSON.stringify(p.backendData) ?? '' };
+}
+
+/**
+ * Keeps no copy of the peers: the daemon hands in the set before and after a full recompute
+ * (its old and new plan index), or one event's delta.
+ */
 export class PeerLog {
-  private known: Map<string, PeerFacts> | undefined;
+  private started = false;
 
   constructor(private readonly log: Logger) {}
 
-  update(peers: readonly Lease[]): void {
-    const now = new Map<string, PeerFacts>();
-    for (const p of peers) now.set(formatPrefix4(p.subnet), { publicIp: formatIp4(p.publicIp), backendData: JSON.stringify(p.backendData) ?? '' });
-    const before = this.known;
-    this.known = now;
-    if (!before) {
+  /** The whole set (a full recompute), compared with the one before it (none at a cold start). */
+  update(peers: Iterable<Lease>, previous: Iterable<Lease> | undefined): void {
+    const now = factsBySubnet(peers);
+    if (!this.started || previous === undefined) {
+      this.started = true;
       this.log.info({ peers: now.size }, 'peers known at start');
       return;
     }
+    const before = factsBySubnet(previous);
     const joined: string[] = [];
     const moved: string[] = [];
     const left: string[] = [];
@@ -37,17 +45,34 @@ export class PeerLog {
       else if (b.publicIp !== f.publicIp || b.backendData !== f.backendData) moved.push(subnet);
     }
     for (const subnet of before.keys()) if (!now.has(subnet)) left.push(subnet);
-    this.report('joined', joined, now, 'peer joined');
-    this.report('changed', moved, now, 'peer changed its public IP or backend data');
-    this.report('left', left, before, 'peer left');
+    this.report('joined', joined, now, 'peer joined', now.size);
+    this.report('changed', moved, now, 'peer changed its public IP or backend data', now.size);
+    this.report('left', left, before, 'peer left', now.size);
   }
 
-  private report(what: string, subnets: string[], facts: Map<string, PeerFacts>, msg: string): void {
+  /** One lease event's changes (src/backends/plan-index.ts): O(change). `peers`: how many now. */
+  apply(d: { joined: readonly Lease[]; left: readonly Lease[]; changed: readonly Lease[] }, peers: number): void {
+    if (!this.started) return;
+    const joined = factsBySubnet(d.joined);
+    const changed = factsBySubnet(d.changed);
+    const left = factsBySubnet(d.left);
+    this.report('joined', [...joined.keys()], joined, 'peer joined', peers);
+    this.report('changed', [...changed.keys()], changed, 'peer changed its public IP or backend data', peers);
+    this.report('left', [...left.keys()], left, 'peer left', peers);
+  }
+
+  private report(what: string, subnets: string[], facts: Map<string, PeerFacts>, msg: string, peers: number): void {
     if (subnets.length === 0) return;
     if (subnets.length <= EACH_UP_TO) {
       for (const subnet of subnets) this.log.info({ subnet, ...facts.get(subnet) }, msg);
       return;
     }
-    this.log.info({ count: subnets.length, examples: subnets.slice(0, 5), peers: this.known?.size }, `${subnets.length} peers ${what}`);
+    this.log.info({ count: subnets.length, examples: subnets.slice(0, 5), peers }, `${subnets.length} peers ${what}`);
   }
+}
+
+function factsBySubnet(peers: Iterable<Lease>): Map<string, PeerFacts> {
+  const out = new Map<string, PeerFacts>();
+  for (const p of peers) out.set(formatPrefix4(p.subnet), factsOf(p));
+  return out;
 }

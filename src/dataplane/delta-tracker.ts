@@ -51,13 +51,29 @@ export class DeltaTracker<V> {
     }
   }
 
+  /**
+   * One copy where both sides agree: an actual value equal to the desired one (or to the actual
+   * one already held) is kept as that object, not as the kernel's fresh copy of it — at 10,000
+   * peers, 30,000 objects and twice as many strings fewer.
+   */
+  private shared(key: string, v: V): V {
+    const d = this.desired.get(key);
+    if (d !== undefined && d !== v && this.equal(d, v)) return d;
+    const a = this.actual.get(key);
+    return a !== undefined && a !== v && this.equal(a, v) ? a : v;
+  }
+
   /** The kernel's truth, from a full dump. */
   replaceActual(next: ReadonlyMap<string, V>): void {
     // Only keys whose actual side may have changed need a recheck: a desired key in neither
     // the old nor the new actual side keeps its state (at a cold start: all 10,000 of them).
     const before = [...this.actual.keys()];
+    const d = this.desired;
     this.actual.clear();
-    for (const [k, v] of next) this.actual.set(k, v);
+    for (const [k, v] of next) {
+      const want = d.get(k);
+      this.actual.set(k, want !== undefined && this.equal(want, v) ? want : v);
+    }
     for (const k of before) if (!next.has(k)) this.recheck(k);
     for (const k of next.keys()) this.recheck(k);
   }
@@ -65,7 +81,7 @@ export class DeltaTracker<V> {
   /** One observed change (a netlink event, or a write we made). undefined = gone. */
   setActual(key: string, value: V | undefined): void {
     if (value === undefined) this.actual.delete(key);
-    else this.actual.set(key, value);
+    else this.actual.set(key, this.shared(key, value));
     this.recheck(key);
   }
 

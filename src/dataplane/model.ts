@@ -63,6 +63,13 @@ export interface EntryOf {
 /** Entries of one table, keyed as the kernel keys them (route "dst/len", neigh IP, FDB MAC, wgpeer public key). */
 export type EntryMap<K extends EntryKind = EntryKind> = Map<string, EntryOf[K]>;
 
+/** One entry of a table set (entry) or removed (undefined): a lease event's share of desired state. */
+export interface EntryChange {
+  kind: EntryKind;
+  key: string;
+  entry: EntryOf[EntryKind] | undefined;
+}
+
 export type Tables = { [K in EntryKind]?: EntryMap<K> };
 
 export interface DesiredState<D extends DeviceBase = DeviceBase> {

@@ -26,7 +26,7 @@ import type { Request } from '../netlink/socket';
 import { applyOrder } from './apply-order';
 import { DeltaTracker } from './delta-tracker';
 import type { AnyTable, Driver } from './driver';
-import type { DesiredState, EntryKind, EntryMap } from './model';
+import type { DesiredState, EntryChange, EntryKind, EntryMap } from './model';
 import type { TableCtx } from './tables';
 
 export interface ReconcilerLog {
@@ -56,6 +56,11 @@ const MAX_BACKOFF_MS = 30_000;
 /** What the daemon needs from a dataplane. */
 export interface Dataplane extends EventEmitter<ReconcilerEvents> {
   setDesired(d: DesiredState): void;
+  /**
+   * Entries of the last desired state's tables changed in place (one lease event): only these
+   * keys are re-judged and written. Changes to tables it was not built from wait for setDesired.
+   */
+  changeEntries(changes: readonly EntryChange[]): void;
   onEvent(ev: NetlinkEvent): void;
   requestResync(reason: string): void;
   start(): void;
@@ -77,8 +82,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   private devIndex = 0;
   private readonly tables: Table[];
   private readonly sinkSizes = new Map<EntryKind, number>();
-  /** The table each sink last took in full (its entries may still be relied on by kernel routes). */
-  private readonly sinkTables = new Map<EntryKind, EntryMap>();
+  /** What each sink last took in full (its entries may still be relied on by kernel routes): a copy, and the desired map it came from. */
+  private readonly sinkTables = new Map<EntryKind, { held: EntryMap; from: EntryMap }>();
+  /** Sinks whose desired map changed in place since they took it. */
+  private readonly sinkDirty = new Set<EntryKind>();
   private needFull = true;
   private needDeviceCheck = true;
   /** The desired device changed since it was last ensured: what ensure fixes then is not drift. */
@@ -145,6 +152,24 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     }
     if (!prev) this.needFull = true;
     this.applyDesiredToTrackers();
+    this.isConverged = false;
+    this.kick();
+  }
+
+  changeEntries(changes: readonly EntryChange[]): void {
+    const d = this.desired;
+    if (!d || changes.length === 0) return;
+    for (const c of changes) {
+      const x = this.tables.find((t) => t.spec.kind === c.kind);
+      if (!x) {
+        this.sinkDirty.add(c.kind);
+        continue;
+      }
+      // A tracker built from another map or device index is rebuilt whole anyway.
+      if (x.from !== d.tables[c.kind] || x.fromIndex !== this.devIndex) continue;
+      if (c.entry === undefined) x.t.deleteDesired(c.key);
+      else x.t.setDesired(c.key, x.spec.bind(c.entry as never, this.devIndex));
+    }
     this.isConverged = false;
     this.kick();
   }
@@ -329,16 +354,20 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
   private pushSinks(d: DesiredState, phase: 'add' | 'exact'): boolean {
     for (const sink of this.driver.sinks ?? []) {
       const want = (d.tables[sink.kind] ?? new Map()) as EntryMap;
-      const held = this.sinkTables.get(sink.kind);
+      const last = this.sinkTables.get(sink.kind);
+      const current = last !== undefined && last.from === want && !this.sinkDirty.has(sink.kind);
+      if (current) continue;
       let table = want;
-      if (phase === 'add' && held !== undefined && held !== want) {
-        table = new Map(held);
+      if (phase === 'add' && last !== undefined) {
+        table = new Map(last.held);
         for (const [k, v] of want) table.set(k, v);
       }
-      if (phase === 'exact' && held === want) continue;
       try {
         const res = sink.push(table as EntryMap<never>);
-        if (table === want) this.sinkTables.set(sink.kind, want);
+        if (table === want) {
+          this.sinkTables.set(sink.kind, { held: new Map(want), from: want });
+          this.sinkDirty.delete(sink.kind);
+        }
         if (res) {
           this.sinkSizes.set(sink.kind, res.size);
           this.emit('applied', { kind: sink.kind, writes: res.writes, deletes: res.deletes });

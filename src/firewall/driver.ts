@@ -99,6 +99,35 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     this.converge();
   }
 
+  /**
+   * The desired spec's VXLAN peer set was changed in place by its owner (one lease event):
+   * `added`/`removed` go to the kernel as set elements, O(change), without comparing the sets.
+   */
+  peersChanged(added: readonly string[], removed: readonly string[]): void {
+    const d = this.desired;
+    if (!d?.vxlan || this.stopped || added.length + removed.length === 0) return;
+    if (this.applied !== d) {
+      this.converge();
+      return;
+    }
+    try {
+      this.applyElements(added, removed);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'peer set change refused; replacing the table');
+      this.applied = undefined;
+      this.converge();
+    }
+  }
+
+  private applyElements(added: readonly string[], removed: readonly string[]): void {
+    this.setSocket ??= SetElementsSocket.open(this.nft.netns);
+    this.setSocket.apply(TABLE_NAME, PEER_SET, [
+      { op: 'add', addrs: added },
+      { op: 'delete', addrs: removed },
+    ]);
+    this.generation++;
+  }
+
   private converge(): void {
     const d = this.desired;
     if (!d || this.stopped || this.applied === d) return;
@@ -106,14 +135,7 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     if (a && sameShape(a, d)) {
       try {
         const c = peerChanges(a.vxlan?.peers ?? NO_PEERS, d.vxlan?.peers ?? NO_PEERS);
-        if (c.added.length + c.removed.length > 0) {
-          this.setSocket ??= SetElementsSocket.open(this.nft.netns);
-          this.setSocket.apply(TABLE_NAME, PEER_SET, [
-            { op: 'add', addrs: c.added },
-            { op: 'delete', addrs: c.removed },
-          ]);
-          this.generation++;
-        }
+        if (c.added.length + c.removed.length > 0) this.applyElements(c.added, c.removed);
         this.applied = d;
         return;
       } catch (err) {

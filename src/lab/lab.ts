@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { BRIDGE_IP, buildHost, buildOutside, buildRouter, buildUnderlay, type Segment } from './topology';
 import type { LabHost, LabPod, LabState } from './lab-state';
 import { addPod, removePod } from './pods';
-import { CNI_NODE_PLUGIN_PATH } from '../install/layout';
+import { CNI_NODE_PLUGIN_PATH, TWILLD_NODE_FLAGS } from '../install/layout';
 import { stopWireguardGo } from '../backends/wireguard/wireguard-go';
 import { createHash } from 'node:crypto';
 
@@ -265,7 +265,8 @@ export class Lab {
   startDaemon(host: LabHost, extraArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): SpawnedProc {
     if (host.daemon && isRunning(host.daemon)) return host.daemon;
     // TWILL_LAB_NODE_ARGS: extra node flags for the daemons (e.g. --cpu-prof) when profiling.
-    const nodeArgs = (process.env['TWILL_LAB_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const extraNodeArgs = (process.env['TWILL_LAB_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const nodeArgs = [...TWILLD_NODE_FLAGS, ...extraNodeArgs];
     const args = [
       ...nodeArgs,
       TWILLD,
@@ -288,7 +289,7 @@ export class Lab {
     const root = this.state.installRoot;
     let cmd = process.execPath;
     let cmdArgs = args;
-    if (root && nodeArgs.length === 0) {
+    if (root && extraNodeArgs.length === 0) {
       cmd = path.join(root, 'usr', 'local', 'bin', 'twilld');
       cmdArgs = args.slice(1);
     } else if (root) {

@@ -5,17 +5,9 @@
 import * as path from 'node:path';
 import type { LabPod } from '../../src/lab/lab';
 import { POD_NETWORK } from './pods';
+import { mulberry32 } from './prng';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export interface Case {
   env: Record<string, string>;
