@@ -16,7 +16,15 @@ export interface LeaseRow {
   publicIp: string;
   vtepMac: string;
   backend: string;
+  /** How peers know this host, by backend: the VTEP MAC (vxlan), the public key (wireguard), '-' (host-gw). */
+  identity: string;
   ttlSeconds: number | null;
+}
+
+function identityOf(backend: string, data: unknown): string {
+  if (backend === 'host-gw') return '-';
+  if (backend === 'wireguard') return text(field(data, 'PublicKey'));
+  return text(field(data, 'VtepMAC'));
 }
 
 function field(obj: unknown, name: string): unknown {
@@ -42,6 +50,7 @@ export function leaseRows(prefix: string, entries: readonly LeaseEntry[]): Lease
       publicIp: text(field(doc, 'PublicIP')),
       vtepMac: text(field(field(doc, 'BackendData'), 'VtepMAC')),
       backend: text(field(doc, 'BackendType')),
+      identity: identityOf(text(field(doc, 'BackendType')), field(doc, 'BackendData')),
       ttlSeconds: e.ttlSeconds,
     });
   }
@@ -51,7 +60,7 @@ export function leaseRows(prefix: string, entries: readonly LeaseEntry[]): Lease
 export function renderLeases(rows: readonly LeaseRow[]): string {
   if (rows.length === 0) return 'no subnet leases\n';
   return formatTable(
-    ['SUBNET', 'PUBLIC IP', 'VTEP MAC', 'BACKEND', 'TTL LEFT'],
-    rows.map((r) => [r.subnet, r.publicIp, r.vtepMac, r.backend, r.ttlSeconds === null ? 'no lease' : formatDuration(r.ttlSeconds)]),
+    ['SUBNET', 'PUBLIC IP', 'VTEP MAC / KEY', 'BACKEND', 'TTL LEFT'],
+    rows.map((r) => [r.subnet, r.publicIp, r.identity, r.backend, r.ttlSeconds === null ? 'no lease' : formatDuration(r.ttlSeconds)]),
   );
 }

@@ -21,13 +21,20 @@ test('lease rows: numeric subnet order, malformed values shown rather than hidde
     rows.map((r) => r.subnet),
     ['? (/coreos.com/network/subnets/garbage)', '10.244.9.0/24', '10.244.10.0/24', '10.244.11.0/24'],
   );
-  assert.deepEqual(rows[1], { subnet: '10.244.9.0/24', publicIp: '192.168.56.11', vtepMac: '0e:00:00:00:00:01', backend: 'vxlan', ttlSeconds: null });
+  assert.deepEqual(rows[1], { subnet: '10.244.9.0/24', publicIp: '192.168.56.11', vtepMac: '0e:00:00:00:00:01', backend: 'vxlan', identity: '0e:00:00:00:00:01', ttlSeconds: null });
   assert.equal(rows[3]!.publicIp, '?');
   const text = renderLeases(rows);
-  assert.match(text, /^SUBNET\s+PUBLIC IP\s+VTEP MAC\s+BACKEND\s+TTL LEFT$/m);
+  assert.match(text, /^SUBNET\s+PUBLIC IP\s+VTEP MAC \/ KEY\s+BACKEND\s+TTL LEFT$/m);
   assert.match(text, /^10\.244\.9\.0\/24\s+192\.168\.56\.11\s+0e:00:00:00:00:01\s+vxlan\s+no lease$/m);
   assert.match(text, /^10\.244\.10\.0\/24 .* 23h53m$/m);
   assert.equal(renderLeases([]), 'no subnet leases\n');
+  // Other backends: wireguard leases show their public key, host-gw leases have no identity.
+  const KEY = 'f8hJ0RZ0ts4eYfdGx3sCwGm3IIlzTcV/eRqr2cMzDn0=';
+  const other = leaseRows(P, [
+    { key: `${P}/subnets/10.244.12.0-24`, value: JSON.stringify({ PublicIP: '192.168.56.13', BackendType: 'wireguard', BackendData: { PublicKey: KEY, Port: 51820 } }), ttlSeconds: null },
+    { key: `${P}/subnets/10.244.13.0-24`, value: JSON.stringify({ PublicIP: '192.168.56.14', BackendType: 'host-gw' }), ttlSeconds: null },
+  ]);
+  assert.deepEqual(other.map((r) => [r.backend, r.identity]), [['wireguard', KEY], ['host-gw', '-']]);
 });
 
 const METRICS = `# HELP twill_peers Remote hosts
