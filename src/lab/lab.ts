@@ -291,7 +291,7 @@ export class Lab {
     let cmdArgs = args;
     if (root && extraNodeArgs.length === 0) {
       cmd = path.join(root, 'usr', 'local', 'bin', 'twilld');
-      cmdArgs = args.slice(1);
+      cmdArgs = args.slice(nodeArgs.length + 1); // the wrapper passes the node flags itself
     } else if (root) {
       cmdArgs = [...nodeArgs, path.join(root, 'opt', 'twill', 'current', 'dist', 'src', 'cmd', path.basename(TWILLD)), ...args.slice(nodeArgs.length + 1)];
     }
