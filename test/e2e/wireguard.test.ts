@@ -87,7 +87,12 @@ test('leases carry each host\'s public key and port; device, peers and routes co
   const noModule = !fs.existsSync('/sys/module/wireguard');
   const choice = fs.readFileSync(lab.daemonLog(hosts[0]!), 'utf8').split('\n').find((l) => l.includes('"msg":"dataplane starting'));
   assert.match(choice ?? '', noModule ? /"dataplane":"userspace".*the kernel has no WireGuard \(ENOENT\)/ : /"dataplane":"kernel"/);
-  assert.deepEqual(meshFailures(), []);
+  // A first handshake that crossed its peer's is retried by WireGuard only after 5 s
+  // (REKEY_TIMEOUT): pods on hosts that came up together may need that retry before the mesh
+  // is whole (seen once in a full run). Bounded wait, then the pairs still failing.
+  let failed: string[] = [];
+  await waitFor(() => (failed = meshFailures()).length === 0, 20_000, 'every pod reaches every pod', 200).catch(() => undefined);
+  assert.deepEqual(failed, []);
 });
 
 test('on the underlay: WireGuard UDP only, never the marker nor a pod address', { skip }, async () => {
