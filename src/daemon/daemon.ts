@@ -672,13 +672,6 @@ export class Daemon {
 
   private startProbing(config: NetworkConfig): void {
     if (this.cfg.probePort === 0 || this.probing) return;
-    if (config.backend.type === 'host-gw') {
-      // Probes run between the hosts' <subnet>.0, an address only an overlay device carries:
-      // probing a host-gw cluster would report every path unreachable. Off, and said so;
-      // `twillctl check` then lists these hosts as not reporting (incomplete), never as broken.
-      this.log.info({ backend: 'host-gw' }, 'peer probing is off: host-gw hosts have no overlay address to probe from');
-      return;
-    }
     this.probing = new PeerProbing({
       port: this.cfg.probePort,
       intervalS: this.cfg.probeInterval,
