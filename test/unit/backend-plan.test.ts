@@ -164,3 +164,19 @@ test('host-gw: route via the PublicIP on the underlay; a device only for <subnet
   assert.equal(vxlanBackend.ownsLink('twill0'), false, 'the CNI bridge is never a backend device');
   assert.equal(vxlanBackend.ownsLink('twill.1x'), false);
 });
+
+test('source filter port: the VXLAN port with the kernel VXLAN device only; nothing for userspace VXLAN, host-gw or wireguard', () => {
+  const wg = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","ListenPort":51821}}');
+  const plain = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+  const port = (b: { sourceFilterPort?: typeof vxlanBackend.sourceFilterPort }, c: typeof config, mode: 'kernel' | 'userspace') => b.sourceFilterPort?.(c, mode);
+  assert.equal(port(vxlanBackend, config, 'kernel'), 4789);
+  assert.equal(port(vxlanBackend, direct, 'kernel'), 4789, 'DirectRouting keeps the filter (routed peers are still encapsulated)');
+  assert.equal(port(vxlanBackend, plain, 'kernel'), 8472, 'flannel’s default port');
+  // The userspace forwarder owns the socket and drops unknown sources itself.
+  assert.equal(port(vxlanBackend, config, 'userspace'), undefined);
+  for (const mode of ['kernel', 'userspace'] as const) {
+    assert.equal(port(hostGwBackend, hostGw, mode), undefined, 'host-gw: nothing encapsulated');
+    assert.equal(port(wireguardBackend, wg, mode), undefined, 'wireguard: its keys authenticate every datagram');
+  }
+  assert.throws(() => port(vxlanBackend, hostGw, 'kernel'), RangeError, 'the vxlan backend never reads another backend’s config');
+});
