@@ -3,6 +3,7 @@
 // half (how its device and tables are realised) is a Driver (src/dataplane/driver.ts) built
 // by the backend's drivers.ts; src/backends/registry.ts pairs the two.
 import type { BackendConfig, NetworkConfig } from '../config/network';
+import type { DriverMode } from '../dataplane/driver';
 import type { DeviceBase, EntryKind, EntryOf } from '../dataplane/model';
 import type { Ip4 } from '../ip/ipv4';
 import type { BackendDataCodec, Lease } from '../subnet/lease';
@@ -69,6 +70,12 @@ export interface Backend<D = unknown, S extends DeviceBase = DeviceBase> {
   planPeer(ctx: PlanContext<D>, peer: Lease<D>): PeerPlan;
   /** Entries wanted whatever the peers (wireguard: the cluster network's fail-closed route). */
   fixedEntries?(ctx: PlanContext<D>): PlannedEntry[];
+  /**
+   * The UDP port on which the kernel, with the driver in `mode`, takes this backend's
+   * encapsulated traffic in from any source: the firewall then accepts datagrams to it from
+   * peers' PublicIPs only (src/firewall/rules.ts). Absent or undefined: nothing to filter.
+   */
+  sourceFilterPort?(config: NetworkConfig, mode: DriverMode): number | undefined;
   /** The device names this backend owns (swept when another backend is active). */
   ownsLink(name: string): boolean;
   readonly tables: readonly EntryKind[];

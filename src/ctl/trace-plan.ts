@@ -69,7 +69,8 @@ export function traceHops(f: TraceFacts): Hop[] {
   }
   const peer = f.peer.lease;
   const peerIp = formatIp4(peer.publicIp);
-  hops.push({ ok: true, name: 'lease', detail: `${f.dst} is in ${formatPrefix4(peer.subnet)}, leased by ${f.peer.name} (${peerIp}), ${f.backend.type} ${f.backend.codec.describe(peer.backendData)}` });
+  const identity = f.backend.codec.describe(peer.backendData); // '' for host-gw: its lease has no BackendData
+  hops.push({ ok: true, name: 'lease', detail: `${f.dst} is in ${formatPrefix4(peer.subnet)}, leased by ${f.peer.name} (${peerIp}), ${f.backend.type}${identity ? ` ${identity}` : ''}` });
 
   // Directly reachable (host-gw, DirectRouting) as the daemon decides it: the kernel's route to
   // the peer's PublicIP has no gateway and leaves by the underlay interface.

@@ -20,6 +20,7 @@ import { PeerState } from './peer-state';
 import { backendFor, ownedByAnyBackend, retireInactive, type Registered } from '../backends/registry';
 import type { HostIdentity } from '../backends/types';
 import { loadOrCreateWireguardKey, type WireguardKey } from '../backends/wireguard/key-store';
+import type { DriverMode } from '../dataplane/driver';
 import { Reconciler, type Dataplane } from '../dataplane/reconciler';
 import { firstHost, formatIp4, formatPrefix4, parseIp4, parsePrefix4, type Prefix4 } from '../ip/ipv4';
 import { randomLocalMac } from '../ip/mac';
@@ -87,7 +88,8 @@ export class Daemon {
   private reconciler: Dataplane | undefined;
   /** twill's nftables table: masquerade, forward accepts, VXLAN source filter (src/firewall). */
   private firewall: FirewallDriver | undefined;
-  private kernelVxlan = false;
+  /** The active driver's mode (kernel or userspace), once the dataplane started. */
+  private driverMode: DriverMode | undefined;
   /** The active backend: chosen by the network config. */
   private backend: Registered | undefined;
   /** How peers' PublicIPs are reached, for backends that ask (host-gw, DirectRouting). */
@@ -306,7 +308,8 @@ export class Daemon {
     this.reconciler = new Reconciler(this.h, child(this.log, 'dataplane'), { resyncIntervalMs: this.cfg.resyncInterval * 1000, ownsLink: ownedByAnyBackend }, driver);
     choice.registerMetrics?.(this.metricsRegistry);
     this.wireReconcilerEvents(this.reconciler);
-    this.startFirewall(choice.mode === 'kernel');
+    this.driverMode = choice.mode;
+    this.startFirewall();
     this.events = new NetlinkEventSocket();
     this.events.on('event', (e) => this.onKernelEvent(e));
     this.events.on('overflow', () => {
@@ -403,14 +406,14 @@ export class Daemon {
     this.hasDevice = device !== undefined;
     this.setPeerGauges(index);
     // Before the reconciler: a peer's VXLAN is accepted no later than its entries exist.
-    const vxlanPort = this.kernelVxlan && config.backend.type === 'vxlan' ? config.backend.port : undefined;
+    const filterPort = this.driverMode ? backend.sourceFilterPort?.(config, this.driverMode) : undefined;
     if (rebuilt) {
       this.fwRefs.clear();
       this.fwPeers = new Set();
       this.fwChange(index.programmed(), []);
     }
-    const fwSpec = { network: formatPrefix4(config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan: vxlanPort === undefined ? null : { port: vxlanPort, peers: this.fwPeers } };
-    const fwShape = `${fwSpec.network}/${fwSpec.podSubnet}/${fwSpec.ipMasq}/${vxlanPort}`;
+    const fwSpec = { network: formatPrefix4(config.network), podSubnet: formatPrefix4(own.subnet), ipMasq: this.cfg.ipMasq, vxlan: filterPort === undefined ? null : { port: filterPort, peers: this.fwPeers } };
+    const fwShape = `${fwSpec.network}/${fwSpec.podSubnet}/${fwSpec.ipMasq}/${filterPort}`;
     if (rebuilt || fwShape !== this.fwShape) this.firewall?.setDesired(fwSpec);
     this.fwShape = fwShape;
     this.reconciler.setDesired({ device, tables: index.tables });
@@ -662,9 +665,8 @@ export class Daemon {
     }
   }
 
-  /** The nftables driver (src/firewall/); the VXLAN source filter only with the kernel VXLAN device. */
-  private startFirewall(kernelVxlan: boolean): void {
-    this.kernelVxlan = kernelVxlan;
+  /** The nftables driver (src/firewall/); the source filter's port is the backend's (Backend.sourceFilterPort). */
+  private startFirewall(): void {
     this.firewall = new FirewallDriver(new Nft(), child(this.log, 'nftables'), { checkIntervalMs: Math.min(this.cfg.resyncInterval * 1000, FIREWALL_CHECK_MAX_MS) });
     registerFirewallMetrics(this.metricsRegistry, this.metrics, this.firewall);
     this.firewall.start();
@@ -672,13 +674,6 @@ export class Daemon {
 
   private startProbing(config: NetworkConfig): void {
     if (this.cfg.probePort === 0 || this.probing) return;
-    if (config.backend.type === 'host-gw') {
-      // Probes run between the hosts' <subnet>.0, an address only an overlay device carries:
-      // probing a host-gw cluster would report every path unreachable. Off, and said so;
-      // `twillctl check` then lists these hosts as not reporting (incomplete), never as broken.
-      this.log.info({ backend: 'host-gw' }, 'peer probing is off: host-gw hosts have no overlay address to probe from');
-      return;
-    }
     this.probing = new PeerProbing({
       port: this.cfg.probePort,
       intervalS: this.cfg.probeInterval,

@@ -41,11 +41,14 @@ export interface Driver<D extends DeviceBase = DeviceBase> {
   stop?(): void;
 }
 
+/** Where a driver does its work: the kernel's own device, or twill's userspace process. */
+export type DriverMode = 'kernel' | 'userspace';
+
 /** A backend's pick among its drivers (vxlan: kernel or userspace). */
 export interface DriverChoice {
   driver: Driver;
-  /** For logs: which driver, and why. */
-  mode: string;
+  /** Which driver (logged with `reason`; Backend.sourceFilterPort asks it too). */
+  mode: DriverMode;
   reason: string;
   /** Metrics only this driver has (the userspace forwarder's counters). */
   registerMetrics?: (m: Metrics) => void;

@@ -73,7 +73,7 @@ export interface EntryChange {
 export type Tables = { [K in EntryKind]?: EntryMap<K> };
 
 export interface DesiredState<D extends DeviceBase = DeviceBase> {
-  /** undefined: the backend has no device (host-gw). */
+  /** undefined: the backend wants no device. */
   device: D | undefined;
   tables: Tables;
 }

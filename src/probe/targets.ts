@@ -1,11 +1,12 @@
 // Which address a peer is probed at. Pure.
 //
 // Probes go from our overlay address to the peer's: the first address of each subnet
-// (<subnet>.0), which twilld puts on its overlay device, so a probe takes the route to the
-// peer's subnet and every entry the backend programmed under it, whatever the backend. A
-// backend without an overlay device (host-gw) must still give the host its <subnet>.0 (e.g.
-// on the pod bridge) for the peers' probes to reach its responder. Replies may come back from
-// the peer's PublicIP instead (a host-gw peer answers over its underlay route).
+// (<subnet>.0), which every backend puts on its device as a /32 (vxlan's twill.<VNI>,
+// wireguard's twill-wg, host-gw's port-less bridge twill-hostgw), so a probe takes the route
+// to the peer's subnet and every entry the backend programmed under it, whatever the backend.
+// Replies may come back from the peer's PublicIP instead: a responder bound to any address
+// answers from the source its route back picks, and host-gw's route (via our PublicIP, on the
+// underlay) picks the peer's underlay address.
 import { formatPrefix4, type Ip4, type Prefix4 } from '../ip/ipv4';
 import type { ProbeTarget } from './prober';
 

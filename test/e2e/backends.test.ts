@@ -45,6 +45,11 @@ const routes = (h: LabHost): string[] =>
     .map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags.includes('onlink') ? ' onlink' : ''}`)
     .sort();
 const hasDevice = (h: LabHost): boolean => ipJson(h.ns, 'link', 'show').some((l) => (l as { ifname: string }).ifname === 'twill.1');
+/** host-gw's device's IPv4 addresses (its <subnet>.0/32, the overlay address probes use); null when it is absent. */
+const hostGwDevice = (h: LabHost): string[] | null => {
+  const l = ipJson<{ ifname: string; addr_info: Array<{ family: string; local: string; prefixlen: number }> }>(h.ns, 'address', 'show').find((x) => x.ifname === 'twill-hostgw');
+  return l ? l.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`) : null;
+};
 const direct = (peer: LabHost): string => `${subnetOf(peer)} via ${peer.ip} dev eth0`;
 const vxlan = (peer: LabHost): string => `${subnetOf(peer)} via ${subnetOf(peer).split('/')[0]} dev twill.1 onlink`;
 const podIp = (p: LabPod): string => p.ip!.split('/')[0]!;
@@ -129,6 +134,7 @@ test('backend changed to host-gw + restart: leases re-published, VXLAN swept; h1
   assert.deepEqual([...ls.values()].map((l) => l.BackendType), ['host-gw', 'host-gw', 'host-gw']);
   assert.ok([...ls.values()].every((l) => l.BackendData === undefined), 'flannel’s host-gw lease has no BackendData');
   for (const h of hosts) assert.equal(hasDevice(h), false, `${h.name}: the VXLAN device is swept`);
+  for (const h of hosts) assert.deepEqual(hostGwDevice(h), [`${subnetOf(h).split('/')[0]}/32`], `${h.name}: host-gw's device holds <subnet>.0/32`);
   assert.deepEqual(routes(h1), [direct(h2)]);
   assert.deepEqual(routes(h2), [direct(h1)]);
   assert.deepEqual(routes(h3), [], 'h3 reaches nobody directly');
@@ -147,5 +153,6 @@ test('back to plain vxlan + restart: every peer encapsulated again, host-gw rout
   await waitFor(() => routes(h1).length === 2 && routes(h3).length === 2, 10_000, 'vxlan routes', 100);
   assert.deepEqual(routes(h1), [vxlan(h2), vxlan(h3)].sort());
   assert.deepEqual([...(await leases()).values()].map((l) => l.BackendType), ['vxlan', 'vxlan', 'vxlan']);
+  for (const h of hosts) assert.equal(hostGwDevice(h), null, `${h.name}: host-gw's device is swept`);
   assert.deepEqual(meshFailures(pods), []);
 });

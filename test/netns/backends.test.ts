@@ -1,6 +1,7 @@
 // The host-gw driver and VXLAN DirectRouting against real kernel objects in a throwaway
 // namespace: create, converge, repair drift, sweep only twill's orphans (including the
-// devices of a backend no longer configured), and a DirectRouting peer switching path when
+// devices of a backend no longer configured), host-gw's port-less bridge holding
+// <subnet>.0/32 (repaired when deleted or stripped), and a DirectRouting peer switching path when
 // the underlay route to it changes — its route replaced in one step, never deleted.
 // `ip`/`bridge` are the independent oracle.
 import { test, before, after } from 'node:test';
@@ -56,6 +57,14 @@ function directDesired(peers: Array<Lease<VxlanData>>) {
 interface IpRoute { dst: string; gateway?: string; dev: string; flags: string[] }
 const routes = () => ipJson<IpRoute>(ns.name, 'route', 'show', 'proto', '113').map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags.includes('onlink') ? ' onlink' : ''}`).sort();
 const links = () => ipJson<{ ifname: string }>(ns.name, 'link', 'show').map((l) => l.ifname);
+interface IpLink { ifname: string; mtu: number; flags: string[]; linkinfo?: { info_kind?: string }; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
+/** host-gw's device as the kernel shows it: kind, mtu, up, IPv4 addresses; null when absent. */
+function hostGwDevice(): string | null {
+  const l = ipJson<IpLink>(ns.name, '-d', 'address', 'show').find((x) => x.ifname === 'twill-hostgw');
+  if (!l) return null;
+  const v4 = (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+  return `${l.linkinfo?.info_kind} mtu ${l.mtu}${l.flags.includes('UP') ? ' up' : ' down'} ${v4.join(',')}`;
+}
 
 function converge(r: Reconciler, d: DesiredState): Promise<void> {
   const done = nextConvergence(r);
@@ -98,6 +107,18 @@ test('host-gw: a route via each on-link peer’s PublicIP; a routed peer reporte
   assert.ok(!links().includes('twill.1'), 'the vxlan device of the earlier backend is gone');
   assert.equal(ipJson(ns.name, 'route', 'show', '10.250.0.0/24').length, 1, 'foreign route untouched');
   assert.deepEqual(r.counts(), { route: 1 });
+  // The overlay address for peer probes: on a port-less bridge, nothing routed over it.
+  assert.equal(hostGwDevice(), 'bridge mtu 1500 up 10.244.1.0/32');
+  assert.deepEqual(ipJson(ns.name, 'route', 'show', 'dev', 'twill-hostgw'), [], 'no route on the host-gw device');
+  // Drift on the device: deleted → recreated; its address removed, a foreign one added → ours only.
+  ns.ip('link', 'del', 'twill-hostgw');
+  await waitFor(() => hostGwDevice() === 'bridge mtu 1500 up 10.244.1.0/32', 1000, 'host-gw device recreated');
+  ns.ip('addr', 'del', '10.244.1.0/32', 'dev', 'twill-hostgw');
+  ns.ip('addr', 'add', '10.244.1.7/32', 'dev', 'twill-hostgw');
+  await waitFor(() => hostGwDevice() === 'bridge mtu 1500 up 10.244.1.0/32', 1000, 'host-gw device address repaired');
+  ns.ip('link', 'set', 'twill-hostgw', 'down');
+  await waitFor(() => hostGwDevice() === 'bridge mtu 1500 up 10.244.1.0/32', 1000, 'host-gw device up again');
+  assert.deepEqual(routes(), ['10.244.2.0/24 via 192.0.2.2 dev ul0'], 'the device’s repairs leave host-gw’s routes alone');
 
   // Drift: deleted, then changed by hand.
   ns.ip('route', 'del', '10.244.2.0/24');
@@ -118,6 +139,7 @@ test('host-gw: a route via each on-link peer’s PublicIP; a routed peer reporte
 });
 
 test('vxlan DirectRouting: on-link peer direct, routed peer over VXLAN; a peer whose underlay route changes switches path with its route replaced, never deleted', { skip }, async () => {
+  assert.notEqual(hostGwDevice(), null, 'left by the host-gw test');
   const events = new NetlinkEventSocket(ns.path);
   const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000, ownsLink: ownedByAnyBackend }, kernelVxlanDriver());
   const deletedRoutes: string[] = [];
@@ -133,6 +155,7 @@ test('vxlan DirectRouting: on-link peer direct, routed peer over VXLAN; a peer w
   assert.deepEqual([...plan.paths].sort(), [['direct', 1], ['vxlan', 1]]);
   await converge(r, plan.desired);
   assert.deepEqual(routes(), ['10.244.2.0/24 via 192.0.2.2 dev ul0', '10.244.5.0/24 via 10.244.5.0 dev twill.1 onlink']);
+  assert.equal(hostGwDevice(), null, 'host-gw’s device is swept when vxlan is active');
   const fdb = () => bridgeJson<{ mac: string; dst?: string }>(ns.name, 'fdb', 'show', 'dev', 'twill.1').filter((f) => f.dst).map((f) => `${f.mac}>${f.dst}`).sort();
   const neighs = () => ipJson<{ dst: string; lladdr?: string }>(ns.name, 'neigh', 'show', 'dev', 'twill.1').map((n) => `${n.dst}=${n.lladdr}`).sort();
   assert.deepEqual(fdb(), ['0e:00:00:00:05:05>203.0.113.5']);
@@ -172,6 +195,7 @@ test('vxlan DirectRouting: on-link peer direct, routed peer over VXLAN; a peer w
   await converge(hg, hostGwDesired([near, far]).desired);
   assert.deepEqual(routes(), ['10.244.2.0/24 via 192.0.2.2 dev ul0']);
   assert.ok(!links().includes('twill.1'));
+  assert.equal(hostGwDevice(), 'bridge mtu 1500 up 10.244.1.0/32');
   hg.stop();
   events.close();
 });

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeDesired } from '../../src/backends/plan';
 import { reachability } from '../../src/backends/reach';
-import { hostGwBackend } from '../../src/backends/host-gw/backend';
+import { HOST_GW_DEVICE, hostGwBackend } from '../../src/backends/host-gw/backend';
+import { ownedByAnyBackend } from '../../src/backends/registry';
+import { wireguardBackend } from '../../src/backends/wireguard/backend';
 import { deviceName, vxlanBackend } from '../../src/backends/vxlan/backend';
 import type { VxlanData } from '../../src/backends/vxlan/codec';
 import type { Reach } from '../../src/backends/types';
@@ -136,10 +138,14 @@ test('vxlan DirectRouting: a peer on the link gets one route via its PublicIP, a
   assert.deepEqual([...plain.paths], [['vxlan', 2]]);
 });
 
-test('host-gw: route via the PublicIP on the underlay; no device; MTU = underlay; an unreachable peer is reported, not programmed', () => {
+test('host-gw: route via the PublicIP on the underlay; a device only for <subnet>.0/32; MTU = underlay; an unreachable peer is reported, not programmed', () => {
   const hg = (l: Lease): AnyLease<Record<string, never>> => ({ ...l, backendType: 'host-gw', backendData: {} });
   const { desired, conflicts, paths } = computeDesired(hostGwBackend, { config: hostGw, own: hg(own), ownHeld: true, peers: [hg(near), hg(far)], underlay, reach });
-  assert.equal(desired.device, undefined);
+  // The overlay address peer probes run from, on a device of its own; no entry refers to it.
+  assert.deepEqual(desired.device, { name: 'twill-hostgw', mtu: 1500, address: '10.244.1.0' });
+  assert.ok([...desired.tables.route!.values()].every((r) => r.oif === underlay.index), 'every route on the underlay');
+  const cold = computeDesired(hostGwBackend, { config: hostGw, own: hg(own), ownHeld: false, peers: [], underlay: { ...underlay, mtu: 9000 }, reach });
+  assert.deepEqual(cold.desired.device, { name: HOST_GW_DEVICE, mtu: 9000, address: undefined }, 'no address before the lease is held');
   assert.deepEqual(Object.keys(desired.tables), ['route']);
   assert.deepEqual([...desired.tables.route!.values()], [{ dst: '10.244.2.0', dstLen: 24, gateway: '192.168.50.12', oif: 3, onlink: false }]);
   assert.deepEqual([...paths], [['direct', 1]]);
@@ -148,7 +154,29 @@ test('host-gw: route via the PublicIP on the underlay; no device; MTU = underlay
   assert.match(conflicts[0]!.detail, /192\.168\.60\.13 is reached through gateway 192\.168\.50\.1/);
   assert.equal(hostGwBackend.podMtu(hostGw, 1500), 1500);
   assert.equal(hostGwBackend.ownsLink('twill.1'), false);
+  assert.equal(hostGwBackend.ownsLink('twill-hostgw'), true);
+  assert.equal(hostGwBackend.ownsLink('twill-hostgw0'), false);
+  assert.equal(hostGwBackend.ownsLink('twill0'), false, 'the CNI bridge is never a backend device');
+  assert.equal(vxlanBackend.ownsLink('twill-hostgw'), false);
+  assert.equal(wireguardBackend.ownsLink('twill-hostgw'), false);
+  assert.equal(ownedByAnyBackend('twill-hostgw'), true, 'swept when another backend is active');
   assert.equal(vxlanBackend.ownsLink('twill.1'), true);
   assert.equal(vxlanBackend.ownsLink('twill0'), false, 'the CNI bridge is never a backend device');
   assert.equal(vxlanBackend.ownsLink('twill.1x'), false);
+});
+
+test('source filter port: the VXLAN port with the kernel VXLAN device only; nothing for userspace VXLAN, host-gw or wireguard', () => {
+  const wg = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","ListenPort":51821}}');
+  const plain = parseNetworkConfig('{"Network":"10.244.0.0/16"}');
+  const port = (b: { sourceFilterPort?: typeof vxlanBackend.sourceFilterPort }, c: typeof config, mode: 'kernel' | 'userspace') => b.sourceFilterPort?.(c, mode);
+  assert.equal(port(vxlanBackend, config, 'kernel'), 4789);
+  assert.equal(port(vxlanBackend, direct, 'kernel'), 4789, 'DirectRouting keeps the filter (routed peers are still encapsulated)');
+  assert.equal(port(vxlanBackend, plain, 'kernel'), 8472, 'flannel’s default port');
+  // The userspace forwarder owns the socket and drops unknown sources itself.
+  assert.equal(port(vxlanBackend, config, 'userspace'), undefined);
+  for (const mode of ['kernel', 'userspace'] as const) {
+    assert.equal(port(hostGwBackend, hostGw, mode), undefined, 'host-gw: nothing encapsulated');
+    assert.equal(port(wireguardBackend, wg, mode), undefined, 'wireguard: its keys authenticate every datagram');
+  }
+  assert.throws(() => port(vxlanBackend, hostGw, 'kernel'), RangeError, 'the vxlan backend never reads another backend’s config');
 });

@@ -6,6 +6,7 @@ import { parseIp4, parsePrefix4 } from '../../src/ip/ipv4';
 import type { Lease } from '../../src/subnet/lease';
 import { parseNetworkConfig } from '../../src/config/network';
 import { vxlanBackend } from '../../src/backends/vxlan/backend';
+import { hostGwBackend } from '../../src/backends/host-gw/backend';
 import type { Backend } from '../../src/backends/types';
 import { renderTrace, traceHops, type TraceFacts } from '../../src/ctl/trace-plan';
 import type { LinkState, RouteState } from '../../src/netlink/types';
@@ -80,4 +81,32 @@ test('probes: MTU blackhole on the underlay, overlay-only MTU, broken overlay, d
 test('the way back as the peer reports it', () => {
   assert.equal(firstBroken(facts({ reverse: 'mtu' })), 'way back');
   assert.equal(firstBroken(facts({ reverse: 'no report' })), undefined);
+});
+
+test('host-gw: the route via the peer’s PublicIP on the underlay is the path; an underlay MTU blackhole breaks it at full size', () => {
+  const hg = (l: Lease): Lease => ({ ...l, backendType: 'host-gw', backendData: {} as never });
+  const hostGw = (over: Partial<TraceFacts> = {}): TraceFacts =>
+    facts({
+      backend: hostGwBackend as Backend<unknown>,
+      config: parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}'),
+      own: { lease: hg(own), name: 'h1' },
+      peer: { lease: hg(peer), name: 'h3' },
+      route: route('10.244.3.0', 24, '172.30.0.13', 2, false),
+      routeDev: link('eth0', 2, 1500),
+      expectedMtu: 1500,
+      neigh: null,
+      fdb: null,
+      probe: { small: 0.4, full: 0.5, fullBytes: 1500, underlaySmall: 0.1, underlayFull: 0.1, underlayFullBytes: 1500 },
+      ...over,
+    });
+  const hops = traceHops(hostGw());
+  assert.deepEqual(hops.map((h) => h.name), ['source', 'lease', 'route', 'device', 'underlay', 'probe', 'full size', 'way back']);
+  assert.ok(hops.every((h) => h.ok), JSON.stringify(hops));
+  assert.match(hops[1]!.detail, /leased by h3 \(172\.30\.0\.13\), host-gw$/);
+  assert.equal(hops[2]!.detail, '10.244.3.0/24 via 172.30.0.13 dev eth0 proto 113');
+  // The VXLAN-style route (via <subnet>.0 onlink) is not what a host-gw lease asks for.
+  assert.equal(firstBroken(hostGw({ route: route('10.244.3.0', 24, '10.244.3.0', 3, true) })), 'route');
+  const mtu = hostGw({ probe: { small: 0.4, full: null, fullBytes: 1500, underlaySmall: 0.1, underlayFull: null, underlayFullBytes: 1500 }, reverse: 'mtu' });
+  assert.equal(firstBroken(mtu), 'full size');
+  assert.match(traceHops(mtu).find((h) => h.name === 'full size')!.detail, /1500-byte DF probes lost while small ones pass, and 1500-byte DF datagrams over the underlay are lost too/);
 });

@@ -58,6 +58,10 @@ export const vxlanBackend: Backend<VxlanData, VxlanDeviceSpec> = {
   podMtu: (_config, underlayMtu) => underlayMtu - VXLAN_OVERHEAD,
   needsReach: (config) => vxlanConfig(config).directRouting,
   ownsLink: (name) => DEVICE_NAME.test(name),
+  // The kernel's VXLAN device decapsulates from any source (`nolearning` only stops it
+  // learning). The userspace driver owns the port's socket itself and drops datagrams from
+  // unknown sources there (twill_userspace_drops_total{reason="unknown-peer"}): no filter.
+  sourceFilterPort: (config, mode) => (mode === 'kernel' ? vxlanConfig(config).port : undefined),
   device({ config, own, ownHeld, underlay }) {
     const b = vxlanConfig(config);
     return {

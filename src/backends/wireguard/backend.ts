@@ -54,6 +54,7 @@ export const wireguardBackend: Backend<WireguardData, WgDeviceSpec> = {
   },
   podMtu: (_config, underlayMtu) => underlayMtu - WIREGUARD_OVERHEAD,
   needsReach: () => false,
+  // No sourceFilterPort: WireGuard itself drops every datagram no peer's key authenticates.
   ownsLink: (name) => DEVICE_NAME.test(name),
   device({ config, own, ownHeld, underlay, identity }) {
     return {
