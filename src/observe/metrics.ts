@@ -7,12 +7,14 @@
 // alerts have a series before the first event; labelled ones only once a label set is used
 // (pre-initialise known label values with `inc(labels, 0)`).
 //
-// Render cost at 10,000 peers (40,000 per-peer series, bench/metrics-render.ts): formatting and
-// escaping every label set on every scrape took ~110 ms of a ~120 ms render. A series' label
-// text is therefore formatted once, when the series is made, and kept with it; reset() keeps
-// the dropped series aside until the next render so that a collector which rebuilds a family
-// each scrape (reset, then set what is current) gets the same objects, label text included,
-// back. Output order and bytes are what they were: series in (re)creation order.
+// Render cost at 10,000 peers (40,000 per-peer series, bench/metrics-render.ts): a scrape took
+// ~100-115 ms, spent re-checking labels, rebuilding every series and formatting and escaping
+// every label set again. Now a series' label text is formatted once, when the series is made;
+// reset() keeps the dropped series aside until the next render, so a collector that rebuilds a
+// family each scrape (reset, then set what is current) gets the same objects back; and
+// Gauge.bind() hands a collector one handle per label set whose set() is a single store while
+// its series lives (an epoch per family tells). Output order and bytes are what they were:
+// series in (re)creation order (test/unit/observe-metrics.test.ts pins them).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwillError } from '../base/twill-error';
 
