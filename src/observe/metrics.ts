@@ -73,11 +73,12 @@ type MetricType = 'counter' | 'gauge' | 'histogram';
 
 interface Series {
   labels: readonly string[]; // values, in labelNames order
-  /** `{a="x",b="y"}` (escaped), or '' without labels: formatted once, at creation. */
+  // Formatted once, at creation, escaped; each only for the type whose lines use it ('' else).
+  /** Histograms: `{a="x",b="y"}`, or '' without labels (the _sum and _count lines). */
   labelText: string;
-  /** A counter's or gauge's sample line up to its value: name, label text, a space. */
+  /** Counters and gauges: the sample line up to its value: name, label text, a space. */
   head: string;
-  /** The histogram bucket lines' label text up to `le`: `{a="x",b="y",le="` or `{le="`. */
+  /** Histograms: the bucket lines' label text up to `le`: `{a="x",b="y",le="` or `{le="`. */
   bucketText: string;
   /** The family's epoch when this series was (re)made; -1 once removed. Live iff equal to it. */
   epoch: number;
@@ -254,11 +255,12 @@ function seriesFor(f: Family, values: readonly string[], key = seriesKey(values)
     s.count = 0;
   } else {
     const pairs = labelPairs(f.labelNames, values);
+    const histogram = f.type === 'histogram'; // only the texts its lines use are made
     s = {
       labels: values,
-      labelText: pairs === '' ? '' : `{${pairs}}`,
-      head: pairs === '' ? `${f.name} ` : `${f.name}{${pairs}} `,
-      bucketText: pairs === '' ? '{le="' : `{${pairs},le="`,
+      labelText: !histogram || pairs === '' ? '' : `{${pairs}}`,
+      head: histogram ? '' : pairs === '' ? `${f.name} ` : `${f.name}{${pairs}} `,
+      bucketText: !histogram ? '' : pairs === '' ? '{le="' : `{${pairs},le="`,
       epoch: f.epoch,
       value: 0,
       buckets: f.bucketBounds.map(() => 0),
