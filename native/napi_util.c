@@ -24,6 +24,16 @@ napi_value tw_throw_type(napi_env env, const char *text) {
   return NULL;
 }
 
+int tw_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  return argc >= n;
+}
+
+int tw_arg_u32(napi_env env, napi_value v, uint32_t *out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok;
+}
+
 int tw_arg_i32(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
@@ -39,9 +49,7 @@ int tw_arg_buf(napi_env env, napi_value v, void **data, size_t *len) {
 }
 
 static int only_arg(napi_env env, napi_callback_info info, napi_value *v) {
-  size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, v, NULL, NULL);
-  return argc >= 1;
+  return tw_args(env, info, 1, v);
 }
 
 int tw_only_i32(napi_env env, napi_callback_info info, int32_t *out) {

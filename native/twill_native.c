@@ -53,14 +53,12 @@ static int get_opt_string(napi_env env, napi_value v, char *buf, size_t len, int
 
 /* netlinkOpen(protocol, groups[], netnsPath|null, rcvbuf, timeoutMs, nonblock) -> fd */
 static napi_value netlink_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return tw_throw_type(env, "netlinkOpen: 6 arguments expected");
+  if (!tw_args(env, info, 6, argv)) return tw_throw_type(env, "netlinkOpen: 6 arguments expected");
   int32_t protocol, rcvbuf, timeout_ms;
   bool nonblock;
   if (!tw_arg_i32(env, argv[0], &protocol) || !tw_arg_i32(env, argv[3], &rcvbuf) ||
-      !tw_arg_i32(env, argv[4], &timeout_ms) || napi_get_value_bool(env, argv[5], &nonblock) != napi_ok)
+      !tw_arg_i32(env, argv[4], &timeout_ms) || !tw_arg_bool(env, argv[5], &nonblock))
     return tw_throw_type(env, "netlinkOpen: bad argument types");
   uint32_t ngroups = 0;
   bool is_array = false;
@@ -128,13 +126,11 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
 
 /* netlinkSend(fd, buffer) -> bytes sent. */
 static napi_value netlink_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   void *data;
   size_t len;
-  if (argc < 2 || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
+  if (!tw_args(env, info, 2, argv) || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
     return tw_throw_type(env, "netlinkSend(fd, buffer)");
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
@@ -153,13 +149,11 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
  * non-blocking queues are ordinary, not exceptional). MSG_TRUNC reports the real size so a
  * short buffer is detected instead of silently cutting a message. */
 static napi_value netlink_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   void *data;
   size_t len;
-  if (argc < 2 || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
+  if (!tw_args(env, info, 2, argv) || !tw_arg_i32(env, argv[0], &fd) || !tw_arg_buf(env, argv[1], &data, &len))
     return tw_throw_type(env, "netlinkRecv(fd, buffer)");
   ssize_t n;
   do {
@@ -228,12 +222,10 @@ static void watcher_finalize(napi_env env, void *data, void *hint) {
 
 /* watchReadable(fd, callback(status)) -> handle; stopWatch(handle) */
 static napi_value watch_readable(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
   napi_valuetype t;
-  if (argc < 2 || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "watchReadable(fd, cb)");
+  if (!tw_args(env, info, 2, argv) || !tw_arg_i32(env, argv[0], &fd)) return tw_throw_type(env, "watchReadable(fd, cb)");
   napi_typeof(env, argv[1], &t);
   if (t != napi_function) return tw_throw_type(env, "watchReadable: callback must be a function");
   uv_loop_t *loop;
@@ -274,12 +266,10 @@ static napi_value unref_watch(napi_env env, napi_callback_info info) {
 
 /* sdNotify(state) -> true when sent, false when NOTIFY_SOCKET is unset. */
 static napi_value sd_notify(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char state[1024];
   size_t n;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], state, sizeof state, &n) != napi_ok)
+  if (!tw_args(env, info, 1, argv) || napi_get_value_string_utf8(env, argv[0], state, sizeof state, &n) != napi_ok)
     return tw_throw_type(env, "sdNotify(state)");
   napi_value out;
   const char *path = getenv("NOTIFY_SOCKET");

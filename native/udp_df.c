@@ -21,13 +21,11 @@
 #include <sys/socket.h>
 
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t ip;
   int32_t port;
   bool probe;
-  if (argc < 3 || napi_get_value_uint32(env, argv[0], &ip) != napi_ok || !tw_arg_i32(env, argv[1], &port) ||
+  if (!tw_args(env, info, 3, argv) || !tw_arg_u32(env, argv[0], &ip) || !tw_arg_i32(env, argv[1], &port) ||
       !tw_arg_bool(env, argv[2], &probe) || port < 0 || port > 65535)
     return tw_throw_type(env, "udpOpen(ipv4: uint32, port: 0..65535, pmtuProbe: boolean)");
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

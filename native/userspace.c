@@ -939,13 +939,11 @@ static napi_value undef(napi_env env) { napi_value r; napi_get_undefined(env, &r
 /* usOpenTap(name, vnetHdr, persist) -> fd (non-blocking). Creates the device or attaches to
  * the existing persistent one; with vnetHdr, offers CSUM+TSO4 so reads can be superframes. */
 static napi_value us_open_tap(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char name[IFNAMSIZ + 1];
   size_t n;
   bool vnet, persist;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
+  if (!tw_args(env, info, 3, argv) || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok || n == 0 || n >= IFNAMSIZ ||
       !tw_arg_bool(env, argv[1], &vnet) || !tw_arg_bool(env, argv[2], &persist))
     return tw_throw_type(env, "usOpenTap(name: 1..15 chars, vnetHdr: boolean, persist: boolean)");
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
@@ -986,13 +984,11 @@ static napi_value us_tap_name(napi_env env, napi_callback_info info) {
 
 /* usOpenUdp(ip, port, bufBytes) -> fd bound to ip:port, UDP_GRO on where the kernel has it. */
 static napi_value us_open_udp(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char ip[64];
   size_t n;
   int32_t port, buf;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok || !tw_arg_i32(env, argv[1], &port) ||
+  if (!tw_args(env, info, 3, argv) || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok || !tw_arg_i32(env, argv[1], &port) ||
       !tw_arg_i32(env, argv[2], &buf) || port < 1 || port > 65535)
     return tw_throw_type(env, "usOpenUdp(ip, port 1..65535, bufBytes)");
   struct sockaddr_in sa;
@@ -1035,12 +1031,10 @@ static int read_mac(napi_env env, napi_value v, uint8_t out[6]) {
 
 /* usCreate(vni, port, ownMac: Buffer(6), mtu) -> handle. No threads until usSetFds has both fds. */
 static napi_value us_create(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t vni, port, mtu;
   uint8_t mac[6];
-  if (argc < 4 || !tw_arg_i32(env, argv[0], &vni) || !tw_arg_i32(env, argv[1], &port) || !read_mac(env, argv[2], mac) || !tw_arg_i32(env, argv[3], &mtu) ||
+  if (!tw_args(env, info, 4, argv) || !tw_arg_i32(env, argv[0], &vni) || !tw_arg_i32(env, argv[1], &port) || !read_mac(env, argv[2], mac) || !tw_arg_i32(env, argv[3], &mtu) ||
       vni < 0 || vni > 0xffffff || port < 1 || port > 65535 || mtu < 0 || mtu > 65535)
     return tw_throw_type(env, "usCreate(vni 0..2^24-1, port 1..65535, ownMac: 6-byte Buffer, mtu 0..65535)");
   us_t *u = calloc(1, sizeof *u);
@@ -1063,13 +1057,11 @@ static napi_value us_create(napi_env env, napi_callback_info info) {
 /* usSetFds(h, tapFd, vnetHdr, udpFd): swap fds (old ones that differ are closed) and
  * (re)start the threads when both are valid. Counters and the table survive. */
 static napi_value us_set_fds(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
   int32_t tap, udp;
   bool vnet;
-  if (argc < 4 || !arg_handle(env, argv[0], &u) || !tw_arg_i32(env, argv[1], &tap) || !tw_arg_bool(env, argv[2], &vnet) || !tw_arg_i32(env, argv[3], &udp))
+  if (!tw_args(env, info, 4, argv) || !arg_handle(env, argv[0], &u) || !tw_arg_i32(env, argv[1], &tap) || !tw_arg_bool(env, argv[2], &vnet) || !tw_arg_i32(env, argv[3], &udp))
     return tw_throw_type(env, "usSetFds(handle, tapFd, vnetHdr, udpFd)");
   stop_threads(u);
   if (u->tap_fd >= 0 && u->tap_fd != tap) close(u->tap_fd);
@@ -1086,13 +1078,11 @@ static napi_value us_set_fds(napi_env env, napi_callback_info info) {
 
 /* usSetConfig(h, vni, port, ownMac, mtu) */
 static napi_value us_set_config(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
   int32_t vni, port, mtu;
   uint8_t mac[6];
-  if (argc < 5 || !arg_handle(env, argv[0], &u) || !tw_arg_i32(env, argv[1], &vni) || !tw_arg_i32(env, argv[2], &port) || !read_mac(env, argv[3], mac) ||
+  if (!tw_args(env, info, 5, argv) || !arg_handle(env, argv[0], &u) || !tw_arg_i32(env, argv[1], &vni) || !tw_arg_i32(env, argv[2], &port) || !read_mac(env, argv[3], mac) ||
       !tw_arg_i32(env, argv[4], &mtu) || vni < 0 || vni > 0xffffff || port < 1 || port > 65535 || mtu < 0 || mtu > 65535)
     return tw_throw_type(env, "usSetConfig(handle, vni, port, ownMac, mtu)");
   pthread_mutex_lock(&u->mu);
@@ -1107,13 +1097,11 @@ static napi_value us_set_config(napi_env env, napi_callback_info info) {
 
 /* usSetTable(h, entries: Buffer of n × (6-byte MAC, 4-byte IPv4)) — replaces the whole table. */
 static napi_value us_set_table(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   us_t *u;
   void *d;
   size_t l;
-  if (argc < 2 || !arg_handle(env, argv[0], &u) || !tw_arg_buf(env, argv[1], &d, &l) || l % sizeof(fdb_entry_t) != 0 || l / sizeof(fdb_entry_t) > MAX_TABLE)
+  if (!tw_args(env, info, 2, argv) || !arg_handle(env, argv[0], &u) || !tw_arg_buf(env, argv[1], &d, &l) || l % sizeof(fdb_entry_t) != 0 || l / sizeof(fdb_entry_t) > MAX_TABLE)
     return tw_throw_type(env, "usSetTable(handle, Buffer of n*10 bytes, n <= 2^20)");
   size_t n = l / sizeof(fdb_entry_t);
   fdb_entry_t *copy = NULL;
@@ -1174,13 +1162,11 @@ static napi_value us_close(napi_env env, napi_callback_info info) {
 /* usClassify(datagram, vni) -> 0 ok, 1 short, 2 bad-flags, 3 wrong-vni, 4 runt-frame.
  * The exact check the rx loop runs, exported so tests can compare it with the TS codec. */
 static napi_value us_classify(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *d;
   size_t l;
   int32_t vni;
-  if (argc < 2 || !tw_arg_buf(env, argv[0], &d, &l) || !tw_arg_i32(env, argv[1], &vni)) return tw_throw_type(env, "usClassify(buffer, vni)");
+  if (!tw_args(env, info, 2, argv) || !tw_arg_buf(env, argv[0], &d, &l) || !tw_arg_i32(env, argv[1], &vni)) return tw_throw_type(env, "usClassify(buffer, vni)");
   napi_value out;
   napi_create_int32(env, classify_datagram((const uint8_t *)d, l, (uint32_t)vni), &out);
   return out;

@@ -5,11 +5,13 @@
 // Links are addressed by name (ifi_index 0 + IFLA_IFNAME) wherever the kernel allows it, which
 // spares dumping every link of the host namespace (a dump grows with the pod count).
 import { ip4Bytes, ip4Of, macBytes, macOf } from '../ip/bytes';
+import { attr, nested, parseAttrs, strAttr, u32Attr, u8Attr } from '../netlink/attrs';
 import { Flags, MsgType } from '../netlink/frame';
 import type { Request as Req } from '../netlink/socket';
 import type { AddrState, LinkState } from '../netlink/types';
 
-// Framing lives in the seam (src/netlink/frame.ts); re-exported under the names this file uses.
+// Framing and attributes live in the seam (src/netlink/frame.ts, attrs.ts); framing is
+// re-exported under the names the plugin's files use.
 export { decodeError, decodeMessages, encodeMessage, type DecodedError, type RawMessage as Msg } from '../netlink/frame';
 export type { Request as Req } from '../netlink/socket';
 export const RTM = MsgType;
@@ -28,30 +30,6 @@ export const RTN_UNICAST = 1;
 export const RTPROT_BOOT = 3;
 
 // ---- encoding ----
-
-export function attr(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-}
-export function u32Attr(type: number, v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0, 0);
-  return attr(type, b);
-}
-export function u8Attr(type: number, v: number): Buffer {
-  return attr(type, Buffer.from([v & 0xff]));
-}
-/** NUL-terminated string attribute (IFLA_IFNAME, IFLA_INFO_KIND). */
-export function strAttr(type: number, s: string): Buffer {
-  return attr(type, Buffer.from(`${s}\0`, 'utf8'));
-}
-export function nested(type: number, parts: Buffer[]): Buffer {
-  return attr(type, Buffer.concat(parts));
-}
 
 export function ifinfomsg(m: { family?: number; index?: number; flags?: number; change?: number } = {}): Buffer {
   const b = Buffer.alloc(16);
@@ -81,19 +59,6 @@ export function rtmsg(m: { dstLen?: number; table?: number; protocol?: number; s
 }
 
 // ---- decoding ----
-
-/** Attributes of one level, by type (nested-flag and byte-order bits masked off). */
-export function parseAttrs(buf: Buffer, start = 0): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  let off = start;
-  while (off + 4 <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > buf.length) break;
-    out.set(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
 
 function str(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;

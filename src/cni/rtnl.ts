@@ -7,8 +7,9 @@
 //   link dumps can then be filtered in the kernel by IFLA_LINKINFO kind and IFLA_MASTER.
 import { NetlinkSocket } from '../netlink/socket';
 import { NetlinkError } from '../netlink/errors';
+import { nested, strAttr, u32Attr } from '../netlink/attrs';
 import {
-  decodeAddr, decodeLink, decodeRoute, ifaddrmsg, ifinfomsg, nested, rtmsg, strAttr, u32Attr,
+  decodeAddr, decodeLink, decodeRoute, ifaddrmsg, ifinfomsg, rtmsg,
   IFLA, IFLA_INFO, RT_TABLE_MAIN, RTM, type Addr, type Link, type Msg, type Req, type Route,
 } from './rtnl-codec';
 

@@ -14,8 +14,8 @@
 // which the driver knows to be itself.
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { attr } from '../cni/rtnl-codec';
 import { native, EAGAIN } from '../netns/native';
+import { attr, nested, NLA_F_NESTED, strAttr } from '../netlink/attrs';
 import { decodeError, decodeMessages, encodeMessage, Flags, MsgType } from '../netlink/frame';
 import { NftError } from './nft';
 
@@ -27,7 +27,6 @@ const NFT_MSG_NEWSETELEM = 12;
 const NFT_MSG_DELSETELEM = 14;
 const NFPROTO_IPV4 = 2;
 const AF_UNSPEC = 0;
-const NLA_F_NESTED = 0x8000;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
 const NFTA_SET_ELEM_LIST_SET = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
@@ -35,9 +34,6 @@ const NFTA_LIST_ELEM = 1;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_DATA_VALUE = 1;
 const RECV_TIMEOUT_MS = 5000;
-
-const nested = (type: number, parts: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(parts));
-const str = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
 
 function nfgen(family: number, resId: number): Buffer {
   const b = Buffer.alloc(4);
@@ -63,8 +59,9 @@ export function encodeSetBatch(seq: number, table: string, set: string, changes:
   const acked: number[] = [];
   for (const c of changes) {
     if (c.addrs.length === 0) continue;
-    const elems = c.addrs.map((ip) => nested(NFTA_LIST_ELEM, [nested(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, ipv4Key(ip))])]));
-    const body = Buffer.concat([nfgen(NFPROTO_IPV4, 0), attr(NFTA_SET_ELEM_LIST_TABLE, str(table)), attr(NFTA_SET_ELEM_LIST_SET, str(set)), nested(NFTA_SET_ELEM_LIST_ELEMENTS, elems)]);
+    // nf_tables wants NLA_F_NESTED on every attribute that holds attributes.
+    const elems = c.addrs.map((ip) => nested(NFTA_LIST_ELEM | NLA_F_NESTED, [nested(NFTA_SET_ELEM_KEY | NLA_F_NESTED, [attr(NFTA_DATA_VALUE, ipv4Key(ip))])]));
+    const body = Buffer.concat([nfgen(NFPROTO_IPV4, 0), strAttr(NFTA_SET_ELEM_LIST_TABLE, table), strAttr(NFTA_SET_ELEM_LIST_SET, set), nested(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, elems)]);
     const type = (NFNL_SUBSYS_NFTABLES << 8) | (c.op === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
     const s = seq + msgs.length;
     msgs.push(encodeMessage(type, Flags.REQUEST | Flags.ACK | (c.op === 'add' ? Flags.CREATE : 0), s, body));

@@ -1,5 +1,5 @@
-// The only importer of the `netlink` npm package. We use its pure-JS encoders/decoders and
-// never its socket layer (it aborts the process on ENOBUFS and has no errno on errors; see
+// With wg-codec.ts (its WireGuard structs), the only importer of the `netlink` npm package.
+// We use its pure-JS encoders/decoders and never its socket layer (it aborts the process on ENOBUFS and has no errno on errors; see
 // shared/KERNEL-NOTES.md). Deep imports keep its native addon from ever being loaded.
 // Byte order: netlink headers use host order; this code assumes a little-endian host
 // (x86_64, arm64), which is every platform twill targets.

@@ -6,6 +6,15 @@
 // _count. Unlabelled counters/gauges render a 0 sample from the start so that `rate()` and
 // alerts have a series before the first event; labelled ones only once a label set is used
 // (pre-initialise known label values with `inc(labels, 0)`).
+//
+// Render cost at 10,000 peers (40,000 per-peer series, bench/metrics-render.ts): a scrape took
+// ~100-115 ms, spent re-checking labels, rebuilding every series and formatting and escaping
+// every label set again. Now a series' label text is formatted once, when the series is made;
+// reset() keeps the dropped series aside until the next render, so a collector that rebuilds a
+// family each scrape (reset, then set what is current) gets the same objects back; and
+// Gauge.bind() hands a collector one handle per label set whose set() is a single store while
+// its series lives (an epoch per family tells). Output order and bytes are what they were:
+// series in (re)creation order (test/unit/observe-metrics.test.ts pins them).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwillError } from '../base/twill-error';
 
@@ -39,6 +48,16 @@ export interface Gauge<L extends string = never> {
   /** Removes one label set, e.g. an info metric whose labels changed. */
   remove(labels: LabelValues<L>): void;
   reset(): void;
+  /**
+   * One label set, checked once: its set() skips the label checks and key building that the
+   * labelled set() does per call. For collectors that set thousands of series every scrape.
+   * It names the label set, not a series: after reset() it sets (recreates) the series again.
+   */
+  bind(labels: LabelValues<L>): BoundGauge;
+}
+
+export interface BoundGauge {
+  set(v: number): void;
 }
 
 export interface Histogram<L extends string = never> {
@@ -54,6 +73,15 @@ type MetricType = 'counter' | 'gauge' | 'histogram';
 
 interface Series {
   labels: readonly string[]; // values, in labelNames order
+  // Formatted once, at creation, escaped; each only for the type whose lines use it ('' else).
+  /** Histograms: `{a="x",b="y"}`, or '' without labels (the _sum and _count lines). */
+  labelText: string;
+  /** Counters and gauges: the sample line up to its value: name, label text, a space. */
+  head: string;
+  /** Histograms: the bucket lines' label text up to `le`: `{a="x",b="y",le="` or `{le="`. */
+  bucketText: string;
+  /** The family's epoch when this series was (re)made; -1 once removed. Live iff equal to it. */
+  epoch: number;
   value: number; // counter/gauge
   buckets: number[]; // histogram: per-bucket (non-cumulative) counts, excluding +Inf
   sum: number;
@@ -66,7 +94,13 @@ interface Family {
   type: MetricType;
   labelNames: readonly string[];
   bucketBounds: readonly number[];
+  /** bucketBounds as rendered in `le`, then "+Inf". */
+  leValues: readonly string[];
   series: Map<string, Series>;
+  /** Counts reset()s: a series from an earlier epoch is no longer in `series`. */
+  epoch: number;
+  /** Series dropped by reset() since the last render, by key: reused if set again (see the top). */
+  dropped: Map<string, Series> | undefined;
 }
 
 export function escapeHelp(s: string): string {
@@ -84,10 +118,9 @@ export function formatValue(v: number): string {
   return String(v);
 }
 
-function formatLabels(names: readonly string[], values: readonly string[], extra?: [string, string]): string {
-  const parts = names.map((n, i) => `${n}="${escapeLabelValue(values[i] ?? '')}"`);
-  if (extra) parts.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+/** `a="x",b="y"`: the label pairs without braces. */
+function labelPairs(names: readonly string[], values: readonly string[]): string {
+  return names.map((n, i) => `${n}="${escapeLabelValue(values[i] ?? '')}"`).join(',');
 }
 
 export class Metrics {
@@ -99,11 +132,11 @@ export class Metrics {
     const add = (labels: unknown, n: unknown): void => {
       const [lv, amount] = splitArgs(f, labels, n, 1);
       if (!(amount >= 0)) throw new MetricError(f.name, `counter ${f.name} can only increase (got ${amount})`);
-      this.seriesFor(f, lv).value += amount;
+      seriesFor(f, lv).value += amount;
     };
     return {
       inc: add as Counter<L>['inc'],
-      reset: () => f.series.clear(),
+      reset: () => dropAll(f),
     };
   }
 
@@ -112,20 +145,27 @@ export class Metrics {
     return {
       set: ((labels: unknown, v: unknown) => {
         const [lv, value] = splitArgs(f, labels, v, undefined);
-        this.seriesFor(f, lv).value = value;
+        seriesFor(f, lv).value = value;
       }) as Gauge<L>['set'],
       inc: ((labels: unknown, n: unknown) => {
         const [lv, amount] = splitArgs(f, labels, n, 1);
-        this.seriesFor(f, lv).value += amount;
+        seriesFor(f, lv).value += amount;
       }) as Gauge<L>['inc'],
       dec: ((labels: unknown, n: unknown) => {
         const [lv, amount] = splitArgs(f, labels, n, 1);
-        this.seriesFor(f, lv).value -= amount;
+        seriesFor(f, lv).value -= amount;
       }) as Gauge<L>['dec'],
       remove: (labels: LabelValues<L>) => {
-        f.series.delete(seriesKey(labelValues(f, labels)));
+        const key = seriesKey(labelValues(f, labels));
+        const s = f.series.get(key);
+        if (s) s.epoch = -1;
+        f.series.delete(key);
       },
-      reset: () => f.series.clear(),
+      reset: () => dropAll(f),
+      bind: (labels: LabelValues<L>) => {
+        const values = labelValues(f, labels);
+        return new BoundSeries(f, values, seriesKey(values));
+      },
     };
   }
 
@@ -142,14 +182,14 @@ export class Metrics {
     return {
       observe: ((labels: unknown, v: unknown) => {
         const [lv, value] = splitArgs(f, labels, v, undefined);
-        const s = this.seriesFor(f, lv);
+        const s = seriesFor(f, lv);
         // Only the first matching bucket is counted here; render() accumulates.
         const idx = f.bucketBounds.findIndex((b) => value <= b);
         if (idx >= 0) s.buckets[idx]! += 1;
         s.sum += value;
         s.count += 1;
       }) as Histogram<L>['observe'],
-      reset: () => f.series.clear(),
+      reset: () => dropAll(f),
     };
   }
 
@@ -162,25 +202,25 @@ export class Metrics {
     for (const c of this.collectors) c();
     const out: string[] = [];
     for (const f of this.families.values()) {
-      out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`);
-      out.push(`# TYPE ${f.name} ${f.type}`);
-      const series = [...f.series.values()];
-      if (series.length === 0 && f.labelNames.length === 0 && f.type !== 'histogram') {
+      f.dropped = undefined;
+      out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+      if (f.series.size === 0 && f.labelNames.length === 0 && f.type !== 'histogram') {
         out.push(`${f.name} 0`);
       }
-      for (const s of series) {
-        if (f.type !== 'histogram') {
-          out.push(`${f.name}${formatLabels(f.labelNames, s.labels)} ${formatValue(s.value)}`);
-          continue;
-        }
+      if (f.type !== 'histogram') {
+        for (const s of f.series.values()) out.push(s.head + formatValue(s.value));
+        continue;
+      }
+      const last = f.bucketBounds.length;
+      for (const s of f.series.values()) {
         let cumulative = 0;
-        f.bucketBounds.forEach((b, i) => {
+        for (let i = 0; i < last; i++) {
           cumulative += s.buckets[i]!;
-          out.push(`${f.name}_bucket${formatLabels(f.labelNames, s.labels, ['le', formatValue(b)])} ${cumulative}`);
-        });
-        out.push(`${f.name}_bucket${formatLabels(f.labelNames, s.labels, ['le', '+Inf'])} ${s.count}`);
-        out.push(`${f.name}_sum${formatLabels(f.labelNames, s.labels)} ${formatValue(s.sum)}`);
-        out.push(`${f.name}_count${formatLabels(f.labelNames, s.labels)} ${s.count}`);
+          out.push(`${f.name}_bucket${s.bucketText}${f.leValues[i]}"} ${cumulative}`);
+        }
+        out.push(`${f.name}_bucket${s.bucketText}${f.leValues[last]}"} ${s.count}`);
+        out.push(`${f.name}_sum${s.labelText} ${formatValue(s.sum)}`);
+        out.push(`${f.name}_count${s.labelText} ${s.count}`);
       }
     }
     return out.length === 0 ? '' : out.join('\n') + '\n';
@@ -195,20 +235,70 @@ export class Metrics {
       if (seen.has(l)) throw new MetricError(name, `metric ${name}: duplicate label name "${l}"`);
       seen.add(l);
     }
-    const f: Family = { name, help, type, labelNames: [...labelNames], bucketBounds: [...bounds], series: new Map() };
+    const leValues = [...bounds.map((b) => escapeLabelValue(formatValue(b))), '+Inf'];
+    const f: Family = { name, help, type, labelNames: [...labelNames], bucketBounds: [...bounds], leValues, series: new Map(), epoch: 0, dropped: undefined };
     this.families.set(name, f);
     return f;
   }
+}
 
-  private seriesFor(f: Family, values: readonly string[]): Series {
-    const key = seriesKey(values);
-    let s = f.series.get(key);
-    if (!s) {
-      s = { labels: values, value: 0, buckets: f.bucketBounds.map(() => 0), sum: 0, count: 0 };
-      f.series.set(key, s);
-    }
-    return s;
+/** The live series of a label set, made (or remade from `reuse` or a dropped one) if absent. */
+function seriesFor(f: Family, values: readonly string[], key = seriesKey(values), reuse?: Series): Series {
+  let s = f.series.get(key);
+  if (s) return s;
+  s = reuse ?? f.dropped?.get(key);
+  if (s) {
+    // Dropped by reset() and set again: a fresh series that keeps its label text.
+    s.value = 0;
+    s.buckets.fill(0);
+    s.sum = 0;
+    s.count = 0;
+  } else {
+    const pairs = labelPairs(f.labelNames, values);
+    const histogram = f.type === 'histogram'; // only the texts its lines use are made
+    s = {
+      labels: values,
+      labelText: !histogram || pairs === '' ? '' : `{${pairs}}`,
+      head: histogram ? '' : pairs === '' ? `${f.name} ` : `${f.name}{${pairs}} `,
+      bucketText: !histogram ? '' : pairs === '' ? '{le="' : `{${pairs},le="`,
+      epoch: f.epoch,
+      value: 0,
+      buckets: f.bucketBounds.map(() => 0),
+      sum: 0,
+      count: 0,
+    };
   }
+  s.epoch = f.epoch;
+  f.series.set(key, s);
+  return s;
+}
+
+/** A gauge's label set, checked once (Gauge.bind). A class, not closures: thousands are made. */
+class BoundSeries implements BoundGauge {
+  /** The series last set through this handle: while live, a set is one store, no lookup. */
+  private s: Series | undefined;
+
+  constructor(
+    private readonly f: Family,
+    private readonly values: readonly string[],
+    private readonly key: string,
+  ) {}
+
+  set(v: number): void {
+    if (typeof v !== 'number') throw new MetricError(this.f.name, `metric ${this.f.name}: a numeric value is required`);
+    let s = this.s;
+    if (s === undefined || s.epoch !== this.f.epoch) s = this.s = seriesFor(this.f, this.values, this.key, s);
+    s.value = v;
+  }
+}
+
+/** reset(): every series goes; they are kept aside until the next render for reuse. */
+function dropAll(f: Family): void {
+  if (f.series.size === 0) return;
+  if (f.dropped) for (const [k, s] of f.series) f.dropped.set(k, s);
+  else f.dropped = f.series;
+  f.series = new Map();
+  f.epoch++;
 }
 
 function seriesKey(values: readonly string[]): string {

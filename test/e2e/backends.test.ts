@@ -11,8 +11,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { isRoot, ipJson, ipn, waitFor } from '../support/netns';
-import { createTestLab, httpGetInNs, pingFrom } from '../support/lab';
-import { ETCD_PREFIX, labNetworkConfig, type Lab, type LabHost, type LabPod } from '../../src/lab/lab';
+import { createTestLab, leases as labLeases, meshFailures, metricLine as metric, pingFrom, podIp, setConfigAndRestart as restartOn } from '../support/lab';
+import { labNetworkConfig, type Lab, type LabHost, type LabPod } from '../../src/lab/lab';
 
 const skip = !isRoot() ? 'needs root' : false;
 let lab: Lab;
@@ -28,15 +28,7 @@ interface FlannelLease {
   BackendData?: { VtepMAC: string };
 }
 
-async function leases(): Promise<Map<string, FlannelLease>> {
-  const admin = await lab.admin();
-  try {
-    const raw = await admin.list(`${ETCD_PREFIX}/subnets/`);
-    return new Map([...raw].map(([k, v]) => [JSON.parse(v).PublicIP as string, { ...(JSON.parse(v) as FlannelLease), subnet: k.slice(`${ETCD_PREFIX}/subnets/`.length).replace('-', '/') }]));
-  } finally {
-    admin.close();
-  }
-}
+const leases = () => labLeases<FlannelLease>(lab);
 
 let subnets = new Map<string, string>();
 const subnetOf = (h: LabHost): string => subnets.get(h.ip)!;
@@ -52,28 +44,8 @@ const hostGwDevice = (h: LabHost): string[] | null => {
 };
 const direct = (peer: LabHost): string => `${subnetOf(peer)} via ${peer.ip} dev eth0`;
 const vxlan = (peer: LabHost): string => `${subnetOf(peer)} via ${subnetOf(peer).split('/')[0]} dev twill.1 onlink`;
-const podIp = (p: LabPod): string => p.ip!.split('/')[0]!;
-const metric = (h: LabHost, line: RegExp): string | undefined => httpGetInNs(h.ns, 9464, '/metrics').body.split('\n').find((l) => line.test(l));
 
-async function setConfigAndRestart(config: string): Promise<void> {
-  const admin = await lab.admin();
-  try {
-    await admin.put(`${ETCD_PREFIX}/config`, config);
-  } finally {
-    admin.close();
-  }
-  for (const h of hosts) await lab.stopDaemon(h);
-  const since = new Map(hosts.map((h) => [h.name, lab.logSize(h)]));
-  for (const h of hosts) lab.startDaemon(h);
-  for (const h of hosts) await lab.waitReady(h, 30_000, since.get(h.name));
-}
-
-/** Every pod pings every pod on another host; returns the pairs that failed. */
-function meshFailures(among: LabPod[]): string[] {
-  const failed: string[] = [];
-  for (const a of among) for (const b of among) if (a.host !== b.host && !pingFrom(a.ns, podIp(b), { count: 1, timeoutS: 1 })) failed.push(`${a.name}->${b.name}`);
-  return failed;
-}
+const setConfigAndRestart = (config: string): Promise<void> => restartOn(lab, hosts, config);
 
 before(async () => {
   if (skip) return;
@@ -84,7 +56,7 @@ before(async () => {
   hosts = [h1, h2, h3];
   for (const h of hosts) lab.startDaemon(h);
   for (const h of hosts) await lab.waitReady(h, 30_000);
-  subnets = new Map([...(await leases())].map(([ip, l]) => [ip, (l as unknown as { subnet: string }).subnet]));
+  subnets = new Map([...(await leases())].map(([ip, l]) => [ip, l.subnet]));
   for (const h of hosts) pods.push(await lab.addPod(h));
 });
 

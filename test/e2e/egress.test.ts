@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as dgram from 'node:dgram';
 import { spawnSync } from 'node:child_process';
 import { isRoot, ipJson, bridgeJson, sh, waitFor } from '../support/netns';
-import { createTestLab, httpGetInNs } from '../support/lab';
+import { createTestLab, httpGetInNs, podIp as ip } from '../support/lab';
 import { sendVxlan } from '../support/vxlan-inject';
 import { ETCD_PREFIX, type Lab, type LabHost, type LabPod } from '../../src/lab/lab';
 import { bindInNetns } from '../../src/lab/probe';
@@ -44,7 +44,6 @@ function vtepMac(ns: string): string {
   return ipJson<{ address: string }>(ns, 'link', 'show', 'twill.1')[0]!.address;
 }
 
-const ip = (p: LabPod): string => p.ip!.split('/')[0]!;
 const ep = (p: LabPod) => ({ name: p.name, nsPath: netnsPath(p.ns), ip: ip(p) });
 
 /** A UDP listener in a pod collecting what arrives, with the source seen. */

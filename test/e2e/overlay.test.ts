@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, settle, waitFor } from '../support/netns';
-import { createTestLab, expectedEntries, hostEntries, httpGetInNs, pingFrom } from '../support/lab';
+import { createTestLab, expectedEntries, hostEntries, httpGetInNs, leasesBySubnet, pingFrom } from '../support/lab';
 import type { Lab, LabHost } from '../../src/lab/lab';
 import { ETCD_PREFIX } from '../../src/lab/lab';
 
@@ -18,15 +18,7 @@ interface FlannelLease {
   BackendData: { VNI: number; VtepMAC: string };
 }
 
-async function leases(): Promise<Map<string, FlannelLease>> {
-  const admin = await lab.admin();
-  try {
-    const raw = await admin.list(`${ETCD_PREFIX}/subnets/`);
-    return new Map([...raw].map(([k, v]) => [k.slice(`${ETCD_PREFIX}/subnets/`.length).replace('-', '/'), JSON.parse(v) as FlannelLease]));
-  } finally {
-    admin.close();
-  }
-}
+const leases = () => leasesBySubnet<FlannelLease>(lab);
 
 function peersOf(host: LabHost, all: Map<string, FlannelLease>) {
   return [...all].filter(([, l]) => l.PublicIP !== host.ip).map(([subnet, l]) => ({ subnet, publicIp: l.PublicIP, vtepMac: l.BackendData.VtepMAC }));

@@ -12,9 +12,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { isRoot, ipJson, tcpTransfer, waitFor } from '../support/netns';
-import { createTestLab, httpGetInNs, pingFrom } from '../support/lab';
+import { createTestLab, httpGetInNs, leases, pingFrom, podIp } from '../support/lab';
 import type { Lab, LabHost, LabPod } from '../../src/lab/lab';
-import { ETCD_PREFIX } from '../../src/lab/lab';
 import { addPod } from '../../src/lab/pods';
 
 const MODES: Array<[string, string[]]> = [
@@ -45,15 +44,7 @@ before(async () => {
     return;
   }
   for (const h of hosts) await lab.waitReady(h, 30_000);
-  const admin = await lab.admin();
-  try {
-    for (const [k, v] of await admin.list(`${ETCD_PREFIX}/subnets/`)) {
-      const ip = (JSON.parse(v) as { PublicIP: string }).PublicIP;
-      subnetOf.set(ip, k.slice(`${ETCD_PREFIX}/subnets/`.length).split('-')[0]!);
-    }
-  } finally {
-    admin.close();
-  }
+  for (const [ip, l] of await leases<{ PublicIP: string }>(lab)) subnetOf.set(ip, l.subnet.split('/')[0]!);
   for (const h of hosts) pods.push(await addPod(lab, h));
 });
 
@@ -61,8 +52,6 @@ after(async () => {
   if (lab) await lab.down();
 });
 
-/** The pod's address without its prefix length (the lab records CIDR notation). */
-const podIp = (p: LabPod): string => p.ip!.split('/')[0]!;
 
 function sub(h: LabHost): string {
   const s = subnetOf.get(h.ip);

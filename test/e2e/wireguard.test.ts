@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isRoot, ipJson, ipn, waitFor } from '../support/netns';
-import { createTestLab, httpGetInNs, pingFrom } from '../support/lab';
+import { createTestLab, leases as labLeases, meshFailures as podMeshFailures, metricLine as metric, pingFrom, podIp, setConfigAndRestart } from '../support/lab';
 import { captureHolds, countPackets, startCapture, stopCapture } from '../support/capture';
 import { ETCD_PREFIX, labNetworkConfig, type Lab, type LabHost, type LabPod } from '../../src/lab/lab';
 
@@ -27,19 +27,9 @@ function wgPeers(h: LabHost): Peer[] {
 }
 const routes = (h: LabHost): string[] =>
   ipJson<{ type?: string; dst: string; dev?: string }>(h.ns, 'route', 'show', 'proto', '113').map((r) => `${r.type ?? 'unicast'} ${r.dst}${r.dev ? ` dev ${r.dev}` : ''}`).sort();
-const podIp = (p: LabPod): string => p.ip!.split('/')[0]!;
-const metric = (h: LabHost, line: RegExp): string | undefined => httpGetInNs(h.ns, 9464, '/metrics').body.split('\n').find((l) => line.test(l));
 
 interface WgLease { subnet: string; PublicIP: string; BackendType: string; BackendData: { PublicKey: string; Port: number } }
-async function leases(): Promise<Map<string, WgLease>> {
-  const admin = await lab.admin();
-  try {
-    const raw = await admin.list(`${ETCD_PREFIX}/subnets/`);
-    return new Map([...raw].map(([k, v]) => [JSON.parse(v).PublicIP as string, { ...(JSON.parse(v) as WgLease), subnet: k.slice(`${ETCD_PREFIX}/subnets/`.length).replace('-', '/') }]));
-  } finally {
-    admin.close();
-  }
-}
+const leases = () => labLeases<WgLease>(lab);
 let byIp = new Map<string, WgLease>();
 const expectedPeers = (h: LabHost): Peer[] =>
   hosts.filter((x) => x !== h).map((x) => byIp.get(x.ip)!).map((l) => ({ key: l.BackendData.PublicKey, endpoint: `${l.PublicIP}:51820`, allowed: l.subnet })).sort((a, b) => a.allowed.localeCompare(b.allowed));
@@ -47,11 +37,7 @@ const expectedRoutes = (h: LabHost): string[] =>
   ['unreachable 10.244.0.0/16', ...hosts.filter((x) => x !== h).map((x) => `unicast ${byIp.get(x.ip)!.subnet} dev ${dev(h)}`)].sort();
 const converged = (h: LabHost): boolean => JSON.stringify(wgPeers(h)) === JSON.stringify(expectedPeers(h)) && JSON.stringify(routes(h)) === JSON.stringify(expectedRoutes(h));
 
-function meshFailures(): string[] {
-  const failed: string[] = [];
-  for (const a of pods) for (const b of pods) if (a.host !== b.host && !pingFrom(a.ns, podIp(b), { count: 1, timeoutS: 2 })) failed.push(`${a.name}->${b.name}`);
-  return failed;
-}
+const meshFailures = (): string[] => podMeshFailures(pods, 2);
 /** A marker-filled ping from pod a to pod b; whether it was answered. */
 const markerPing = (a: LabPod, b: LabPod, count = 3): boolean =>
   spawnSync('ip', ['netns', 'exec', a.ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', '1', '-p', MARKER_HEX, '-s', '200', podIp(b)]).status === 0;
@@ -234,16 +220,7 @@ test('a removed lease removes its peer and route', { skip }, async () => {
 test('backend changed to vxlan + restart: twill-wg, its wireguard-go and the unreachable route are gone; pods mesh over VXLAN', { skip }, async () => {
   const live = hosts.slice(0, 2);
   const pids = live.map((h) => Number(fs.readFileSync(path.join(lab.stateDir(h), `${dev(h)}.wireguard-go.pid`), 'utf8')));
-  const admin = await lab.admin();
-  try {
-    await admin.put(`${ETCD_PREFIX}/config`, labNetworkConfig('vxlan'));
-  } finally {
-    admin.close();
-  }
-  for (const h of live) await lab.stopDaemon(h);
-  const since = new Map(live.map((h) => [h.name, lab.logSize(h)]));
-  for (const h of live) lab.startDaemon(h);
-  for (const h of live) await lab.waitReady(h, 30_000, since.get(h.name));
+  await setConfigAndRestart(lab, live, labNetworkConfig('vxlan'));
   for (const [i, h] of live.entries()) {
     await waitFor(() => !fs.existsSync(`/proc/${pids[i]}`), 5_000, `${h.name}: wireguard-go stopped`, 20);
     assert.equal(ipJson<{ ifname: string }>(h.ns, 'link', 'show').some((l) => l.ifname === dev(h)), false);

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { GenlSocket, kernelWireguardProbe, resolveFamily } from '../../src/backends/wireguard/kernel-driver';
+import { kernelWireguardProbe } from '../../src/backends/wireguard/kernel-driver';
+import { GenlSocket, resolveFamily } from '../../src/netlink/genl-socket';
 import { wireguardDriver } from '../../src/backends/wireguard/drivers';
 
 test('the kernel is asked whether it has WireGuard; the driver follows, logged with why', () => {
@@ -32,7 +33,7 @@ test('the kernel is asked whether it has WireGuard; the driver follows, logged w
 });
 
 test('family resolution over the driver\'s generic netlink socket agrees with `genl ctrl get`', () => {
-  const sock = GenlSocket.open();
+  const sock = GenlSocket.open('wireguard');
   try {
     for (const name of ['nlctrl', 'thermal']) {
       const oracle = /ID: (0x[0-9a-f]+)/.exec(spawnSync('genl', ['ctrl', 'get', 'name', name], { encoding: 'utf8' }).stdout)?.[1];

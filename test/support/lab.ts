@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Lab, type LabOptions } from '../../src/lab/lab';
+import { ETCD_PREFIX, Lab, type LabHost, type LabOptions, type LabPod } from '../../src/lab/lab';
 import { bridgeJson, ipJson } from './netns';
 
 /** A lab for one test file; if creating it fails halfway, what it started is removed first. */
@@ -62,6 +62,49 @@ export function pingFrom(ns: string, target: string, opts: { count?: number; tim
     encoding: 'utf8',
   });
   return r.status === 0;
+}
+
+/** Every lease in the lab's etcd as stored (flannel's JSON), by subnet ("10.244.7.0/24"). */
+export async function leasesBySubnet<L>(lab: Lab): Promise<Map<string, L>> {
+  const admin = await lab.admin();
+  try {
+    const raw = await admin.list(`${ETCD_PREFIX}/subnets/`);
+    return new Map([...raw].map(([k, v]) => [k.slice(`${ETCD_PREFIX}/subnets/`.length).replace('-', '/'), JSON.parse(v) as L]));
+  } finally {
+    admin.close();
+  }
+}
+
+/** Every lease in the lab's etcd, by its host's underlay IP (PublicIP), with its subnet added. */
+export async function leases<L extends { PublicIP: string }>(lab: Lab): Promise<Map<string, L & { subnet: string }>> {
+  return new Map([...(await leasesBySubnet<L>(lab))].map(([subnet, l]) => [l.PublicIP, { ...l, subnet }]));
+}
+
+/** Writes the network config and restarts `hosts`' daemons on it, waiting for each to be ready again. */
+export async function setConfigAndRestart(lab: Lab, hosts: readonly LabHost[], config: string): Promise<void> {
+  const admin = await lab.admin();
+  try {
+    await admin.put(`${ETCD_PREFIX}/config`, config);
+  } finally {
+    admin.close();
+  }
+  for (const h of hosts) await lab.stopDaemon(h);
+  const since = new Map(hosts.map((h) => [h.name, lab.logSize(h)]));
+  for (const h of hosts) lab.startDaemon(h);
+  for (const h of hosts) await lab.waitReady(h, 30_000, since.get(h.name));
+}
+
+/** A pod's address without its prefix length (the lab records CIDR notation). */
+export const podIp = (p: LabPod): string => p.ip!.split('/')[0]!;
+
+/** The first line of a host's /metrics that matches. */
+export const metricLine = (h: LabHost, line: RegExp): string | undefined => httpGetInNs(h.ns, 9464, '/metrics').body.split('\n').find((l) => line.test(l));
+
+/** Every pod pings every pod on another host once; returns the pairs that failed ("a->b"). */
+export function meshFailures(pods: readonly LabPod[], timeoutS = 1): string[] {
+  const failed: string[] = [];
+  for (const a of pods) for (const b of pods) if (a.host !== b.host && !pingFrom(a.ns, podIp(b), { count: 1, timeoutS })) failed.push(`${a.name}->${b.name}`);
+  return failed;
 }
 
 /** GET http://127.0.0.1:<port><path> from inside a namespace; returns status and body. */

@@ -2,7 +2,8 @@
 // package's codecs that the rest of twill uses (src/netlink/codec.ts). No sockets, no root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { build, decodeAddr, decodeError, decodeLink, decodeMessages, decodeRoute, encodeMessage, parseAttrs, RTM, NLM_F } from '../../src/cni/rtnl-codec';
+import { build, decodeAddr, decodeError, decodeLink, decodeMessages, decodeRoute, encodeMessage, RTM, NLM_F } from '../../src/cni/rtnl-codec';
+import { parseAttrs } from '../../src/netlink/attrs';
 import * as codec from '../../src/netlink/codec';
 
 const mac = (s: string) => Buffer.from(s.split(':').map((x) => parseInt(x, 16)));

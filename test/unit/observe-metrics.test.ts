@@ -224,3 +224,49 @@ test('process_cpu_seconds_total never decreases across renders', () => {
     d.stop();
   }
 });
+
+// The exposition bytes pinned, through everything that keeps or reuses a series' cached label
+// text: reset then set again (same and new order), remove then set, a bound gauge across
+// reset/remove, histograms reset and observed again, escaping.
+test('render bytes are pinned across reset, remove, re-set and bound gauges', () => {
+  const m = new Metrics();
+  const c = m.counter('c_total', 'Counted.', ['a', 'b']);
+  const g = m.gauge('g', 'A level.', ['p']);
+  const h = m.histogram('h_seconds', 'Lat.', [0.5, 1], ['op']);
+  const bx = g.bind({ p: 'x' });
+  c.inc({ b: 'q"\\\n', a: '1' }, 2);
+  g.set({ p: 'y' }, 1.5);
+  bx.set(-Infinity);
+  h.observe({ op: 'get' }, 0.75);
+  const head = ['# HELP c_total Counted.', '# TYPE c_total counter', 'c_total{a="1",b="q\\"\\\\\\n"} 2', '# HELP g A level.', '# TYPE g gauge'];
+  assert.equal(
+    m.render(),
+    [...head, 'g{p="y"} 1.5', 'g{p="x"} -Inf', '# HELP h_seconds Lat.', '# TYPE h_seconds histogram',
+      'h_seconds_bucket{op="get",le="0.5"} 0', 'h_seconds_bucket{op="get",le="1"} 1', 'h_seconds_bucket{op="get",le="+Inf"} 1', 'h_seconds_sum{op="get"} 0.75', 'h_seconds_count{op="get"} 1', ''].join('\n'),
+  );
+  // Reset and set again in the other order: the order of the sets, values from zero.
+  g.reset();
+  bx.set(3);
+  g.inc({ p: 'y' });
+  h.reset();
+  h.observe({ op: 'put' }, 2);
+  h.observe({ op: 'get' }, 0.25);
+  assert.equal(
+    m.render(),
+    [...head, 'g{p="x"} 3', 'g{p="y"} 1', '# HELP h_seconds Lat.', '# TYPE h_seconds histogram',
+      'h_seconds_bucket{op="put",le="0.5"} 0', 'h_seconds_bucket{op="put",le="1"} 0', 'h_seconds_bucket{op="put",le="+Inf"} 1', 'h_seconds_sum{op="put"} 2', 'h_seconds_count{op="put"} 1',
+      'h_seconds_bucket{op="get",le="0.5"} 1', 'h_seconds_bucket{op="get",le="1"} 1', 'h_seconds_bucket{op="get",le="+Inf"} 1', 'h_seconds_sum{op="get"} 0.25', 'h_seconds_count{op="get"} 1', ''].join('\n'),
+  );
+  // A bound gauge whose series was removed makes it again, at the end; a plain set of the same
+  // labels after that sets the one series, never a second.
+  g.remove({ p: 'x' });
+  assert.doesNotMatch(m.render(), /p="x"/);
+  bx.set(4);
+  g.set({ p: 'x' }, 5);
+  bx.set(6);
+  g.reset();
+  g.set({ p: 'x' }, 7);
+  bx.set(8);
+  assert.equal(m.render().split('\n').filter((l) => l.startsWith('g{')).join('\n'), 'g{p="x"} 8');
+  assert.throws(() => g.bind({ q: 'x' } as unknown as { p: string }), (e: unknown) => e instanceof MetricError && e.code === 'ERR_METRIC');
+});

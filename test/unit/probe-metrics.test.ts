@@ -48,3 +48,47 @@ test('per-peer gauges, status counts and drop counters render; status --peers re
   assert.match(text, /^10\.244\.3\.0\/24\s+172\.30\.0\.13\s+mtu\s+0\.70 ms\s+LOST\s+10s ago$/m);
   assert.match(text, /^10\.244\.4\.0\/24\s+172\.30\.0\.14\s+unreachable\s+0\.60 ms\s+ok\s+16m50s ago$/m);
 });
+
+// Scrapes that only change values write values into the series already there; any change of
+// which peers are judged, their order or their underlay IP rebuilds the families. Either way
+// the lines are those of a rebuild: health-map order, only judged values present.
+test('per-peer series across scrapes: values, a peer judged later, an IP change, a peer gone', () => {
+  const judged = (rttMs: number, ok = true): PeerHealth => ({ ...newPeerHealth(0), status: ok ? 'ok' : 'unreachable', reachable: ok, mtuOk: ok, rttMs, lastSuccess: 2_000_000 });
+  const health = new Map<string, PeerHealth>([
+    ['10.244.1.0/24', judged(1)],
+    ['10.244.2.0/24', newPeerHealth(0)],
+    ['10.244.3.0/24', { ...newPeerHealth(0), reachable: false }],
+  ]);
+  const ips = new Map([['10.244.1.0/24', '172.30.0.1'], ['10.244.2.0/24', '172.30.0.2'], ['10.244.3.0/24', '172.30.0.3']]);
+  const m = new Metrics();
+  registerProbeMetrics(m, {
+    health: () => health,
+    target: (k) => (ips.has(k) ? { key: k, overlay: 0, publicIp: parseIp4(ips.get(k)!) } : undefined),
+    proberStats: () => undefined,
+    responderStats: () => undefined,
+  });
+  const peerLines = (): string[] => m.render().split('\n').filter((l) => /^twill_peer_[a-z_]+\{/.test(l));
+  const l = (name: string, subnet: string, ip: string, v: string): string => `twill_peer_${name}{peer_subnet="${subnet}",peer_ip="${ip}"} ${v}`;
+  const a = (name: string, v: string) => l(name, '10.244.1.0/24', '172.30.0.1', v);
+  const b = (name: string, v: string) => l(name, '10.244.2.0/24', '172.30.0.2', v);
+  const c = (name: string, v: string, ip = '172.30.0.3') => l(name, '10.244.3.0/24', ip, v);
+
+  assert.deepEqual(peerLines(), [a('reachable', '1'), c('reachable', '0'), a('mtu_ok', '1'), a('last_success_timestamp_seconds', '2000'), a('rtt_seconds', '0.001')]);
+  health.set('10.244.1.0/24', judged(2, false));
+  assert.deepEqual(peerLines(), [a('reachable', '0'), c('reachable', '0'), a('mtu_ok', '0'), a('last_success_timestamp_seconds', '2000'), a('rtt_seconds', '0.002')]);
+  // Judged now: in health-map order, between the other two, not appended.
+  health.set('10.244.2.0/24', judged(3));
+  assert.deepEqual(peerLines(), [
+    a('reachable', '0'), b('reachable', '1'), c('reachable', '0'),
+    a('mtu_ok', '0'), b('mtu_ok', '1'),
+    a('last_success_timestamp_seconds', '2000'), b('last_success_timestamp_seconds', '2000'),
+    a('rtt_seconds', '0.002'), b('rtt_seconds', '0.003'),
+  ]);
+  // A new underlay IP is a new label set (the old one goes); a peer gone from health goes.
+  ips.set('10.244.3.0/24', '172.30.0.33');
+  health.delete('10.244.1.0/24');
+  assert.deepEqual(peerLines(), [b('reachable', '1'), c('reachable', '0', '172.30.0.33'), b('mtu_ok', '1'), b('last_success_timestamp_seconds', '2000'), b('rtt_seconds', '0.003')]);
+  // Back again: at the end of the health map, so last.
+  health.set('10.244.1.0/24', judged(4));
+  assert.deepEqual(peerLines().slice(0, 3), [b('reachable', '1'), c('reachable', '0', '172.30.0.33'), a('reachable', '1')]);
+});

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diffDevice } from '../../src/backends/wireguard/device-diff';
-import { familyRequest, getDeviceMessage, parseDeviceMessage, setDeviceMessage, setDeviceObjects, sockaddrIn } from '../../src/backends/wireguard/genetlink';
+import { getDeviceMessage, parseDeviceMessage, setDeviceMessage, setDeviceObjects, sockaddrIn, WG_GENL_NAME } from '../../src/backends/wireguard/wg-messages';
+import { familyRequest } from '../../src/netlink/genetlink';
 import type { WgPeerEntry } from '../../src/dataplane/model';
 
 // wireguard.h
@@ -92,14 +93,14 @@ test('GET_DEVICE is a dump by name (cmd 0); the family is asked for by name', ()
   const get = getDeviceMessage(0x1d, 9, 'twill-wg');
   assert.deepEqual([get.readUInt16LE(4), get.readUInt16LE(6) & 0x300, get[16]], [0x1d, 0x300, 0]);
   assert.equal(one(attrs(get.subarray(20)), WGDEVICE_A.IFNAME).toString(), 'twill-wg\0');
-  const fam = familyRequest(1);
+  const fam = familyRequest(1, WG_GENL_NAME);
   // GENL_ID_CTRL, NLM_F_REQUEST|NLM_F_ACK (the answer, then an ACK that ends the exchange), CTRL_CMD_GETFAMILY.
   assert.deepEqual([fam.readUInt16LE(4), fam.readUInt16LE(6), fam[16]], [0x10, 5, 3]);
   assert.equal(one(attrs(fam.subarray(20)), 2).toString(), 'wireguard\0');
 });
 
 test('a GET_DEVICE dump in parts (one peer continued in the next) reads back as one device state', async () => {
-  const { deviceState, parseDeviceMessage, setDeviceMessage } = await import('../../src/backends/wireguard/genetlink');
+  const { deviceState, parseDeviceMessage, setDeviceMessage } = await import('../../src/backends/wireguard/wg-messages');
   // Messages as the kernel sends them: formatted with the same encoder, read back from bytes.
   const ip = (a: string, m: number) => ({ family: 2, ipaddr: Buffer.from(a.split('.').map(Number)), cidrMask: m });
   const parts = [

@@ -1,5 +1,5 @@
 // What must change on a WireGuard device to match the desired state, whichever driver applies
-// it (the UAPI text of uapi-text.ts, the generic netlink messages of genetlink.ts). Pure.
+// it (the UAPI text of uapi-text.ts, the generic netlink messages of wg-messages.ts). Pure.
 // A peer whose endpoint, keepalive, PSK or allowed IPs differ is written whole (its allowed
 // IPs replaced); a peer not desired is removed; the key and port only when they differ.
 import type { WgPeerEntry } from '../../dataplane/model';

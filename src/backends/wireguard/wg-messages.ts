@@ -1,7 +1,8 @@
 // The kernel WireGuard driver's messages: generic netlink, family "wireguard" (version 1),
-// WG_CMD_SET_DEVICE / WG_CMD_GET_DEVICE, built with the `netlink` package's WireGuard encoder
-// (netlink/dist/wg) from the same diff the userspace driver sends as UAPI text. Pure: bytes in,
-// bytes out; the family id is resolved by the caller (CTRL_CMD_GETFAMILY, see familyRequest).
+// WG_CMD_SET_DEVICE / WG_CMD_GET_DEVICE, from the same diff the userspace driver sends as UAPI
+// text. Generic netlink framing and family resolution are the seam's (src/netlink/genetlink.ts),
+// the attributes come from the package's WireGuard encoder through src/netlink/wg-codec.ts.
+// Pure: bytes in, bytes out; the family id is resolved by the caller (genl-socket.ts).
 //
 // Kernel facts encoded here (include/uapi/linux/wireguard.h): the endpoint is a struct
 // sockaddr_in (family host-endian, port and address network order, 16 bytes); allowed IPs
@@ -9,14 +10,12 @@
 // WGPEER_F_REMOVE_ME; a rewritten peer carries WGPEER_F_REPLACE_ALLOWEDIPS; a zero
 // preshared key removes one. A netlink message has a size limit, so a large SET_DEVICE is
 // split as wg(8) splits it: `maxPeers` per message, the device key in the first.
-// This file is the one adapter to the package's WireGuard structs (src/netlink/codec.ts is
-// the adapter for its rtnetlink ones).
-// The package's own Commands enum says GET_DEVICE = 1, SET_DEVICE = 2; the kernel's enum wg_cmd
-// starts at 0 (GET 0, SET 1): its numbers are not used, the kernel's are, below.
-// The socket that sends them is kernel-driver.ts; this kernel has no WireGuard to answer.
-import { formatDevice, parseDevice, type Device, type Peer } from 'netlink/dist/wg/structs';
-import { AttrStream } from 'netlink/dist/structs';
+// The kernel's enum wg_cmd starts at 0 (GET 0, SET 1), not at the package's numbers.
+// The driver that sends them is kernel-driver.ts; this kernel has no WireGuard to answer.
 import { formatIp4, parseIp4 } from '../../ip/ipv4';
+import { Flags } from '../../netlink/frame';
+import { genlAttrs, genlMessage } from '../../netlink/genetlink';
+import { encodeWgDevice, parseWgDevice, type WgDevice as Device, type WgPeer as Peer } from '../../netlink/wg-codec';
 import type { WgPeerEntry } from '../../dataplane/model';
 import type { DeviceDiff, WgDeviceState } from './device-diff';
 import { decodeKey } from './key';
@@ -25,13 +24,6 @@ export const WG_GENL_NAME = 'wireguard';
 export const WG_GENL_VERSION = 1;
 export const WG_CMD_GET_DEVICE = 0;
 export const WG_CMD_SET_DEVICE = 1;
-const GENL_ID_CTRL = 0x10;
-const CTRL_CMD_GETFAMILY = 3;
-const CTRL_ATTR_FAMILY_ID = 1;
-const CTRL_ATTR_FAMILY_NAME = 2;
-const NLM_F_REQUEST = 1;
-const NLM_F_ACK = 4;
-const NLM_F_DUMP = 0x300;
 const AF_INET = 2;
 const ZERO_KEY = Buffer.alloc(32);
 
@@ -85,60 +77,23 @@ export function setDeviceObjects(ifname: string, diff: DeviceDiff, maxPeers = 64
   return out;
 }
 
-function message(type: number, flags: number, seq: number, cmd: number, version: number, attrs: Uint8Array[]): Buffer {
-  const body = Buffer.concat([Buffer.from([cmd, version, 0, 0]), ...attrs]);
-  const hdr = Buffer.alloc(16);
-  hdr.writeUInt32LE(16 + body.length, 0);
-  hdr.writeUInt16LE(type, 4);
-  hdr.writeUInt16LE(flags, 6);
-  hdr.writeUInt32LE(seq >>> 0, 8);
-  return Buffer.concat([hdr, body]);
-}
-
-function deviceAttrs(d: Device): Uint8Array[] {
-  const s = new AttrStream();
-  s.emit(formatDevice(d));
-  return s.bufs;
-}
-
 /** A whole netlink message: nlmsghdr + genlmsghdr + the device's attributes. */
 export function setDeviceMessage(familyId: number, seq: number, d: Device): Buffer {
-  return message(familyId, NLM_F_REQUEST | NLM_F_ACK, seq, WG_CMD_SET_DEVICE, WG_GENL_VERSION, deviceAttrs(d));
+  return genlMessage(familyId, Flags.REQUEST | Flags.ACK, seq, WG_CMD_SET_DEVICE, WG_GENL_VERSION, encodeWgDevice(d));
 }
 
 export function getDeviceMessage(familyId: number, seq: number, ifname: string): Buffer {
-  return message(familyId, NLM_F_REQUEST | NLM_F_DUMP, seq, WG_CMD_GET_DEVICE, WG_GENL_VERSION, deviceAttrs({ ifname }));
-}
-
-/** CTRL_CMD_GETFAMILY "wireguard": the answer carries the family id; an ACK follows it (the exchange ends there). */
-export function familyRequest(seq: number, family = WG_GENL_NAME): Buffer {
-  const name = Buffer.from(`${family}\0`);
-  const attr = Buffer.alloc(4 + ((name.length + 3) & ~3));
-  attr.writeUInt16LE(4 + name.length, 0);
-  attr.writeUInt16LE(CTRL_ATTR_FAMILY_NAME, 2);
-  name.copy(attr, 4);
-  return message(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, seq, CTRL_CMD_GETFAMILY, 1, [attr]);
+  return genlMessage(familyId, Flags.REQUEST | Flags.DUMP, seq, WG_CMD_GET_DEVICE, WG_GENL_VERSION, encodeWgDevice({ ifname }));
 }
 
 /** The Device in a WireGuard message body (after nlmsghdr: genlmsghdr, then attributes). */
 export function parseDeviceBody(body: Buffer): Device {
-  return parseDevice(body.subarray(4));
+  return parseWgDevice(genlAttrs(body));
 }
 
 /** The Device in a whole WireGuard message. */
 export function parseDeviceMessage(msg: Buffer): Device {
   return parseDeviceBody(msg.subarray(16, msg.readUInt32LE(0)));
-}
-
-/** The family id in a CTRL_CMD_NEWFAMILY answer body, or undefined. */
-export function familyIdOf(body: Buffer): number | undefined {
-  for (let off = 4; off + 4 <= body.length; ) {
-    const len = body.readUInt16LE(off);
-    if (len < 4) return undefined;
-    if ((body.readUInt16LE(off + 2) & 0x3fff) === CTRL_ATTR_FAMILY_ID && len >= 6) return body.readUInt16LE(off + 4);
-    off += (len + 3) & ~3;
-  }
-  return undefined;
 }
 
 function endpointOf(sa: Buffer | undefined): string {

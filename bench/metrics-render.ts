@@ -1,0 +1,91 @@
+// What one /metrics scrape costs twilld at 10,000 peers: the registry as the daemon builds it
+// (createDaemonMetrics + the probe metrics, the real classes), every peer judged, so the four
+// per-peer gauges carry 40,000 series. Timed: render(), collectors included (that is what a
+// scrape runs). No root, no kernel.
+//
+// The reference, measured in the same run and interleaved: joining the same body from its lines
+// already formatted (one array join of the exact output lines). It is the floor of any render
+// that produces this text, and it moves with the machine's speed, so the ratio is what to
+// compare across machines and runs.
+//
+// Usage: node dist/bench/metrics-render.js [--peers 10000] [--runs 15]
+import { performance } from 'node:perf_hooks';
+import { formatIp4 } from '../src/ip/ipv4';
+import { Metrics, createDaemonMetrics } from '../src/observe/metrics';
+import { registerProbeMetrics } from '../src/probe/metrics';
+import { newPeerHealth, type PeerHealth } from '../src/probe/health';
+import type { ProbeTarget } from '../src/probe/prober';
+import { arg, fmt, median, table } from './stats';
+
+const PEERS = arg('peers', 10_000);
+const RUNS = arg('runs', 15);
+
+function peerState(n: number): { health: Map<string, PeerHealth>; targets: Map<string, ProbeTarget> } {
+  const health = new Map<string, PeerHealth>();
+  const targets = new Map<string, ProbeTarget>();
+  const now = Date.now();
+  for (let i = 0; i < n; i++) {
+    const key = `10.${128 + (i >> 8)}.${i & 255}.0/24`;
+    const mtuOk = i % 50 !== 0;
+    health.set(key, { ...newPeerHealth(now), status: mtuOk ? 'ok' : 'mtu', reachable: true, mtuOk, rttMs: 0.2 + (i % 97) / 100, lastSuccess: now - (i % 30) * 1000 });
+    targets.set(key, { key, overlay: 0, publicIp: (172 << 24) | (16 << 16) | (i + 2) });
+  }
+  return { health, targets };
+}
+
+function main(): void {
+  const { health, targets } = peerState(PEERS);
+  const m = new Metrics();
+  const daemon = createDaemonMetrics(m);
+  daemon.peers.set(PEERS);
+  daemon.setLease({ subnet: '10.244.0.0/24', publicIp: '172.16.0.1', vtepMac: '02:00:00:00:00:01' });
+  const probe = registerProbeMetrics(m, {
+    health: () => health,
+    target: (k) => targets.get(k),
+    proberStats: () => ({ sentSmall: 1, sentFull: 1, replies: 2, unmatched: 0, sendErrors: 0 }),
+    responderStats: () => undefined,
+  });
+  for (let i = 0; i < 1000; i++) probe.observeRtt(0.1 + i / 1000);
+
+  const first = performance.now();
+  const body = m.render();
+  const firstMs = performance.now() - first;
+  const lines = body.split('\n');
+  const ours: number[] = [];
+  const refs: number[] = [];
+  const churned: number[] = [];
+  const [churnKey, churnHealth] = [...health].at(PEERS >> 1)!;
+  let sink = 0;
+  for (let i = 0; i < 3; i++) sink += m.render().length + lines.join('\n').length; // warm-up
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    sink += m.render().length;
+    const t1 = performance.now();
+    sink += lines.join('\n').length;
+    const t2 = performance.now();
+    ours.push(t1 - t0);
+    refs.push(t2 - t1);
+    // One peer leaves (or comes back): the per-peer families are rebuilt, not just updated.
+    if (i % 2 === 0) health.delete(churnKey);
+    else health.set(churnKey, churnHealth);
+    const t3 = performance.now();
+    sink += m.render().length;
+    churned.push(performance.now() - t3);
+  }
+  daemon.stop();
+  const ratios = ours.map((o, i) => o / refs[i]!);
+  const samples = lines.filter((l) => l !== '' && !l.startsWith('#')).length;
+  console.log(`/metrics render, ${PEERS} peers (${samples} samples, ${fmt(body.length / 1e6, 2)} MB), ${RUNS} runs; first peer ip ${formatIp4(targets.values().next().value!.publicIp)}`);
+  console.log(
+    table([
+      ['measure', 'twill render()', 'reference (join of the same lines)', 'ratio (median of per-run)'],
+      ['first render', `${fmt(firstMs, 1)} ms`, '', ''],
+      ['render, median', `${fmt(median(ours), 1)} ms`, `${fmt(median(refs), 2)} ms`, `${fmt(median(ratios), 1)}x`],
+      ['render after a peer left/returned, median', `${fmt(median(churned), 1)} ms`, '', `${fmt(median(churned) / median(refs), 1)}x`],
+      ['render, max', `${fmt(Math.max(...ours), 1)} ms`, `${fmt(Math.max(...refs), 2)} ms`, ''],
+    ]),
+  );
+  if (sink === 0) console.log('');
+}
+
+main();
