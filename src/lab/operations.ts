@@ -158,7 +158,7 @@ async function hostLines(lab: Lab): Promise<HostLine[]> {
       ns: h.ns,
       underlayIp: h.ip,
       subnet: lease?.subnet ?? null,
-      vtepMac: lease?.vtepMac ?? null,
+      identity: lease?.identity ?? null,
       daemon: !running ? 'stopped' : st === null || st.reachable === false ? 'unreachable' : st.ready ? 'ready' : 'not ready',
       pid: running ? h.daemon!.pid : null,
       peers: st?.peers ?? null,

@@ -9,7 +9,8 @@ export interface HostLine {
   ns: string;
   underlayIp: string;
   subnet: string | null;
-  vtepMac: string | null;
+  /** How peers know the host, by backend: VTEP MAC, WireGuard public key, '-' for host-gw (as `twillctl leases`). */
+  identity: string | null;
   /** 'ready', 'not ready', 'stopped' or 'unreachable'. */
   daemon: string;
   pid: number | null;
@@ -55,12 +56,12 @@ export function renderReport(r: LabReport, cmdPrefix: string): string {
   out.push('HOSTS');
   out.push(
     formatTable(
-      ['HOST', 'UNDERLAY IP', 'SUBNET', 'VTEP MAC', 'TWILLD', 'PEERS', 'NAMESPACE'],
+      ['HOST', 'UNDERLAY IP', 'SUBNET', 'VTEP MAC / KEY', 'TWILLD', 'PEERS', 'NAMESPACE'],
       r.hosts.map((h) => [
         h.name,
         h.underlayIp,
         h.subnet ?? '-',
-        h.vtepMac ?? '-',
+        h.identity ?? '-',
         h.pid !== null ? `${h.daemon} (pid ${h.pid})` : h.daemon,
         h.peers === null ? '-' : String(h.peers),
         h.ns,

@@ -53,8 +53,8 @@ function report(fail: boolean): LabReport {
     etcd: 'http://172.30.0.1:2379',
     underlayNs: 'twl-x-ul',
     hosts: [
-      { name: 'h1', ns: 'twl-x-h1', underlayIp: '172.30.0.11', subnet: '10.244.1.0/24', vtepMac: '0e:00:00:00:00:01', daemon: 'ready', pid: 42, peers: 1 },
-      { name: 'h2', ns: 'twl-x-h2', underlayIp: '172.30.0.12', subnet: null, vtepMac: null, daemon: 'stopped', pid: null, peers: null },
+      { name: 'h1', ns: 'twl-x-h1', underlayIp: '172.30.0.11', subnet: '10.244.1.0/24', identity: '0e:00:00:00:00:01', daemon: 'ready', pid: 42, peers: 1 },
+      { name: 'h2', ns: 'twl-x-h2', underlayIp: '172.30.0.12', subnet: null, identity: null, daemon: 'stopped', pid: null, peers: null },
     ],
     pods,
     matrix,
