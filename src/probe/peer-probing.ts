@@ -36,6 +36,7 @@ export interface PeerProbingOptions {
 export class PeerProbing {
   private readonly prober: Prober;
   private readonly responder: ProbeResponder;
+  /** Peers' PublicIPs as signed 32-bit integers: V8 keeps those unboxed (an address above 2^31 is otherwise a heap number each). */
   private publicIps = new Set<number>();
   private self: { name: string; publicIp: string; subnet: string; mtu: number } | undefined;
   private selfOverlay = 0;
@@ -56,7 +57,7 @@ export class PeerProbing {
     });
     this.responder = new ProbeResponder({
       port: opts.port,
-      policy: { allowed: (ip) => ipInPrefix(ip, opts.network) || this.publicIps.has(ip), self: () => this.selfOverlay },
+      policy: { allowed: (ip) => ipInPrefix(ip, opts.network) || this.publicIps.has(ip | 0), self: () => this.selfOverlay },
       // Every host's prober is bounded by `rate`; answering 4× that leaves room for skew.
       ratePerSecond: Math.max(20, 4 * opts.rate),
       onError: (err) => this.logError('responder', err),
@@ -99,7 +100,9 @@ export class PeerProbing {
 
   setPeers(peers: Iterable<PeerAddresses>): void {
     const targets = probeTargets(peers);
-    this.publicIps = new Set(targets.map((t) => t.publicIp));
+    const ips = new Set<number>();
+    for (const t of targets) ips.add(t.publicIp | 0);
+    this.publicIps = ips;
     this.prober.setTargets(targets);
   }
 

@@ -86,3 +86,31 @@ test('token bucket: rate and burst on an injected clock', () => {
   assert.equal(b.take(100), true, 'one token per 100 ms');
   assert.throws(() => new TokenBucket(0, 1, 0), RangeError);
 });
+
+test('peers removed from anywhere in the schedule, many times over: the rest still come due in order, none lost or left behind', () => {
+  const rnd = seeded(3);
+  const s = new ProbeSchedule({ intervalMs: 1000, maxProbesPerSecond: 100_000, probesPerPeer: 2, jitter: 0.2 }, 0, rnd);
+  const all = keys(300);
+  let now = 0;
+  let current: string[] = [];
+  for (let round = 0; round < 50; round++) {
+    current = all.filter(() => rnd() < 0.5);
+    s.setPeers(current, now);
+    assert.equal(s.size, current.length);
+    const seen = new Set<string>();
+    let lastDue = -Infinity;
+    for (const until = now + 1300; now < until; now += 5) {
+      const due = s.nextDueIn(now);
+      if (current.length > 0) assert.ok(Number.isFinite(due));
+      for (const k of s.take(now)) {
+        assert.ok(current.includes(k), `${k} was removed but came due`);
+        seen.add(k);
+      }
+      assert.ok(now >= lastDue);
+      lastDue = now;
+    }
+    assert.equal(seen.size, current.length, 'every current peer came due within a round (+ jitter)');
+  }
+  s.setPeers([], now);
+  assert.equal(s.nextDueIn(now), Infinity);
+});
