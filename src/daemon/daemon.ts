@@ -61,6 +61,7 @@ import { PeerProbing } from '../probe/peer-probing';
 import { EtcdHealthStore } from '../subnet/health-store';
 import type { UnderlayChoice } from './underlay-select';
 import { PeerReach } from './peer-reach';
+import { BurstCollector } from './burst-collector';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
@@ -137,6 +138,8 @@ export class Daemon {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Peer probes (src/probe); never part of readiness. */
   private probing: PeerProbing | undefined;
+  /** One full GC after each full convergence or index rebuild (src/daemon/burst-collector.ts). */
+  private readonly collector = new BurstCollector();
 
   constructor(readonly cfg: DaemonConfig, log: Logger) {
     this.log = log;
@@ -393,6 +396,7 @@ export class Daemon {
         decode: (key, value) => this.decode(key, value, own, config),
       });
       this.builtFor = builtFor;
+      this.collector.burstDone();
       this.warnSkipped(index.conflicts(), backend.codec.describe);
       this.peerLog.update(index.programmed(), this.loggedIndex?.programmed());
       this.loggedIndex = index;
@@ -542,7 +546,8 @@ export class Daemon {
   }
 
   private wireReconcilerEvents(r: Dataplane): void {
-    r.on('converged', () => {
+    r.on('converged', ({ full }) => {
+      if (full) this.collector.burstDone();
       const now = performance.now();
       for (const t of this.pendingEventTimes) this.metrics.programmingLatency.observe({}, (now - t) / 1000);
       this.pendingEventTimes = [];
@@ -651,6 +656,7 @@ export class Daemon {
       // Started from the bundle without a usable code cache: its launcher saves one now, when
       // the whole cold-start path has been compiled (src/daemon/launcher.ts).
       setImmediate(saveCodeCacheNow);
+      this.collector.burstDone(); // the cold start ends here: after READY=1 and the code cache
     }
   }
   /** IPv4 forwarding on, as flanneld needs it too; a read-only /proc/sys is reported, not fatal. */
@@ -791,6 +797,7 @@ export class Daemon {
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     if (this.reachScheduled) clearImmediate(this.reachScheduled);
     if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
+    this.collector.stop();
     this.reconciler?.stop();
     this.firewall?.stop();
     await this.probing?.stop().catch(() => undefined);
