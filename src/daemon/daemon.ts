@@ -69,9 +69,6 @@ const RETRY_MS = 5000;
 const FIREWALL_CHECK_MAX_MS = 10_000;
 const CONFIG_CHANGE_POLL_MAX_MS = 30_000;
 
-/** Programmed peers are handed to the probes at most this often (their set is rebuilt whole). */
-const PROBE_PEERS_DEBOUNCE_MS = 500;
-
 /** The VTEP MAC label of the lease metric: empty for a backend without one. */
 function vtepMacOf(l: Lease): string {
   const d = l.backendData as { vtepMac?: unknown } | undefined;
@@ -116,7 +113,6 @@ export class Daemon {
    */
   private fwPeers = new Set<string>();
   private readonly fwRefs = new Map<string, number>();
-  private probePeersTimer: NodeJS.Timeout | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
   /** The network config text the daemon runs with (a change needs a restart). */
@@ -435,7 +431,7 @@ export class Daemon {
     if (this.backend) this.warnSkippedDelta(d, this.backend.backend.codec.describe);
     this.metrics.peersUnreachable.set({}, index.reasons.get('not-directly-reachable') ?? 0);
     this.peerLog.apply(d, this.setPeerGauges(index));
-    if (d.joined.length + d.left.length + d.changed.length > 0) this.scheduleProbePeers();
+    if (d.joined.length + d.left.length + d.changed.length > 0) this.probing?.peersChanged([...d.joined, ...d.changed], [...d.left, ...d.replaced]);
   }
 
   /** Counts peers' PublicIPs in and out; additions first, so an address passed from one peer to another stays. */
@@ -477,17 +473,8 @@ export class Daemon {
   }
 
   private setProbePeers(): void {
-    if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
-    this.probePeersTimer = undefined;
     const index = this.peers.index;
     if (index) this.probing?.setPeers(index.programmed());
-  }
-
-  /** Probe targets are rebuilt whole: after a burst of events, not per event. */
-  private scheduleProbePeers(): void {
-    if (!this.probing || this.probePeersTimer || this.stopping) return;
-    this.probePeersTimer = setTimeout(() => this.setProbePeers(), PROBE_PEERS_DEBOUNCE_MS);
-    this.probePeersTimer.unref();
   }
 
   /** One warning and one count per peer and distinct reason, not per recompute. */
@@ -796,7 +783,6 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     if (this.reachScheduled) clearImmediate(this.reachScheduled);
-    if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
     this.collector.stop();
     this.reconciler?.stop();
     this.firewall?.stop();

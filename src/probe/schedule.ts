@@ -69,7 +69,7 @@ export class ProbeSchedule {
     for (const [k, slot] of this.slots) {
       if (want.has(k)) continue;
       this.slots.delete(k);
-      this.remove(slot);
+      this.unlink(slot);
     }
     const fresh: Slot[] = [];
     for (const k of want) {
@@ -85,6 +85,24 @@ export class ProbeSchedule {
       this.heap.push(slot);
       this.up(slot.pos);
     }
+  }
+
+  /** One peer more (a lease event), at a random point of the round; nothing if it is there. */
+  add(key: string, now: number): void {
+    if (this.slots.has(key)) return;
+    const slot: Slot = { key, due: 0, pos: this.heap.length };
+    this.slots.set(key, slot);
+    slot.due = Math.ceil(now + this.random() * this.roundMs());
+    this.heap.push(slot);
+    this.up(slot.pos);
+  }
+
+  /** One peer less (a lease event). */
+  remove(key: string): void {
+    const slot = this.slots.get(key);
+    if (!slot) return;
+    this.slots.delete(key);
+    this.unlink(slot);
   }
 
   /** Peers due now, as many as the budget allows; each is rescheduled one jittered round later. */
@@ -108,7 +126,7 @@ export class ProbeSchedule {
     return top === undefined ? Infinity : Math.max(0, top.due - now);
   }
 
-  private remove(slot: Slot): void {
+  private unlink(slot: Slot): void {
     const h = this.heap;
     const last = h.pop()!;
     if (last === slot) return;
