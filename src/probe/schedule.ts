@@ -26,7 +26,7 @@ export interface ScheduleOptions {
 
 interface Slot {
   key: string;
-  /** Whole milliseconds (rounded up): a small integer, not a boxed double per peer. */
+  /** Milliseconds, rounded up. */
   due: number;
   /** Where the slot sits in the heap. */
   pos: number;
