@@ -14,7 +14,7 @@
 // compacting); V8 compacts only on this one collection, not on every full GC.
 //
 // `gc` exists only when node runs with --expose-gc (TWILLD_NODE_FLAGS, src/install/layout.ts:
-// the installed wrapper and the lab pass it); without it this does nothing.
+// the installed wrapper and the lab pass it); without it only `beforeCollect` runs.
 import { setFlagsFromString } from 'node:v8';
 
 /** Delay after the last burst: lets its follow-ups (subnet file, READY=1, code cache save) finish first. */
@@ -39,7 +39,9 @@ export class BurstCollector {
   /** Collections run (for tests and logs). */
   runs = 0;
 
+  /** `beforeCollect`: drops what the burst left that is not needed (the peers' compaction). */
   constructor(
+    private readonly beforeCollect: () => void = () => undefined,
     private readonly gc: (() => void) | undefined = compactingGc(),
     private readonly settleMs = BURST_SETTLE_MS,
   ) {}
@@ -50,12 +52,13 @@ export class BurstCollector {
 
   /** A burst converged: collect `settleMs` after the last of several bursts in a row (once). */
   burstDone(): void {
-    if (!this.gc) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.beforeCollect();
+      if (!this.gc) return;
       this.runs++;
-      this.gc!();
+      this.gc();
     }, this.settleMs);
     this.timer.unref();
   }

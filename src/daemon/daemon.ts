@@ -135,7 +135,7 @@ export class Daemon {
   /** Peer probes (src/probe); never part of readiness. */
   private probing: PeerProbing | undefined;
   /** One full GC after each full convergence or index rebuild (src/daemon/burst-collector.ts). */
-  private readonly collector = new BurstCollector();
+  private readonly collector = new BurstCollector(() => this.peers.compact());
 
   constructor(readonly cfg: DaemonConfig, log: Logger) {
     this.log = log;

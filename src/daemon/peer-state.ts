@@ -3,9 +3,10 @@
 // updates on its own (src/backends/plan-index.ts). Pure: decoding and its warnings come from
 // the caller.
 //
-// Memory (issue 13): a value is kept as text only while no decoded lease stands for it — before
-// the first full recompute, and afterwards for a value that did not decode (a bad one, another
-// backend's, one overlapping our subnet) or is not in the canonical form twill and flannel write.
+// Memory (issue 13): a value is kept as text only while no decoded lease stands for it — until
+// `compact` runs after a full recompute, and afterwards for a value that did not decode (a bad
+// one, another backend's, one overlapping our subnet) or is not in the canonical form twill and
+// flannel write.
 // Any other value is exactly its lease's encoding (encodeLeaseValue), so the index's lease is its
 // only copy: a full recompute (a new own lease re-judges every value) decodes that encoding
 // afresh, which is the same text. At 10,000 peers that is 10,000 strings of ~120 bytes (and the
@@ -45,13 +46,10 @@ export class PeerState<D = unknown> {
     const prev = this.built;
     const prevCodec = this.judge?.backend.codec;
     this.judge = judge;
-    const codec = judge.backend.codec;
     const leases: Array<[string, Lease<D>]> = [];
     for (const [key, value] of this.raw) {
       const lease = judge.decode(key, value);
-      if (!lease) continue;
-      leases.push([key, lease]);
-      if (encodeLeaseValue(lease, codec) === value) this.raw.delete(key);
+      if (lease) leases.push([key, lease]);
     }
     if (prev && prevCodec) {
       for (const [key, old] of prev.leases()) {
@@ -63,6 +61,21 @@ export class PeerState<D = unknown> {
       }
     }
     return (this.built = PlanIndex.build(judge.backend, judge.input, leases));
+  }
+
+  /**
+   * Drops the text of every value its decoded lease stands for. Separate from `rebuild` so that
+   * a cold start programs its peers first (encoding 10,000 leases to compare takes ~15 ms):
+   * the daemon runs it once a burst is over (src/daemon/burst-collector.ts).
+   */
+  compact(): void {
+    const built = this.built;
+    const codec = this.judge?.backend.codec;
+    if (!built || !codec) return;
+    for (const [key, value] of this.raw) {
+      const lease = built.lease(key);
+      if (lease && encodeLeaseValue(lease, codec) === value) this.raw.delete(key);
+    }
   }
 
   /**

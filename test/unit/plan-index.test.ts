@@ -166,12 +166,14 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
     for (let i = 0; i < 3; i++) raw.set(pick(r, keys), value(r));
     state.replaceAll(raw);
     let index = state.rebuild(judge);
+    state.compact();
     let mirror = new Mirror(index);
     for (let step = 0; step < STEPS; step++) {
       const key = pick(r, keys);
       const v = raw.has(key) && r() < 0.35 ? undefined : value(r);
       if (v === undefined) raw.delete(key);
       else raw.set(key, v);
+      if (r() < 0.3) state.compact(); // as the daemon does after a burst
       const d = state.apply(key, v);
       if (d) mirror.apply(d);
       const fresh = new PeerState<any>();
@@ -192,6 +194,7 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
         const fresh2 = new PeerState<any>();
         fresh2.replaceAll(raw);
         same(state.rebuild(judge2), fresh2.rebuild(judge2), `${where}: rebuilt under another own lease`);
+        state.compact();
         index = state.rebuild(judge);
         same(index, full, `${where}: rebuilt under ours again`);
         mirror = new Mirror(index);
