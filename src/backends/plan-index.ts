@@ -77,6 +77,16 @@ export class PlanIndex<D> {
     return this.peers.size;
   }
 
+  /** The lease held under `id` (programmed or skipped), if any. */
+  lease(id: string): Lease<D> | undefined {
+    return this.peers.get(id)?.lease;
+  }
+
+  /** Every peer's id and lease (programmed or skipped). */
+  *leases(): Iterable<[string, Lease<D>]> {
+    for (const p of this.peers.values()) yield [p.id, p.lease];
+  }
+
   /** Sets (a lease) or removes (null) the peer under `id` and returns what changed. */
   set(id: string, lease: Lease<D> | null): PlanDelta<D> {
     const before = this.peers.get(id);

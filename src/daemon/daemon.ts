@@ -62,15 +62,13 @@ import { PeerProbing } from '../probe/peer-probing';
 import { EtcdHealthStore } from '../subnet/health-store';
 import type { UnderlayChoice } from './underlay-select';
 import { PeerReach } from './peer-reach';
+import { BurstCollector } from './burst-collector';
 
 const CONFIG_POLL_MS = 2000;
 const RETRY_MS = 5000;
 /** The nftables table is checked at least this often (drift events make it faster). */
 const FIREWALL_CHECK_MAX_MS = 10_000;
 const CONFIG_CHANGE_POLL_MAX_MS = 30_000;
-
-/** Programmed peers are handed to the probes at most this often (their set is rebuilt whole). */
-const PROBE_PEERS_DEBOUNCE_MS = 500;
 
 /** The VTEP MAC label of the lease metric: empty for a backend without one. */
 function vtepMacOf(l: Lease): string {
@@ -117,7 +115,6 @@ export class Daemon {
    */
   private fwPeers = new Set<string>();
   private readonly fwRefs = new Map<string, number>();
-  private probePeersTimer: NodeJS.Timeout | undefined;
   private recomputeScheduled: NodeJS.Immediate | undefined;
   private vtepMac = '';
   /** The network config text the daemon runs with (a change needs a restart). */
@@ -139,6 +136,8 @@ export class Daemon {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Peer probes (src/probe); never part of readiness. */
   private probing: PeerProbing | undefined;
+  /** One full GC after each full convergence or index rebuild (src/daemon/burst-collector.ts). */
+  private readonly collector = new BurstCollector(() => this.peers.compact());
 
   constructor(readonly cfg: DaemonConfig, log: Logger) {
     this.log = log;
@@ -396,6 +395,7 @@ export class Daemon {
         decode: (key, value) => this.decode(key, value, own, config),
       });
       this.builtFor = builtFor;
+      this.collector.burstDone();
       this.warnSkipped(index.conflicts(), backend.codec.describe);
       this.peerLog.update(index.programmed(), this.loggedIndex?.programmed());
       this.loggedIndex = index;
@@ -434,7 +434,7 @@ export class Daemon {
     if (this.backend) this.warnSkippedDelta(d, this.backend.backend.codec.describe);
     this.metrics.peersUnreachable.set({}, index.reasons.get('not-directly-reachable') ?? 0);
     this.peerLog.apply(d, this.setPeerGauges(index));
-    if (d.joined.length + d.left.length + d.changed.length > 0) this.scheduleProbePeers();
+    if (d.joined.length + d.left.length + d.changed.length > 0) this.probing?.peersChanged([...d.joined, ...d.changed], [...d.left, ...d.replaced]);
   }
 
   /** Counts peers' PublicIPs in and out; additions first, so an address passed from one peer to another stays. */
@@ -476,17 +476,8 @@ export class Daemon {
   }
 
   private setProbePeers(): void {
-    if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
-    this.probePeersTimer = undefined;
     const index = this.peers.index;
     if (index) this.probing?.setPeers(index.programmed());
-  }
-
-  /** Probe targets are rebuilt whole: after a burst of events, not per event. */
-  private scheduleProbePeers(): void {
-    if (!this.probing || this.probePeersTimer || this.stopping) return;
-    this.probePeersTimer = setTimeout(() => this.setProbePeers(), PROBE_PEERS_DEBOUNCE_MS);
-    this.probePeersTimer.unref();
   }
 
   /** One warning and one count per peer and distinct reason, not per recompute. */
@@ -545,7 +536,8 @@ export class Daemon {
   }
 
   private wireReconcilerEvents(r: Dataplane): void {
-    r.on('converged', () => {
+    r.on('converged', ({ full }) => {
+      if (full) this.collector.burstDone();
       const now = performance.now();
       for (const t of this.pendingEventTimes) this.metrics.programmingLatency.observe({}, (now - t) / 1000);
       this.pendingEventTimes = [];
@@ -654,6 +646,7 @@ export class Daemon {
       // Started from the bundle without a usable code cache: its launcher saves one now, when
       // the whole cold-start path has been compiled (src/daemon/launcher.ts).
       setImmediate(saveCodeCacheNow);
+      this.collector.burstDone(); // the cold start ends here: after READY=1 and the code cache
     }
   }
   /** IPv4 forwarding on, as flanneld needs it too; a read-only /proc/sys is reported, not fatal. */
@@ -785,7 +778,7 @@ export class Daemon {
     for (const t of this.timers) clearTimeout(t);
     if (this.recomputeScheduled) clearImmediate(this.recomputeScheduled);
     if (this.reachScheduled) clearImmediate(this.reachScheduled);
-    if (this.probePeersTimer) clearTimeout(this.probePeersTimer);
+    this.collector.stop();
     this.reconciler?.stop();
     this.firewall?.stop();
     await this.probing?.stop().catch(() => undefined);

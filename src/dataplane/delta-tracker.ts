@@ -1,47 +1,54 @@
-// Desired vs actual for one kind of kernel entry, after felix's deltatracker: both sides are
-// kept as maps, and the difference (what to write, what to delete) is maintained
-// incrementally as either side changes. Drivers apply the pending work and report back;
-// failures simply stay pending. Pure: no I/O, no timers.
+// Desired vs actual for one kind of kernel entry, after felix's deltatracker: the difference
+// (what to write, what to delete) is maintained incrementally as either side changes. Drivers
+// apply the pending work and report back; failures simply stay pending. Pure: no I/O, no timers.
+//
+// Memory (issue 13): the actual side is kept only where it differs from the desired one. A
+// converged table — at rest, every entry of 10,000 peers — holds one map (desired) and an
+// empty `diff`, not a second map of 30,000 kernel copies plus pending-write/delete sets:
+//   key not in diff                 → actual equals desired (or both absent): in sync
+//   diff[key] = ABSENT, key desired → nothing in the kernel: pending write
+//   diff[key] = v,      key desired → the kernel holds v, not equal to desired: pending write
+//   diff[key] = v,      not desired → the kernel holds v and we do not want it: pending delete
+// Where the sides agree the desired value stands for the actual one (equal by `equal`).
+
+const ABSENT: unique symbol = Symbol('absent');
 
 export class DeltaTracker<V> {
   private readonly desired = new Map<string, V>();
-  private readonly actual = new Map<string, V>();
-  private readonly toWrite = new Set<string>();
-  private readonly toDelete = new Set<string>();
+  private readonly diff = new Map<string, V | typeof ABSENT>();
 
   constructor(private readonly equal: (a: V, b: V) => boolean) {}
 
-  private recheck(key: string): void {
+  /** Records `actual` for `key` against the current desired value. */
+  private settle(key: string, actual: V | undefined): void {
     const d = this.desired.get(key);
-    const a = this.actual.get(key);
-    this.toWrite.delete(key);
-    this.toDelete.delete(key);
     if (d !== undefined) {
-      if (a === undefined || !this.equal(d, a)) this.toWrite.add(key);
-    } else if (a !== undefined) {
-      this.toDelete.add(key);
-    }
+      if (actual !== undefined && this.equal(d, actual)) this.diff.delete(key);
+      else this.diff.set(key, actual === undefined ? ABSENT : actual);
+    } else if (actual === undefined) this.diff.delete(key);
+    else this.diff.set(key, actual);
   }
 
   setDesired(key: string, value: V): void {
+    const a = this.getActual(key);
     this.desired.set(key, value);
-    this.recheck(key);
+    this.settle(key, a);
   }
 
   deleteDesired(key: string): void {
+    const a = this.getActual(key);
     this.desired.delete(key);
-    this.recheck(key);
+    this.settle(key, a);
   }
 
   /** Replace the whole desired side (keys not in `next` become deletions if present). */
   replaceDesired(next: ReadonlyMap<string, V>): void {
-    if (this.desired.size === 0 && this.actual.size === 0) {
-      // First fill (a cold start: 30,000 entries): everything is simply to be written.
+    if (this.desired.size === 0 && this.diff.size === 0) {
+      // First fill (a cold start: 30,000 entries): nothing is known to be in the kernel yet.
       for (const [key, v] of next) {
         this.desired.set(key, v);
-        this.toWrite.add(key);
+        this.diff.set(key, ABSENT);
       }
-      this.toDelete.clear();
       return;
     }
     for (const key of [...this.desired.keys()]) if (!next.has(key)) this.deleteDesired(key);
@@ -51,77 +58,59 @@ export class DeltaTracker<V> {
     }
   }
 
-  /**
-   * One copy where both sides agree: an actual value equal to the desired one (or to the actual
-   * one already held) is kept as that object, not as the kernel's fresh copy of it — at 10,000
-   * peers, 30,000 objects and twice as many strings fewer.
-   */
-  private shared(key: string, v: V): V {
-    const d = this.desired.get(key);
-    if (d !== undefined && d !== v && this.equal(d, v)) return d;
-    const a = this.actual.get(key);
-    return a !== undefined && a !== v && this.equal(a, v) ? a : v;
-  }
-
   /** The kernel's truth, from a full dump. */
   replaceActual(next: ReadonlyMap<string, V>): void {
-    // Only keys whose actual side may have changed need a recheck: a desired key in neither
-    // the old nor the new actual side keeps its state (at a cold start: all 10,000 of them).
-    const before = [...this.actual.keys()];
-    const d = this.desired;
-    this.actual.clear();
-    for (const [k, v] of next) {
-      const want = d.get(k);
-      this.actual.set(k, want !== undefined && this.equal(want, v) ? want : v);
-    }
-    for (const k of before) if (!next.has(k)) this.recheck(k);
-    for (const k of next.keys()) this.recheck(k);
+    // Every key the kernel held before (desired ones in sync, and the diff's) or holds now.
+    for (const k of [...this.diff.keys()]) if (!next.has(k)) this.settle(k, undefined);
+    for (const k of this.desired.keys()) if (!next.has(k)) this.settle(k, undefined);
+    for (const [k, v] of next) this.settle(k, v);
   }
 
   /** One observed change (a netlink event, or a write we made). undefined = gone. */
   setActual(key: string, value: V | undefined): void {
-    if (value === undefined) this.actual.delete(key);
-    else this.actual.set(key, this.shared(key, value));
-    this.recheck(key);
+    this.settle(key, value);
   }
 
   /** A write succeeded: the kernel now holds the desired value. */
   written(key: string): void {
-    const d = this.desired.get(key);
-    if (d !== undefined) this.setActual(key, d);
+    if (this.desired.has(key)) this.diff.delete(key);
   }
 
   /** A delete succeeded (or found nothing). */
   deleted(key: string): void {
-    this.setActual(key, undefined);
+    this.settle(key, undefined);
   }
 
   /** Keys with a pending write (a snapshot: writing them back changes the live set). */
   pendingWriteKeys(): string[] {
-    return [...this.toWrite];
+    const out: string[] = [];
+    for (const k of this.diff.keys()) if (this.desired.has(k)) out.push(k);
+    return out;
   }
 
   /** Keys with a pending delete (a snapshot). */
   pendingDeleteKeys(): string[] {
-    return [...this.toDelete];
+    const out: string[] = [];
+    for (const k of this.diff.keys()) if (!this.desired.has(k)) out.push(k);
+    return out;
   }
 
   pendingWrites(): Array<[string, V]> {
-    return [...this.toWrite].map((k) => [k, this.desired.get(k)!]);
+    return this.pendingWriteKeys().map((k) => [k, this.desired.get(k)!]);
   }
 
   pendingDeletes(): Array<[string, V]> {
-    return [...this.toDelete].map((k) => [k, this.actual.get(k)!]);
+    return this.pendingDeleteKeys().map((k) => [k, this.diff.get(k) as V]);
   }
 
   /** Whether `value` is what the actual side holds for `key` (false when it holds nothing). */
   actualEquals(key: string, value: V): boolean {
-    const a = this.actual.get(key);
+    const a = this.getActual(key);
     return a !== undefined && this.equal(a, value);
   }
 
   isPendingWrite(key: string): boolean {
-    return this.toWrite.has(key);
+    return this.diff.has(key) && this.desired.has(key);
   }
 
   getDesired(key: string): V | undefined {
@@ -129,18 +118,26 @@ export class DeltaTracker<V> {
   }
 
   getActual(key: string): V | undefined {
-    return this.actual.get(key);
+    if (!this.diff.has(key)) return this.desired.get(key);
+    const a = this.diff.get(key);
+    return a === ABSENT ? undefined : a;
   }
 
   get desiredSize(): number {
     return this.desired.size;
   }
 
+  /** Entries the kernel holds: O(entries not in sync), nothing to walk when converged. */
   get actualSize(): number {
-    return this.actual.size;
+    let n = this.desired.size;
+    for (const [k, a] of this.diff) {
+      if (a === ABSENT) n--;
+      else if (!this.desired.has(k)) n++;
+    }
+    return n;
   }
 
   inSync(): boolean {
-    return this.toWrite.size === 0 && this.toDelete.size === 0;
+    return this.diff.size === 0;
   }
 }

@@ -47,19 +47,33 @@ export interface Wrapper {
   script: string;
   /** Node.js flags it runs with. */
   nodeFlags?: readonly string[];
+  /** Environment it sets for node (exported before the exec). */
+  env?: Readonly<Record<string, string>>;
 }
 
 /**
- * twilld's V8 flags. A young generation of 2 MB semispaces instead of V8's up to 16 MB: at
- * 10,000 peers the cold start's burst of short-lived objects otherwise leaves ~25 MB of RSS
- * committed for good (issue 13: RSS 145 → 120 MB; join latency and CPU per event unchanged
- * within noise). Only a command-line flag works: set at run time, V8 ignores it.
+ * twilld's V8 flags (issue 13: RSS ≤ 100 MB at 10,000 peers). Only command-line flags work:
+ * set at run time, V8 ignores them.
+ * - A young generation of 2 MB semispaces instead of V8's up to 16 MB: at 10,000 peers the cold
+ *   start's burst of short-lived objects otherwise leaves ~25 MB of RSS committed for good
+ *   (RSS 145 → 120 MB; join latency and CPU per event unchanged within noise).
+ * - --expose-gc: the daemon collects once after each full convergence, when a burst's garbage
+ *   is dead (src/daemon/burst-collector.ts); nothing on the lease-event path calls it.
  */
-export const TWILLD_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+export const TWILLD_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--expose-gc'];
+
+/**
+ * twilld's environment (issue 13): glibc's malloc with at most 2 arenas instead of up to 8 per
+ * core. The daemon's JS runs on one thread, but V8's GC workers and libuv's pool each got an
+ * arena of their own and kept its freed memory: ~5 MB of RSS at 10,000 peers (113 → 109 MB at
+ * rest in `bench/overlay` section 4; join latency and CPU per event unchanged within noise).
+ * The installed wrapper exports it, and the lab starts its daemons with it.
+ */
+export const TWILLD_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 export const WRAPPERS: readonly Wrapper[] = [
   // The daemon's cold start is measured (issue 2): the bundled, code-cached build (scripts/bundle-daemon.mjs).
-  { path: `${BIN_DIR}/twilld`, script: 'dist/src/cmd/twilld-bundle.js', nodeFlags: TWILLD_NODE_FLAGS },
+  { path: `${BIN_DIR}/twilld`, script: 'dist/src/cmd/twilld-bundle.js', nodeFlags: TWILLD_NODE_FLAGS, env: TWILLD_ENV },
   { path: `${BIN_DIR}/twillctl`, script: 'dist/src/cmd/twillctl.js' },
   // The CNI plugin starts once per pod: the bundled, code-cached build (scripts/bundle-cni.mjs).
   { path: CNI_NODE_PLUGIN_PATH, script: 'dist/src/cmd/twill-cni.js' },
@@ -78,6 +92,7 @@ export function renderWrapper(w: Wrapper, nodePath: string): string {
     `# ${name}: installed by \`twillctl install\`. Runs the current twill release with the Node.js`,
     '# it was installed with; paths are relative to this file so installs under --root work too.',
     'root=$(dirname "$(readlink -f "$0")")/' + up,
+    ...Object.entries(w.env ?? {}).map(([k, v]) => `export ${k}=${shQuote(v)}`),
     `exec ${[nodePath, ...(w.nodeFlags ?? [])].map(shQuote).join(' ')} "$root/${CURRENT_LINK}/${w.script}" "$@"`,
     '',
   ].join('\n');

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { BRIDGE_IP, buildHost, buildOutside, buildRouter, buildUnderlay, type Segment } from './topology';
 import type { LabHost, LabPod, LabState } from './lab-state';
 import { addPod, removePod } from './pods';
-import { CNI_NODE_PLUGIN_PATH, TWILLD_NODE_FLAGS } from '../install/layout';
+import { CNI_NODE_PLUGIN_PATH, TWILLD_ENV, TWILLD_NODE_FLAGS } from '../install/layout';
 import { stopWireguardGo } from '../backends/wireguard/wireguard-go';
 import { createHash } from 'node:crypto';
 
@@ -281,7 +281,8 @@ export class Lab {
     // The V8 code cache of the bundled daemon stays inside the lab: an installed daemon keeps it
     // under its install root (src/install/root-of.ts); one run from a checkout is told here.
     const cache = this.state.installRoot ? {} : { TWILL_DAEMON_CODE_CACHE: path.join(this.state.dir, 'cache', 'twilld') };
-    const env = { ...cleanEnv(), ...cache, ...extraEnv };
+    // The installed wrapper exports TWILLD_ENV itself; node started directly gets it here.
+    const env = { ...cleanEnv(), ...TWILLD_ENV, ...cache, ...extraEnv };
     // From an install root: its wrapper, which execs node on the installed bundle (same PID;
     // the marker 'twilld' matches both the wrapper's shell before the exec and node after it).
     // Node flags such as --cpu-prof are refused in NODE_OPTIONS, so with those node runs the

@@ -36,7 +36,11 @@ export interface PeerProbingOptions {
 export class PeerProbing {
   private readonly prober: Prober;
   private readonly responder: ProbeResponder;
-  private publicIps = new Set<number>();
+  /**
+   * Probed peers' PublicIPs (signed 32-bit: V8 keeps those unboxed, an address above 2^31 is
+   * otherwise a heap number each) and how many peers name each.
+   */
+  private readonly publicIps = new Map<number, number>();
   private self: { name: string; publicIp: string; subnet: string; mtu: number } | undefined;
   private selfOverlay = 0;
   private offerTimer: NodeJS.Timeout | undefined;
@@ -56,7 +60,7 @@ export class PeerProbing {
     });
     this.responder = new ProbeResponder({
       port: opts.port,
-      policy: { allowed: (ip) => ipInPrefix(ip, opts.network) || this.publicIps.has(ip), self: () => this.selfOverlay },
+      policy: { allowed: (ip) => ipInPrefix(ip, opts.network) || this.publicIps.has(ip | 0), self: () => this.selfOverlay },
       // Every host's prober is bounded by `rate`; answering 4× that leaves room for skew.
       ratePerSecond: Math.max(20, 4 * opts.rate),
       onError: (err) => this.logError('responder', err),
@@ -97,12 +101,38 @@ export class PeerProbing {
     if (changed) this.offer();
   }
 
+  /** Every probed peer at once (the daemon's full recompute). */
   setPeers(peers: Iterable<PeerAddresses>): void {
     const targets = probeTargets(peers);
-    this.publicIps = new Set(targets.map((t) => t.publicIp));
+    this.publicIps.clear();
+    for (const t of targets) this.countIp(t.publicIp, 1);
     this.prober.setTargets(targets);
   }
 
+  /**
+   * One lease event's peers: programmed now (or with a new lease), and no longer (or with
+   * the lease replaced). Applied in place (issue 13): rebuilding 10,000 targets after every
+   * burst of events left megabytes of promoted garbage behind each time.
+   */
+  peersChanged(added: Iterable<PeerAddresses>, removed: Iterable<PeerAddresses>): void {
+    const add = probeTargets(added);
+    const keep = new Set(add.map((t) => t.key));
+    for (const t of probeTargets(removed)) {
+      this.countIp(t.publicIp, -1);
+      if (!keep.has(t.key)) this.prober.removeTarget(t.key);
+    }
+    for (const t of add) {
+      this.countIp(t.publicIp, 1);
+      this.prober.upsertTarget(t);
+    }
+  }
+
+  private countIp(publicIp: number, by: number): void {
+    const ip = publicIp | 0;
+    const n = (this.publicIps.get(ip) ?? 0) + by;
+    if (n > 0) this.publicIps.set(ip, n);
+    else this.publicIps.delete(ip);
+  }
 
   private onTransition(t: ProbeTarget, tr: Transition, h: PeerHealth): void {
     const o = { peer: t.key, peerIp: formatIp4(t.publicIp), from: tr.from, to: tr.to, rttMs: h.rttMs };

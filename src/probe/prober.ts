@@ -99,14 +99,41 @@ export class Prober {
     this.wake(0);
   }
 
+  /**
+   * The whole set of targets (rebuilt by the caller after a burst of lease events). Targets that
+   * did not change keep their objects: at 10,000 peers a refill would leave 10,000 promoted
+   * objects behind per call (issue 13), where the caller's fresh copies die young.
+   */
   setTargets(targets: Iterable<ProbeTarget>): void {
     const now = performance.now();
-    this.targets.clear();
-    for (const t of targets) this.targets.set(t.key, t);
+    const want = new Set<string>();
+    for (const t of targets) {
+      want.add(t.key);
+      const cur = this.targets.get(t.key);
+      if (!cur || cur.overlay !== t.overlay || cur.publicIp !== t.publicIp) this.targets.set(t.key, t);
+    }
+    for (const k of this.targets.keys()) if (!want.has(k)) this.targets.delete(k);
     for (const k of [...this.healthMap.keys()]) if (!this.targets.has(k)) this.forget(k);
     for (const k of this.targets.keys()) if (!this.healthMap.has(k)) this.healthMap.set(k, newPeerHealth(Date.now()));
     this.schedule.setPeers(this.targets.keys(), now);
     this.wake(0);
+  }
+
+  /** One target added or changed (a lease event); a changed one keeps its health. */
+  upsertTarget(t: ProbeTarget): void {
+    const cur = this.targets.get(t.key);
+    if (cur && cur.overlay === t.overlay && cur.publicIp === t.publicIp) return;
+    this.targets.set(t.key, t);
+    if (!this.healthMap.has(t.key)) this.healthMap.set(t.key, newPeerHealth(Date.now()));
+    this.schedule.add(t.key, performance.now());
+    this.wake(0);
+  }
+
+  /** One target gone (a lease event), with its health. */
+  removeTarget(key: string): void {
+    if (!this.targets.delete(key)) return;
+    this.forget(key);
+    this.schedule.remove(key);
   }
 
   health(): ReadonlyMap<string, PeerHealth> {

@@ -26,14 +26,20 @@ export interface ScheduleOptions {
 
 interface Slot {
   key: string;
+  /** Milliseconds, rounded up. */
   due: number;
-  /** Bumped when the slot is replaced; heap entries carrying an old gen are dropped lazily. */
-  gen: number;
+  /** Where the slot sits in the heap. */
+  pos: number;
 }
 
+/**
+ * Memory (issue 13): one Slot per peer, held once by the key map and once by the heap, which
+ * is indexed (each slot knows its position) so a reschedule or removal moves the slot itself:
+ * no heap entries copied per reschedule and left behind until a compaction.
+ */
 export class ProbeSchedule {
   private readonly slots = new Map<string, Slot>();
-  private heap: Array<{ due: number; key: string; gen: number }> = [];
+  private readonly heap: Slot[] = [];
   private readonly bucket: TokenBucket;
 
   constructor(
@@ -60,13 +66,43 @@ export class ProbeSchedule {
   /** Makes the schedule hold exactly `keys`: new ones start at a random point of the round. */
   setPeers(keys: Iterable<string>, now: number): void {
     const want = new Set(keys);
-    for (const k of this.slots.keys()) if (!want.has(k)) this.slots.delete(k);
-    const fresh: string[] = [];
-    for (const k of want) if (!this.slots.has(k)) fresh.push(k);
-    for (const k of fresh) this.slots.set(k, { key: k, due: 0, gen: 0 });
+    for (const [k, slot] of this.slots) {
+      if (want.has(k)) continue;
+      this.slots.delete(k);
+      this.unlink(slot);
+    }
+    const fresh: Slot[] = [];
+    for (const k of want) {
+      if (this.slots.has(k)) continue;
+      const slot: Slot = { key: k, due: 0, pos: -1 };
+      this.slots.set(k, slot);
+      fresh.push(slot);
+    }
     const round = this.roundMs();
-    for (const k of fresh) this.place(this.slots.get(k)!, now + this.random() * round);
-    if (this.heap.length > 4 * this.slots.size + 64) this.compact();
+    for (const slot of fresh) {
+      slot.due = Math.ceil(now + this.random() * round);
+      slot.pos = this.heap.length;
+      this.heap.push(slot);
+      this.up(slot.pos);
+    }
+  }
+
+  /** One peer more (a lease event), at a random point of the round; nothing if it is there. */
+  add(key: string, now: number): void {
+    if (this.slots.has(key)) return;
+    const slot: Slot = { key, due: 0, pos: this.heap.length };
+    this.slots.set(key, slot);
+    slot.due = Math.ceil(now + this.random() * this.roundMs());
+    this.heap.push(slot);
+    this.up(slot.pos);
+  }
+
+  /** One peer less (a lease event). */
+  remove(key: string): void {
+    const slot = this.slots.get(key);
+    if (!slot) return;
+    this.slots.delete(key);
+    this.unlink(slot);
   }
 
   /** Peers due now, as many as the budget allows; each is rescheduled one jittered round later. */
@@ -75,69 +111,59 @@ export class ProbeSchedule {
     const round = this.roundMs();
     while (this.heap.length > 0) {
       const top = this.heap[0]!;
-      const slot = this.slots.get(top.key);
-      if (!slot || slot.gen !== top.gen) {
-        this.pop();
-        continue;
-      }
       if (top.due > now) break;
       if (!this.bucket.take(now, this.opts.probesPerPeer)) break;
-      this.pop();
-      out.push(slot.key);
-      this.place(slot, now + round * (1 + this.opts.jitter * (2 * this.random() - 1)));
+      out.push(top.key);
+      top.due = Math.ceil(now + round * (1 + this.opts.jitter * (2 * this.random() - 1)));
+      this.down(0);
     }
     return out;
   }
 
   /** Milliseconds until the next peer is due (0: now or overdue; Infinity: no peers). */
   nextDueIn(now: number): number {
-    while (this.heap.length > 0) {
-      const top = this.heap[0]!;
-      const slot = this.slots.get(top.key);
-      if (slot && slot.gen === top.gen) return Math.max(0, top.due - now);
-      this.pop();
-    }
-    return Infinity;
+    const top = this.heap[0];
+    return top === undefined ? Infinity : Math.max(0, top.due - now);
   }
 
-  private place(slot: Slot, due: number): void {
-    slot.gen++;
-    slot.due = due;
-    this.push({ due, key: slot.key, gen: slot.gen });
-  }
-
-  private compact(): void {
-    this.heap = [];
-    for (const s of this.slots.values()) this.push({ due: s.due, key: s.key, gen: s.gen });
-  }
-
-  private push(e: { due: number; key: string; gen: number }): void {
+  private unlink(slot: Slot): void {
     const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
+    const last = h.pop()!;
+    if (last === slot) return;
+    h[slot.pos] = last;
+    last.pos = slot.pos;
+    this.up(last.pos);
+    this.down(last.pos);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    const e = h[i]!;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (h[p]!.due <= e.due) break;
       h[i] = h[p]!;
+      h[i]!.pos = i;
       i = p;
     }
     h[i] = e;
+    e.pos = i;
   }
 
-  private pop(): void {
+  private down(i: number): void {
     const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    let i = 0;
+    const e = h[i]!;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= h.length) break;
       const r = l + 1;
       const c = r < h.length && h[r]!.due < h[l]!.due ? r : l;
-      if (h[c]!.due >= last.due) break;
+      if (h[c]!.due >= e.due) break;
       h[i] = h[c]!;
+      h[i]!.pos = i;
       i = c;
     }
-    h[i] = last;
+    h[i] = e;
+    e.pos = i;
   }
 }

@@ -52,3 +52,56 @@ test('replaceActual recomputes every key from a full dump', () => {
   assert.equal(t.actualSize, 2);
   assert.equal(t.desiredSize, 2);
 });
+
+test('after random changes to either side, pending work and the actual side match a model holding both sides in full', () => {
+  // The tracker keeps the actual side only where it differs from the desired one (issue 13):
+  // this model keeps both maps whole, as the tracker did before.
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const vals = ['1', '2', '3'];
+  for (let run = 0; run < 200; run++) {
+    const t = new DeltaTracker<string>(eq);
+    const desired = new Map<string, string>();
+    const actual = new Map<string, string>();
+    for (let step = 0; step < 40; step++) {
+      const k = keys[rnd(keys.length)]!;
+      const v = vals[rnd(vals.length)]!;
+      switch (rnd(8)) {
+        case 0: t.setDesired(k, v); desired.set(k, v); break;
+        case 1: t.deleteDesired(k); desired.delete(k); break;
+        case 2: t.setActual(k, v); actual.set(k, v); break;
+        case 3: t.setActual(k, undefined); actual.delete(k); break;
+        case 4: t.written(k); if (desired.has(k)) actual.set(k, desired.get(k)!); break;
+        case 5: t.deleted(k); actual.delete(k); break;
+        case 6: {
+          const next = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
+          t.replaceDesired(next);
+          desired.clear();
+          for (const [x, y] of next) desired.set(x, y);
+          break;
+        }
+        default: {
+          const next = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
+          t.replaceActual(next);
+          actual.clear();
+          for (const [x, y] of next) actual.set(x, y);
+        }
+      }
+      const writes = keys.filter((x) => desired.has(x) && actual.get(x) !== desired.get(x));
+      const deletes = keys.filter((x) => !desired.has(x) && actual.has(x));
+      assert.deepEqual(t.pendingWriteKeys().sort(), writes, `run ${run} step ${step}`);
+      assert.deepEqual(t.pendingDeletes().sort(), deletes.map((x) => [x, actual.get(x)!]));
+      for (const x of keys) {
+        assert.equal(t.getActual(x), actual.get(x));
+        assert.equal(t.isPendingWrite(x), writes.includes(x));
+      }
+      assert.equal(t.actualSize, actual.size);
+      assert.equal(t.desiredSize, desired.size);
+      assert.equal(t.inSync(), writes.length + deletes.length === 0);
+    }
+  }
+});

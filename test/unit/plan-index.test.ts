@@ -130,7 +130,7 @@ for (const c of cases) {
   });
 }
 
-test('the daemon\'s peer state: raw etcd values, events one at a time, equal a full re-decode and plan (bad JSON, wrong lengths, our subnet, shared MACs)', () => {
+test('the daemon\'s peer state: raw etcd values, events one at a time, equal a full re-decode and plan (bad JSON, wrong lengths, our subnet, shared MACs); rebuilt from leases it keeps no text for, also under another own lease', () => {
   const c = cases[0]!;
   const prefix = '/coreos.com/network';
   const input: PlanInput<any> = { config: c.config, own: c.own, underlay, reach };
@@ -139,6 +139,18 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
     return res.ok ? res.lease : null;
   };
   const judge = { backend: c.backend, input, decode };
+  // Another own lease: 10.244.2.0/24, where peers' values now overlap ours (and back).
+  const own2 = lease('10.244.2.0/24', '192.168.50.1', vxData(OWN_MAC), 'vxlan');
+  const decode2 = (key: string, value: string): Lease<any> | null => {
+    const res = decodeLease(key, value, { prefix, config: c.config, own: own2, codec: vxlanBackend.codec });
+    return res.ok ? res.lease : null;
+  };
+  const judge2 = { backend: c.backend, input: { ...input, own: own2 }, decode: decode2 };
+  const same = (a: PlanIndex<any>, b: PlanIndex<any>, where: string): void => {
+    assert.deepEqual(sorted(a.tables), sorted(b.tables), `${where}: tables`);
+    assert.deepEqual(a.conflicts(), b.conflicts(), `${where}: conflicts`);
+    assert.deepEqual([...a.programmed()].map((l) => JSON.stringify(l)).sort(), [...b.programmed()].map((l) => JSON.stringify(l)).sort(), `${where}: programmed`);
+  };
   const keys = ['10.244.1.0/24', '10.244.1.0/25', '10.244.2.0/24', '10.244.3.0/24', '10.244.4.0/24', '10.244.5.0/24', '10.244.6.0/24', '10.245.0.0/24'].map((s) => subnetKey(prefix, parsePrefix4(s)));
   const value = (r: () => number): string => {
     const x = r();
@@ -153,13 +165,15 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
     const raw = new Map<string, string>();
     for (let i = 0; i < 3; i++) raw.set(pick(r, keys), value(r));
     state.replaceAll(raw);
-    const index = state.rebuild(judge);
-    const mirror = new Mirror(index);
+    let index = state.rebuild(judge);
+    state.compact();
+    let mirror = new Mirror(index);
     for (let step = 0; step < STEPS; step++) {
       const key = pick(r, keys);
       const v = raw.has(key) && r() < 0.35 ? undefined : value(r);
       if (v === undefined) raw.delete(key);
       else raw.set(key, v);
+      if (r() < 0.3) state.compact(); // as the daemon does after a burst
       const d = state.apply(key, v);
       if (d) mirror.apply(d);
       const fresh = new PeerState<any>();
@@ -174,6 +188,17 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
       assert.deepEqual([...mirror.peers.values()].sort(), want, `${where}: programmed from deltas`);
       const skipped = full.conflicts().map((x) => [formatPrefix4(x.lease.subnet), x.reason]);
       assert.deepEqual([...mirror.skipped].sort(), skipped.sort(), `${where}: skipped peers from deltas`);
+      if (r() < 0.1) {
+        // A full recompute of this state (most values held only as leases), under another own
+        // lease and back, equals one from the raw values.
+        const fresh2 = new PeerState<any>();
+        fresh2.replaceAll(raw);
+        same(state.rebuild(judge2), fresh2.rebuild(judge2), `${where}: rebuilt under another own lease`);
+        state.compact();
+        index = state.rebuild(judge);
+        same(index, full, `${where}: rebuilt under ours again`);
+        mirror = new Mirror(index);
+      }
     }
   }
 });

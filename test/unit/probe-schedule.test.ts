@@ -86,3 +86,48 @@ test('token bucket: rate and burst on an injected clock', () => {
   assert.equal(b.take(100), true, 'one token per 100 ms');
   assert.throws(() => new TokenBucket(0, 1, 0), RangeError);
 });
+
+test('peers removed from anywhere in the schedule, many times over: the rest still come due in order, none lost or left behind', () => {
+  const rnd = seeded(3);
+  const s = new ProbeSchedule({ intervalMs: 1000, maxProbesPerSecond: 100_000, probesPerPeer: 2, jitter: 0.2 }, 0, rnd);
+  const all = keys(300);
+  let now = 0;
+  let current: string[] = [];
+  for (let round = 0; round < 50; round++) {
+    current = all.filter(() => rnd() < 0.5);
+    s.setPeers(current, now);
+    assert.equal(s.size, current.length);
+    const seen = new Set<string>();
+    let lastDue = -Infinity;
+    for (const until = now + 1300; now < until; now += 5) {
+      const due = s.nextDueIn(now);
+      if (current.length > 0) assert.ok(Number.isFinite(due));
+      for (const k of s.take(now)) {
+        assert.ok(current.includes(k), `${k} was removed but came due`);
+        seen.add(k);
+      }
+      assert.ok(now >= lastDue);
+      lastDue = now;
+    }
+    assert.equal(seen.size, current.length, 'every current peer came due within a round (+ jitter)');
+  }
+  s.setPeers([], now);
+  assert.equal(s.nextDueIn(now), Infinity);
+});
+
+test('peers added and removed one at a time (lease events) are probed, or no longer, like a whole new set', () => {
+  const s = new ProbeSchedule({ intervalMs: 1000, maxProbesPerSecond: 100_000, probesPerPeer: 2, jitter: 0.2 }, 0, seeded(5));
+  s.setPeers(keys(50), 0);
+  const gone = keys(50).filter((_, i) => i % 3 === 0);
+  for (const k of gone) s.remove(k);
+  s.remove('not-there');
+  const added = ['192.168.1.0/24', '192.168.2.0/24'];
+  for (const k of added) s.add(k, 0);
+  s.add(added[0]!, 0); // already there: no second slot
+  const want = [...keys(50).filter((k) => !gone.includes(k)), ...added].sort();
+  assert.equal(s.size, want.length);
+  const seen = new Map<string, number>();
+  for (let now = 0; now <= 1300; now += 5) for (const k of s.take(now)) seen.set(k, (seen.get(k) ?? 0) + 1);
+  assert.deepEqual([...seen.keys()].sort(), want);
+  assert.ok([...seen.values()].every((n) => n <= 2), 'each at most once per round (+ jitter)');
+});

@@ -32,7 +32,9 @@ export const vxlanCodec: BackendDataCodec<VxlanData> = {
     // Already lowercase aa:bb:..: accepted here only when plainly unicast and not all zeros;
     // anything else is left to tryParseMac (the one authority) on the general path.
     if ((parseInt(mac[1]!, 16) & 1) !== 0 || mac === '00:00:00:00:00:00') return null;
-    return { vni: Number(m[1]), vtepMac: mac };
+    // A copy, not the match: a match is a slice that keeps the whole lease value alive, which
+    // twilld otherwise does not keep (src/daemon/peer-state.ts). join() builds a flat string.
+    return { vni: Number(m[1]), vtepMac: mac.split(':').join(':') };
   },
   encode: (d) => ({ VNI: d.vni, VtepMAC: d.vtepMac }),
   equals: (a, b) => a.vni === b.vni && a.vtepMac === b.vtepMac,
