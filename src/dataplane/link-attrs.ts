@@ -1,4 +1,4 @@
-// What every twill device shares whatever its kind (vxlan, tap): MTU, MAC, up, and exactly
+// What every twill device shares whatever its kind (vxlan, tap, bridge): MTU, MAC, up, and exactly
 // <subnet>.0/32 as its address once our lease is held. Removing a device's last IPv4 address
 // flushes every route on it, silently: ours is added before stale ones are removed.
 import type { NetlinkHandle } from '../netlink/handle';
@@ -68,4 +68,39 @@ export function convergeLinkAttrs(h: NetlinkHandle, link: LinkState, spec: LinkA
     changes.push('address');
   }
   return { changes, broughtUp };
+}
+
+/** How one kind of device is checked and made, for ensureLink. */
+export interface LinkMaker {
+  /** Why an existing link under the name cannot be kept (wrong kind, fixed attributes), or undefined. */
+  mismatch(link: LinkState): string | undefined;
+  /** Creates the link under the spec's name. */
+  create(): void;
+  /** Whether entries on the device may be gone after this ensure (see DeviceEnsured). */
+  entriesLost(recreated: boolean, broughtUp: boolean): boolean;
+}
+
+/**
+ * The shape a device's ensure shares whatever its kind: a link that cannot be kept is deleted
+ * and made again, a missing one is made, then the shared attributes are converged in place.
+ */
+export function ensureLink(h: NetlinkHandle, spec: LinkAttrsSpec & { name: string }, maker: LinkMaker): DeviceResult {
+  const changes: string[] = [];
+  let link = h.getLink(spec.name);
+  const mismatch = link && maker.mismatch(link);
+  if (link && mismatch) {
+    h.deleteLink(link);
+    changes.push(`recreate (${mismatch})`);
+    link = undefined;
+  }
+  const recreated = !link;
+  if (!link) {
+    maker.create();
+    link = h.getLink(spec.name);
+    if (!link) throw new Error(`${spec.name} vanished right after creation`);
+    changes.push('create');
+  }
+  const attrs = convergeLinkAttrs(h, link, spec);
+  changes.push(...attrs.changes);
+  return { index: link.index, changes, recreated, entriesLost: maker.entriesLost(recreated, attrs.broughtUp) };
 }

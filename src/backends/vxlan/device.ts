@@ -8,7 +8,7 @@
 // its addresses are left alone.
 import type { NetlinkHandle } from '../../netlink/handle';
 import type { LinkState } from '../../netlink/types';
-import { convergeLinkAttrs, type DeviceResult } from '../../dataplane/link-attrs';
+import { ensureLink, type DeviceResult } from '../../dataplane/link-attrs';
 import type { VxlanDeviceSpec } from './backend';
 
 function vxlanMismatch(link: LinkState, spec: VxlanDeviceSpec): string | undefined {
@@ -23,35 +23,19 @@ function vxlanMismatch(link: LinkState, spec: VxlanDeviceSpec): string | undefin
 }
 
 export function ensureDevice(h: NetlinkHandle, spec: VxlanDeviceSpec): DeviceResult {
-  const changes: string[] = [];
-  let recreated = false;
-  let link = h.getLink(spec.name);
-  if (link) {
-    const mismatch = vxlanMismatch(link, spec);
-    if (mismatch) {
-      h.deleteLink(link);
-      changes.push(`recreate (${mismatch})`);
-      link = undefined;
-    }
-  }
-  if (!link) {
-    h.createVxlan({
-      name: spec.name,
-      vni: spec.vni,
-      local: spec.local,
-      port: spec.port,
-      lowerIndex: spec.lowerIndex,
-      mac: spec.mac,
-      mtu: spec.mtu,
-      learning: false,
-    });
-    link = h.getLink(spec.name);
-    if (!link) throw new Error(`${spec.name} vanished right after creation`);
-    recreated = true;
-    changes.push('create');
-  }
-  const attrs = convergeLinkAttrs(h, link, spec);
-  changes.push(...attrs.changes);
-  return { index: link.index, changes, recreated, entriesLost: recreated || attrs.broughtUp };
+  return ensureLink(h, spec, {
+    mismatch: (link) => vxlanMismatch(link, spec),
+    create: () =>
+      h.createVxlan({
+        name: spec.name,
+        vni: spec.vni,
+        local: spec.local,
+        port: spec.port,
+        lowerIndex: spec.lowerIndex,
+        mac: spec.mac,
+        mtu: spec.mtu,
+        learning: false,
+      }),
+    entriesLost: (recreated, broughtUp) => recreated || broughtUp,
+  });
 }
-
