@@ -29,6 +29,8 @@ const JOINS = arg('joins', 100);
 const WARMUP_JOINS = 3;
 const RUNS = arg('runs', 3);
 const SCALE_ONLY = arg('scale-only', 0) === 1;
+/** With --rest-s N (scale-only): RSS every 5 s and idle CPU over N s at rest, before the joins. */
+const REST_S = arg('rest-s', 0);
 
 function peers(n: number) {
   // Unique /24s: 10.<1+i/256>.<i%256>.0/24
@@ -341,6 +343,7 @@ async function joinsAtScale(lab: Lab, list: ReturnType<typeof peers>, joins: num
   await sleep(2000);
   const rssRest = rssMb(pid);
   const heapRest = heapMb(host.ns);
+  if (REST_S > 0) await sampleRest(pid, REST_S);
   const sock = new NetlinkEventSocket(`/run/netns/${host.ns}`);
   const admin = await lab.admin();
   const out: AtScale = { joins: [], leaves: [], cpuPerEventMs: NaN, idleCpuMsPerS: NaN, rssRest, rssAfter: NaN, heapRest, heapAfter: NaN };
@@ -395,6 +398,19 @@ async function joinsAtScale(lab: Lab, list: ReturnType<typeof peers>, joins: num
     await lab.stopDaemon(host);
   }
   return out;
+}
+
+/** RSS every 5 s and CPU over `seconds` at rest, printed to stderr (the periodic checks, resyncs and renewals all fall in). */
+async function sampleRest(pid: number, seconds: number): Promise<void> {
+  const rss: number[] = [];
+  const c0 = cpuMs(pid);
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    await sleep(5000);
+    rss.push(rssMb(pid));
+  }
+  const cpu = (cpuMs(pid) - c0) / ((performance.now() - t0) / 1000);
+  process.stderr.write(`at rest over ${seconds} s: RSS every 5 s min ${fmt(Math.min(...rss))} / max ${fmt(Math.max(...rss))} MB [${rss.map((r) => r.toFixed(0)).join(' ')}], idle CPU ${fmt(cpu)} ms/s\n`);
 }
 
 function scaleRows(s: AtScale): string[][] {

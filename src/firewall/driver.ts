@@ -12,6 +12,14 @@
 //   taken for the truth and never repaired. The chains the spec implies are checked as well.
 //   A check runs on every foreign nf_tables transaction (events.ts; ~10-50 ms after
 //   `nft flush ruleset` or iptables-restore) and every `checkIntervalMs` as a net.
+// - Full and terse checks. The peer set holds every peer's address: at 10,000 peers a full
+//   listing is ~140 KB of JSON (nft ~35-75 ms, parsed into a 10,000-member Set each time).
+//   Only a check that follows a foreign transaction (element deletions by `nft delete element`
+//   are one: every commit ends with a NEWGEN event), an explicit check(), a retry, and every
+//   FULL_EVERY-th periodic one list the members; the other periodic ones list terse (`nft -t`,
+//   ~0.5 KB, no members) and judge all else: table, chains, the set's presence, the rules'
+//   fingerprint, foreign drops. Members changed while events are lost (socket closed, or a
+//   PID we took for ours) are thus repaired within FULL_EVERY intervals instead of one.
 // - A check whose listing raced one of our own writes is discarded and rerun.
 // - Other tables' forward base chains with policy drop are warned about once each.
 // - A failed write keeps the table dirty and is retried; it never stops the daemon.
@@ -27,6 +35,8 @@ import { errorCode } from '../base/twill-error';
 const RETRY_MS = 2000;
 const EVENT_DEBOUNCE_MS = 20;
 const NO_PEERS: ReadonlySet<string> = new Set();
+/** Every how many periodic checks one lists the peer set's members (10 s interval: once a minute). */
+export const FULL_EVERY = 6;
 
 export interface FirewallDriverEvents {
   drift: [reason: string];
@@ -48,6 +58,9 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
   private generation = 0;
   private checking = false;
   private checkAgain = false;
+  /** The next check lists the set's members (see the note above). */
+  private fullDue = true;
+  private ticks = 0;
   private checkTimer: NodeJS.Timeout | undefined;
   private interval: NodeJS.Timeout | undefined;
   private events: NftEventSocket | undefined;
@@ -74,18 +87,20 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
         this.events = new NftEventSocket(this.nft.netns);
         this.events.on('change', (pid) => {
           // Our nft runs, and our own set changes over netlink (this process), are not drift.
-          if (!this.nft.isOwnPid(pid) && pid !== process.pid) this.scheduleCheck(EVENT_DEBOUNCE_MS);
+          if (!this.nft.isOwnPid(pid) && pid !== process.pid) this.scheduleCheck(EVENT_DEBOUNCE_MS, true);
         });
         this.events.on('error', (err) => this.log.warn({ err: err.message }, 'nf_tables event socket error; periodic checks continue'));
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'cannot listen to nf_tables events; drift is found by periodic checks only');
       }
     }
-    this.interval = setInterval(() => this.scheduleCheck(0), this.opts.checkIntervalMs);
+    this.interval = setInterval(() => this.scheduleCheck(0, ++this.ticks % FULL_EVERY === 0), this.opts.checkIntervalMs);
     this.interval.unref();
   }
 
+  /** Idempotent: a second call must not close the set socket's fd again (it may be reused by then). */
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.interval) clearInterval(this.interval);
     if (this.checkTimer) clearTimeout(this.checkTimer);
@@ -149,7 +164,7 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
       this.fingerprint = this.fingerprintNow();
       this.lastCounter = 0; // a new table's counter starts at 0
       this.lastFailure = '';
-      if (this.fingerprint === undefined) this.scheduleCheck(0);
+      if (this.fingerprint === undefined) this.scheduleCheck(0, true);
     } catch (err) {
       this.applied = undefined;
       const e = err as Error;
@@ -158,7 +173,7 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
       const said = String(e);
       if (said !== this.lastFailure) this.log.error({ err: e.message, code: errorCode(e) }, 'cannot write the nftables table; retrying');
       this.lastFailure = said;
-      this.scheduleCheck(RETRY_MS);
+      this.scheduleCheck(RETRY_MS, true);
     }
   }
 
@@ -173,18 +188,24 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     }
   }
 
-  /** Runs a check after `delayMs` (an earlier pending one wins). */
-  scheduleCheck(delayMs: number): void {
-    if (this.stopped || this.checkTimer) return;
+  /** Runs a check after `delayMs` (an earlier pending one wins; `full` is kept either way). */
+  scheduleCheck(delayMs: number, full: boolean): void {
+    if (this.stopped) return;
+    if (full) this.fullDue = true;
+    if (this.checkTimer) return;
     this.checkTimer = setTimeout(() => {
       this.checkTimer = undefined;
-      void this.check();
+      void this.check(false);
     }, delayMs);
     this.checkTimer.unref();
   }
 
-  /** Lists the ruleset, repairs drift; serialised (a request meanwhile runs once more after). */
-  async check(): Promise<void> {
+  /**
+   * Lists the ruleset, repairs drift; serialised (a request meanwhile runs once more after).
+   * `full` (default): with the peer set's members; otherwise only if one is due.
+   */
+  async check(full = true): Promise<void> {
+    if (full) this.fullDue = true;
     if (this.checking) {
       this.checkAgain = true;
       return;
@@ -202,10 +223,13 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
 
   private async checkOnce(): Promise<void> {
     const gen = this.generation;
+    const full = this.fullDue;
+    this.fullDue = false;
     let text: string;
     try {
-      text = await this.nft.listRuleset();
+      text = await this.nft.listRuleset(!full);
     } catch (err) {
+      this.fullDue ||= full;
       const msg = (err as Error).message;
       if (msg !== this.lastListFailure) this.log.warn({ err: msg }, 'cannot list the nftables ruleset; next check later');
       this.lastListFailure = msg;
@@ -215,12 +239,14 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
     if (this.stopped) return;
     if (gen !== this.generation) {
       this.checkAgain = true; // listed while we wrote: judge a fresh listing
+      this.fullDue ||= full;
       return;
     }
     let facts: RulesetFacts;
     try {
-      facts = parseRuleset(text);
+      facts = parseRuleset(text, full);
     } catch (err) {
+      this.fullDue ||= full;
       this.log.warn({ err: (err as Error).message }, 'unreadable nftables listing; next check later');
       return;
     }
@@ -252,15 +278,15 @@ export class FirewallDriver extends EventEmitter<FirewallDriverEvents> {
   }
 }
 
-/** Why the kernel's table is not the desired one, or null. Pure. */
+/** Why the kernel's table is not the desired one, or null; the set's members only if listed. Pure. */
 export function driftReason(facts: RulesetFacts, d: FirewallSpec, fingerprint: string | undefined): string | null {
   if (!facts.present) return 'table missing';
   const want = expectedChains(d);
   if (facts.chains.length !== want.length || want.some((c, i) => facts.chains[i] !== c)) return 'chains differ';
   if (d.vxlan) {
-    const have = facts.peers;
-    if (!have) return 'peer set missing';
-    if (have.size !== d.vxlan.peers.size || [...d.vxlan.peers].some((p) => !have.has(p))) return 'peer set differs';
+    if (!facts.peerSet) return 'peer set missing';
+    const have = facts.peers; // null: a terse listing, members not judged
+    if (have && (have.size !== d.vxlan.peers.size || [...d.vxlan.peers].some((p) => !have.has(p)))) return 'peer set differs';
   }
   if (fingerprint !== undefined && facts.fingerprint !== fingerprint) return 'rules differ';
   return null;

@@ -1,4 +1,4 @@
-// Reading `nft -j list ruleset` (pure): what of twill's table is in the kernel, how many
+// Reading `nft -j list ruleset` or its terse form `nft -t -j list ruleset` (pure): what of twill's table is in the kernel, how many
 // foreign VXLAN datagrams it dropped, and which other tables' forward base chains drop by
 // policy.
 //
@@ -34,7 +34,9 @@ export interface RulesetFacts {
   fingerprint: string;
   /** Names of our table's chains, sorted. */
   chains: string[];
-  /** Members of the peer set; null when the table has no such set. */
+  /** Our table has the peer set. */
+  peerSet: boolean;
+  /** Members of the peer set; null when the table has no such set or the listing was terse. */
   peers: Set<string> | null;
   /** Packets counted by the foreign-VXLAN counter; null when absent. */
   foreignDropped: number | null;
@@ -61,7 +63,11 @@ function elemAddress(e: unknown): string | undefined {
   return typeof inner === 'string' ? inner : undefined;
 }
 
-export function parseRuleset(json: string): RulesetFacts {
+/**
+ * `members`: the listing holds the sets' members (`nft -j`); false for a terse one (`nft -t -j`,
+ * which lists a set without its "elem" key whatever it holds, nft 1.0.6).
+ */
+export function parseRuleset(json: string, members = true): RulesetFacts {
   let doc: { nftables?: unknown };
   try {
     doc = JSON.parse(json) as { nftables?: unknown };
@@ -70,7 +76,7 @@ export function parseRuleset(json: string): RulesetFacts {
   }
   if (!Array.isArray(doc.nftables)) throw new ListingError('nft -j output has no "nftables" array');
   const own: unknown[] = [];
-  const facts: RulesetFacts = { present: false, fingerprint: '', chains: [], peers: null, foreignDropped: null, forwardDrops: [] };
+  const facts: RulesetFacts = { present: false, fingerprint: '', chains: [], peerSet: false, peers: null, foreignDropped: null, forwardDrops: [] };
   for (const item of doc.nftables as Obj[]) {
     const [kind, body] = Object.entries(item)[0] ?? [];
     if (kind === undefined || body === null || typeof body !== 'object') continue;
@@ -79,7 +85,8 @@ export function parseRuleset(json: string): RulesetFacts {
     if (ours) {
       if (kind === 'table') facts.present = true;
       if (kind === 'set' && o['name'] === PEER_SET) {
-        facts.peers = new Set((Array.isArray(o['elem']) ? o['elem'] : []).map(elemAddress).filter((x): x is string => x !== undefined));
+        facts.peerSet = true;
+        if (members) facts.peers = new Set((Array.isArray(o['elem']) ? o['elem'] : []).map(elemAddress).filter((x): x is string => x !== undefined));
       }
       if (kind === 'chain') facts.chains.push(String(o['name']));
       if (kind === 'counter' && o['name'] === FOREIGN_COUNTER && typeof o['packets'] === 'number') facts.foreignDropped = o['packets'];

@@ -174,3 +174,38 @@ test('set member batch: BATCH_BEGIN, NEWSETELEM (create, ack), DELSETELEM (ack),
   assert.deepEqual(encodeSetBatch(1, 't', 's', [{ op: 'add', addrs: [] }]).acked, []);
   assert.throws(() => encodeSetBatch(1, 't', 's', [{ op: 'add', addrs: ['not-an-ip'] }]), { code: 'ERR_NFT' });
 });
+
+/** The same listing as `nft -t -j` prints it: sets without their "elem" key. */
+const terse = (extra: object[] = []) => {
+  const doc = JSON.parse(listing(extra)) as { nftables: Record<string, Record<string, unknown>>[] };
+  for (const o of doc.nftables) if (o['set']) delete o['set']['elem'];
+  return JSON.stringify(doc);
+};
+
+test('terse listing: the set is there, its members unknown; the fingerprint equals the full listing\'s', () => {
+  const full = parseRuleset(listing());
+  const t = parseRuleset(terse(), false);
+  assert.equal(t.peerSet, true);
+  assert.equal(t.peers, null);
+  assert.equal(t.fingerprint, full.fingerprint);
+  assert.deepEqual(t.chains, full.chains);
+  assert.equal(t.foreignDropped, 5);
+  // A full listing read as terse does not judge members either.
+  assert.equal(parseRuleset(listing([], ['172.30.0.99']), false).peers, null);
+  assert.equal(parseRuleset(terse(), true).peers!.size, 0, 'a terse listing read as full: an empty set');
+});
+
+test('drift on a terse listing: members not judged, all else is', () => {
+  const f = parseRuleset(listing());
+  const t = parseRuleset(terse(), false);
+  assert.equal(driftReason(t, base, f.fingerprint), null);
+  assert.equal(driftReason(t, { ...base, vxlan: { port: 8472, peers: new Set(['192.0.2.1']) } }, f.fingerprint), null);
+  const noSet = JSON.parse(terse()) as { nftables: Record<string, unknown>[] };
+  noSet.nftables = noSet.nftables.filter((o) => !o['set']);
+  assert.equal(driftReason(parseRuleset(JSON.stringify(noSet), false), base, undefined), 'peer set missing');
+  assert.equal(driftReason(parseRuleset(JSON.stringify({ nftables: [] }), false), base, f.fingerprint), 'table missing');
+  assert.equal(driftReason(t, base, 'something else'), 'rules differ');
+  const dropped = parseRuleset(terse([{ rule: { family: 'ip', table: 'twill', chain: 'forward', handle: 8, expr: [{ drop: null }] } }]), false);
+  assert.equal(driftReason(dropped, base, f.fingerprint), 'rules differ');
+  assert.equal(driftReason(t, { ...base, ipMasq: false }, undefined), 'chains differ');
+});
