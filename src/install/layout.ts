@@ -67,9 +67,15 @@ export const TWILLD_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', 
  * core. The daemon's JS runs on one thread, but V8's GC workers and libuv's pool each got an
  * arena of their own and kept its freed memory: ~5 MB of RSS at 10,000 peers (113 → 109 MB at
  * rest in `bench/overlay` section 4; join latency and CPU per event unchanged within noise).
+ * And a fixed mmap threshold of 128 KB (glibc's initial value): glibc otherwise raises it each
+ * time a large block is freed (up to 32 MB), so the large transient buffers of a full
+ * convergence (netlink dumps, listings) end up inside the main arena, fragment it and stay
+ * resident. Fixed, they get mappings of their own that go back at free: RSS at rest at 10,000
+ * peers, sampled every 5 s, 101.7–106.9 → 98.3–102.8 MB (`bench/overlay --rest-s`, one run each;
+ * join latency and idle CPU unchanged within noise).
  * The installed wrapper exports it, and the lab starts its daemons with it.
  */
-export const TWILLD_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+export const TWILLD_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' };
 
 export const WRAPPERS: readonly Wrapper[] = [
   // The daemon's cold start is measured (issue 2): the bundled, code-cached build (scripts/bundle-daemon.mjs).

@@ -19,7 +19,7 @@ test('wrappers find the release relative to themselves and exec the given node',
   assert.match(text, /^root=\$\(dirname "\$\(readlink -f "\$0"\)"\)\/\.\.\/\.\.\/\.\.$/m);
   assert.match(text, /^exec '\/usr\/bin\/node' '--max-semi-space-size=2' '--expose-gc' "\$root\/opt\/twill\/current\/dist\/src\/cmd\/twilld-bundle\.js" "\$@"$/m);
   const cni = WRAPPERS.find((w) => w.path === 'opt/twill/libexec/twill-cni')!;
-  assert.match(text, /^export MALLOC_ARENA_MAX='2'\nexec /m, 'the daemon’s environment is exported before the exec');
+  assert.match(text, /^export MALLOC_ARENA_MAX='2'\nexport GLIBC_TUNABLES='glibc\.malloc\.mmap_threshold=131072'\nexec /m, 'the daemon’s environment is exported before the exec');
   assert.doesNotMatch(renderWrapper(cni, '/usr/bin/node'), /^export /m);
   assert.match(renderWrapper(cni, '/usr/bin/node'), /\/\.\.\/\.\.\/\.\.\n/);
   assert.match(renderWrapper(cni, '/usr/bin/node'), /current\/dist\/src\/cmd\/twill-cni\.js" "\$@"$/m);
