@@ -8,7 +8,8 @@ import { FirewallDriver, FULL_EVERY } from '../../src/firewall/driver';
 import { Nft } from '../../src/firewall/nft';
 import type { FirewallSpec } from '../../src/firewall/rules';
 import { createLogger } from '../../src/observe/log';
-import { isRoot, Netns, sh } from '../support/netns';
+import { isRoot, Netns, sh, waitFor } from '../support/netns';
+import { peerSet } from '../support/nft-table';
 
 const skip = !isRoot() ? 'needs root' : false;
 const spaces: Netns[] = [];
@@ -18,12 +19,6 @@ const PEERS = ['172.30.0.12', '172.30.0.13', '172.30.0.14'];
 
 function nft(ns: Netns, ...args: string[]): string {
   return sh('ip', ['netns', 'exec', ns.name, 'nft', ...args]);
-}
-
-function peerSet(ns: Netns): string[] {
-  const doc = JSON.parse(nft(ns, '-j', 'list', 'set', 'ip', 'twill', 'vxlan_peers')) as { nftables: Record<string, any>[] };
-  const set = doc.nftables.find((o) => o['set'])?.['set'];
-  return ((set?.elem ?? []) as string[]).slice().sort();
 }
 
 function spec(peers: string[]): FirewallSpec {
@@ -47,14 +42,6 @@ function setup(tag: string, opts: { events: boolean; checkIntervalMs: number }) 
   return { ns, driver, drifts, listings };
 }
 
-async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<number> {
-  const t0 = performance.now();
-  while (!fn()) {
-    if (performance.now() - t0 > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return performance.now() - t0;
-}
 
 test('a member deleted or added by hand is repaired within 1 s through its nf_tables event (periodic net 60 s away)', { skip }, async () => {
   const { ns, driver, drifts } = setup('fwm', { events: true, checkIntervalMs: 60_000 });
@@ -63,10 +50,10 @@ test('a member deleted or added by hand is repaired within 1 s through its nf_ta
   driver.setDesired(spec(PEERS));
   await driver.check(); // fingerprint taken
   nft(ns, 'delete', 'element', 'ip', 'twill', 'vxlan_peers', '{ 172.30.0.13 }');
-  const del = await until('deleted member restored', () => peerSet(ns).length === 3, 1000);
+  const del = await waitFor(() => peerSet(ns).length === 3, 1000, 'deleted member restored', 10);
   assert.deepEqual(peerSet(ns), PEERS);
   nft(ns, 'add', 'element', 'ip', 'twill', 'vxlan_peers', '{ 192.0.2.77 }');
-  const add = await until('added member removed', () => peerSet(ns).length === 3, 1000);
+  const add = await waitFor(() => peerSet(ns).length === 3, 1000, 'added member removed', 10);
   assert.deepEqual(peerSet(ns), PEERS);
   assert.deepEqual(drifts, ['peer set differs', 'peer set differs']);
   console.log(`# member deleted by hand restored in ${del.toFixed(0)} ms, member added by hand removed in ${add.toFixed(0)} ms`);
@@ -84,7 +71,7 @@ test(`without events: most periodic checks are terse, a member edited by hand is
   nft(ns, 'delete', 'element', 'ip', 'twill', 'vxlan_peers', '{ 172.30.0.13 }');
   nft(ns, 'add', 'element', 'ip', 'twill', 'vxlan_peers', '{ 192.0.2.77 }');
   const bound = (FULL_EVERY + 4) * interval; // the full check is due at the 6th tick; slack for a busy machine
-  const t = await until('members repaired by the periodic full check', () => peerSet(ns).join() === PEERS.join(), bound);
+  const t = await waitFor(() => peerSet(ns).join() === PEERS.join(), bound, 'members repaired by the periodic full check', 10);
   assert.deepEqual(drifts, ['peer set differs']);
   await new Promise((r) => setTimeout(r, FULL_EVERY * interval));
   driver.stop();

@@ -9,34 +9,15 @@ import { FirewallDriver } from '../../src/firewall/driver';
 import { Nft } from '../../src/firewall/nft';
 import type { FirewallSpec } from '../../src/firewall/rules';
 import { createLogger } from '../../src/observe/log';
-import { isRoot, Netns, sh } from '../support/netns';
+import { isRoot, Netns, sh, waitFor } from '../support/netns';
+import { chains, nftJson, ownTable, peerSet, type Obj } from '../support/nft-table';
 
 const skip = !isRoot() ? 'needs root' : false;
 const spaces: Netns[] = [];
 after(() => spaces.forEach((n) => n.delete()));
 
-type Obj = Record<string, any>;
-
-function nftJson(ns: Netns, ...args: string[]): Obj[] {
-  const out = sh('ip', ['netns', 'exec', ns.name, 'nft', '-j', ...args], { allowFail: true });
-  return out ? ((JSON.parse(out) as { nftables: Obj[] }).nftables ?? []).filter((o) => !('metainfo' in o)) : [];
-}
-
 function nft(ns: Netns, script: string): void {
   sh('ip', ['netns', 'exec', ns.name, 'sh', '-c', `printf '%s\\n' "$0" | nft -f -`, script]);
-}
-
-function ownTable(ns: Netns): Obj[] {
-  return nftJson(ns, 'list', 'table', 'ip', 'twill');
-}
-
-function chains(ns: Netns): string[] {
-  return ownTable(ns).filter((o) => o['chain']).map((o) => o['chain'].name).sort();
-}
-
-function peerSet(ns: Netns): string[] {
-  const set = ownTable(ns).find((o) => o['set']?.name === 'vxlan_peers');
-  return ((set?.['set'].elem ?? []) as string[]).slice().sort();
 }
 
 function handles(ns: Netns): string {
@@ -70,14 +51,6 @@ function setup(tag: string, opts: { events?: boolean; checkIntervalMs?: number }
   return { ns, driver, drifts, lines };
 }
 
-async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<number> {
-  const t0 = performance.now();
-  while (!fn()) {
-    if (performance.now() - t0 > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return performance.now() - t0;
-}
 
 test('created, idempotent, foreign table untouched; off removes the masquerade rules', { skip }, async () => {
   const { ns, driver } = setup('fwa', { events: false });
@@ -148,17 +121,17 @@ test('nft flush ruleset and iptables-restore: the table is back within 1 s (nf_t
   for (let i = 0; i < 3; i++) {
     const before = drifts.length;
     sh('ip', ['netns', 'exec', ns.name, 'nft', 'flush', 'ruleset']);
-    times.push(await until('table restored after flush ruleset', () => chains(ns).length === 3 && peerSet(ns).length === 1, 1000));
-    await until('drift counted', () => drifts.length === before + 1, 1000);
+    times.push(await waitFor(() => chains(ns).length === 3 && peerSet(ns).length === 1, 1000, 'table restored after flush ruleset', 10));
+    await waitFor(() => drifts.length === before + 1, 1000, 'drift counted', 10);
   }
   // An edit right after a repair (before any check ran) is still drift, never the new truth.
   sh('ip', ['netns', 'exec', ns.name, 'nft', 'flush', 'ruleset']);
-  await until('table restored', () => chains(ns).length === 3, 1000);
+  await waitFor(() => chains(ns).length === 3, 1000, 'table restored', 10);
   nft(ns, 'flush chain ip twill postrouting\ndelete chain ip twill postrouting');
-  await until('chain deleted right after a repair is restored', () => chains(ns).length === 3, 1000);
+  await waitFor(() => chains(ns).length === 3, 1000, 'chain deleted right after a repair is restored', 10);
   // iptables-restore (iptables-nft) with Docker's FORWARD policy: our table stays, a warning says what to change.
   sh('ip', ['netns', 'exec', ns.name, 'sh', '-c', 'printf "*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD DROP [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n" | iptables-restore']);
-  await until('forward drop warned', () => lines.some((l) => l['chain'] === 'FORWARD' && /forward policy is drop/.test(l['msg'])), 1000);
+  await waitFor(() => lines.some((l) => l['chain'] === 'FORWARD' && /forward policy is drop/.test(l['msg'])), 1000, 'forward drop warned', 10);
   sh('ip', ['netns', 'exec', ns.name, 'sh', '-c', 'printf "*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD DROP [0:0]\\n:OUTPUT ACCEPT [0:0]\\n-A FORWARD -j ACCEPT\\nCOMMIT\\n" | iptables-restore']);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(lines.filter((l) => l['chain'] === 'FORWARD' && /forward policy is drop/.test(l['msg'])).length, 1, 'warned once');
@@ -166,7 +139,7 @@ test('nft flush ruleset and iptables-restore: the table is back within 1 s (nf_t
   // Someone edits a rule in our table: found and replaced.
   const before = drifts.length;
   nft(ns, 'add rule ip twill forward ip saddr 192.0.2.0/24 drop');
-  await until('edited table replaced', () => drifts.length === before + 1, 1000);
+  await waitFor(() => drifts.length === before + 1, 1000, 'edited table replaced', 10);
   assert.doesNotMatch(sh('ip', ['netns', 'exec', ns.name, 'nft', 'list', 'table', 'ip', 'twill']), /192\.0\.2\.0/);
   console.log(`# restored after nft flush ruleset in ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
   driver.stop();
@@ -179,7 +152,7 @@ test('without events, the periodic check still repairs a deleted table; the repa
   driver.start();
   driver.setDesired(spec([]));
   sh('ip', ['netns', 'exec', ns.name, 'nft', 'delete', 'table', 'ip', 'twill']);
-  await until('table restored by the periodic check', () => chains(ns).length === 3, 2000);
+  await waitFor(() => chains(ns).length === 3, 2000, 'table restored by the periodic check', 10);
   assert.deepEqual(drifts, ['table missing']);
   assert.equal(foreign(ns), foreignBefore);
   driver.stop();
