@@ -8,7 +8,11 @@
 // that produces this text, and it moves with the machine's speed, so the ratio is what to
 // compare across machines and runs.
 //
-// Usage: node dist/bench/metrics-render.js [--peers 10000] [--runs 15]
+// Memory (issue 13): the heap the registry holds between scrapes, after a render, against the
+// heap of the records it describes (the health map and the probe targets), both measured by
+// forced collections in the same run; run with --expose-gc (without it the rows say so).
+//
+// Usage: node --expose-gc dist/bench/metrics-render.js [--peers 10000] [--runs 15]
 import { performance } from 'node:perf_hooks';
 import { formatIp4 } from '../src/ip/ipv4';
 import { Metrics, createDaemonMetrics } from '../src/observe/metrics';
@@ -33,8 +37,19 @@ function peerState(n: number): { health: Map<string, PeerHealth>; targets: Map<s
   return { health, targets };
 }
 
+/** Heap in use after a full collection, or NaN without --expose-gc. */
+function heapAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return NaN;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
 function main(): void {
+  const heap0 = heapAfterGc();
   const { health, targets } = peerState(PEERS);
+  const heapRecords = heapAfterGc();
   const m = new Metrics();
   const daemon = createDaemonMetrics(m);
   daemon.peers.set(PEERS);
@@ -47,10 +62,16 @@ function main(): void {
   });
   for (let i = 0; i < 1000; i++) probe.observeRtt(0.1 + i / 1000);
 
+  const heapRegistry = heapAfterGc();
   const first = performance.now();
-  const body = m.render();
+  let body = m.render();
   const firstMs = performance.now() - first;
-  const lines = body.split('\n');
+  const bodyLength = body.length;
+  body = '';
+  // Held between scrapes: what the registry keeps once a render's output is gone.
+  const held = heapAfterGc() - heapRegistry;
+  const lines = m.render().split('\n');
+  const records = heapRecords - heap0;
   const ours: number[] = [];
   const refs: number[] = [];
   const churned: number[] = [];
@@ -75,7 +96,7 @@ function main(): void {
   daemon.stop();
   const ratios = ours.map((o, i) => o / refs[i]!);
   const samples = lines.filter((l) => l !== '' && !l.startsWith('#')).length;
-  console.log(`/metrics render, ${PEERS} peers (${samples} samples, ${fmt(body.length / 1e6, 2)} MB), ${RUNS} runs; first peer ip ${formatIp4(targets.values().next().value!.publicIp)}`);
+  console.log(`/metrics render, ${PEERS} peers (${samples} samples, ${fmt(bodyLength / 1e6, 2)} MB), ${RUNS} runs; first peer ip ${formatIp4(targets.values().next().value!.publicIp)}`);
   console.log(
     table([
       ['measure', 'twill render()', 'reference (join of the same lines)', 'ratio (median of per-run)'],
@@ -83,6 +104,7 @@ function main(): void {
       ['render, median', `${fmt(median(ours), 1)} ms`, `${fmt(median(refs), 2)} ms`, `${fmt(median(ratios), 1)}x`],
       ['render after a peer left/returned, median', `${fmt(median(churned), 1)} ms`, '', `${fmt(median(churned) / median(refs), 1)}x`],
       ['render, max', `${fmt(Math.max(...ours), 1)} ms`, `${fmt(Math.max(...refs), 2)} ms`, ''],
+      ['heap held between scrapes (after a render)', `${fmt(held / 1048576, 2)} MB`, `${fmt(records / 1048576, 2)} MB (the health map and targets it describes)`, `${fmt(held / records, 2)}x`],
     ]),
   );
   if (sink === 0) console.log('');

@@ -7,14 +7,11 @@
 // alerts have a series before the first event; labelled ones only once a label set is used
 // (pre-initialise known label values with `inc(labels, 0)`).
 //
-// Render cost at 10,000 peers (40,000 per-peer series, bench/metrics-render.ts): a scrape took
-// ~100-115 ms, spent re-checking labels, rebuilding every series and formatting and escaping
-// every label set again. Now a series' label text is formatted once, when the series is made;
-// reset() keeps the dropped series aside until the next render, so a collector that rebuilds a
-// family each scrape (reset, then set what is current) gets the same objects back; and
-// Gauge.bind() hands a collector one handle per label set whose set() is a single store while
-// its series lives (an epoch per family tells). Output order and bytes are what they were:
-// series in (re)creation order (test/unit/observe-metrics.test.ts pins them).
+// Families with a series per peer (10,000s) are sampled (Metrics.sampledGauge): their values
+// stay in the caller's own records and are listed at render time against a label text the
+// caller formatted once per peer (labelText). A series object, its key, its own label text and a
+// handle per series and family cost ~24 MB of heap at 10,000 healthy peers (four families);
+// sampled, the four share one string per peer (bench/metrics-render.ts prints both).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwillError } from '../base/twill-error';
 
@@ -48,17 +45,10 @@ export interface Gauge<L extends string = never> {
   /** Removes one label set, e.g. an info metric whose labels changed. */
   remove(labels: LabelValues<L>): void;
   reset(): void;
-  /**
-   * One label set, checked once: its set() skips the label checks and key building that the
-   * labelled set() does per call. For collectors that set thousands of series every scrape.
-   * It names the label set, not a series: after reset() it sets (recreates) the series again.
-   */
-  bind(labels: LabelValues<L>): BoundGauge;
 }
 
-export interface BoundGauge {
-  set(v: number): void;
-}
+/** A label set formatted once for families with these label names: `{a="x",b="y"}` (see labelText). */
+export type LabelText<L extends string> = string & { readonly __labelNames: L };
 
 export interface Histogram<L extends string = never> {
   observe(v: number): void;
@@ -80,8 +70,6 @@ interface Series {
   head: string;
   /** Histograms: the bucket lines' label text up to `le`: `{a="x",b="y",le="` or `{le="`. */
   bucketText: string;
-  /** The family's epoch when this series was (re)made; -1 once removed. Live iff equal to it. */
-  epoch: number;
   value: number; // counter/gauge
   buckets: number[]; // histogram: per-bucket (non-cumulative) counts, excluding +Inf
   sum: number;
@@ -97,10 +85,8 @@ interface Family {
   /** bucketBounds as rendered in `le`, then "+Inf". */
   leValues: readonly string[];
   series: Map<string, Series>;
-  /** Counts reset()s: a series from an earlier epoch is no longer in `series`. */
-  epoch: number;
-  /** Series dropped by reset() since the last render, by key: reused if set again (see the top). */
-  dropped: Map<string, Series> | undefined;
+  /** Sampled families: their samples, listed at render time (`series` stays empty). */
+  sample: ((emit: (labels: string, value: number) => void) => void) | undefined;
 }
 
 export function escapeHelp(s: string): string {
@@ -156,17 +142,20 @@ export class Metrics {
         seriesFor(f, lv).value -= amount;
       }) as Gauge<L>['dec'],
       remove: (labels: LabelValues<L>) => {
-        const key = seriesKey(labelValues(f, labels));
-        const s = f.series.get(key);
-        if (s) s.epoch = -1;
-        f.series.delete(key);
+        f.series.delete(seriesKey(labelValues(f, labels)));
       },
       reset: () => dropAll(f),
-      bind: (labels: LabelValues<L>) => {
-        const values = labelValues(f, labels);
-        return new BoundSeries(f, values, seriesKey(values));
-      },
     };
+  }
+
+  /**
+   * A gauge family whose series the caller keeps: at every render `sample` emits each one's
+   * label text (from labelText, made once per label set and kept) and value, in the order to
+   * render. Nothing per series is held here. For families with a series per peer.
+   */
+  sampledGauge<L extends string>(name: string, help: string, labelNames: readonly L[], sample: (emit: (labels: LabelText<L>, value: number) => void) => void): void {
+    const f = this.register(name, help, 'gauge', labelNames, []);
+    f.sample = sample as Family['sample'];
   }
 
   histogram<L extends string = never>(name: string, help: string, buckets: readonly number[], labelNames: readonly L[] = []): Histogram<L> {
@@ -202,10 +191,14 @@ export class Metrics {
     for (const c of this.collectors) c();
     const out: string[] = [];
     for (const f of this.families.values()) {
-      f.dropped = undefined;
       out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
       if (f.series.size === 0 && f.labelNames.length === 0 && f.type !== 'histogram') {
         out.push(`${f.name} 0`);
+      }
+      if (f.sample) {
+        const name = f.name;
+        f.sample((labels, v) => out.push(`${name}${labels} ${formatValue(v)}`));
+        continue;
       }
       if (f.type !== 'histogram') {
         for (const s of f.series.values()) out.push(s.head + formatValue(s.value));
@@ -236,69 +229,46 @@ export class Metrics {
       seen.add(l);
     }
     const leValues = [...bounds.map((b) => escapeLabelValue(formatValue(b))), '+Inf'];
-    const f: Family = { name, help, type, labelNames: [...labelNames], bucketBounds: [...bounds], leValues, series: new Map(), epoch: 0, dropped: undefined };
+    const f: Family = { name, help, type, labelNames: [...labelNames], bucketBounds: [...bounds], leValues, series: new Map(), sample: undefined };
     this.families.set(name, f);
     return f;
   }
 }
 
-/** The live series of a label set, made (or remade from `reuse` or a dropped one) if absent. */
-function seriesFor(f: Family, values: readonly string[], key = seriesKey(values), reuse?: Series): Series {
+/** The series of a label set, made if absent. */
+function seriesFor(f: Family, values: readonly string[]): Series {
+  const key = seriesKey(values);
   let s = f.series.get(key);
   if (s) return s;
-  s = reuse ?? f.dropped?.get(key);
-  if (s) {
-    // Dropped by reset() and set again: a fresh series that keeps its label text.
-    s.value = 0;
-    s.buckets.fill(0);
-    s.sum = 0;
-    s.count = 0;
-  } else {
-    const pairs = labelPairs(f.labelNames, values);
-    const histogram = f.type === 'histogram'; // only the texts its lines use are made
-    s = {
-      labels: values,
-      labelText: !histogram || pairs === '' ? '' : `{${pairs}}`,
-      head: histogram ? '' : pairs === '' ? `${f.name} ` : `${f.name}{${pairs}} `,
-      bucketText: !histogram ? '' : pairs === '' ? '{le="' : `{${pairs},le="`,
-      epoch: f.epoch,
-      value: 0,
-      buckets: f.bucketBounds.map(() => 0),
-      sum: 0,
-      count: 0,
-    };
-  }
-  s.epoch = f.epoch;
+  const pairs = labelPairs(f.labelNames, values);
+  const histogram = f.type === 'histogram'; // only the texts its lines use are made
+  s = {
+    labels: values,
+    labelText: !histogram || pairs === '' ? '' : `{${pairs}}`,
+    head: histogram ? '' : pairs === '' ? `${f.name} ` : `${f.name}{${pairs}} `,
+    bucketText: !histogram ? '' : pairs === '' ? '{le="' : `{${pairs},le="`,
+    value: 0,
+    buckets: f.bucketBounds.map(() => 0),
+    sum: 0,
+    count: 0,
+  };
   f.series.set(key, s);
   return s;
 }
 
-/** A gauge's label set, checked once (Gauge.bind). A class, not closures: thousands are made. */
-class BoundSeries implements BoundGauge {
-  /** The series last set through this handle: while live, a set is one store, no lookup. */
-  private s: Series | undefined;
-
-  constructor(
-    private readonly f: Family,
-    private readonly values: readonly string[],
-    private readonly key: string,
-  ) {}
-
-  set(v: number): void {
-    if (typeof v !== 'number') throw new MetricError(this.f.name, `metric ${this.f.name}: a numeric value is required`);
-    let s = this.s;
-    if (s === undefined || s.epoch !== this.f.epoch) s = this.s = seriesFor(this.f, this.values, this.key, s);
-    s.value = v;
-  }
+function dropAll(f: Family): void {
+  if (f.series.size > 0) f.series = new Map();
 }
 
-/** reset(): every series goes; they are kept aside until the next render for reuse. */
-function dropAll(f: Family): void {
-  if (f.series.size === 0) return;
-  if (f.dropped) for (const [k, s] of f.series) f.dropped.set(k, s);
-  else f.dropped = f.series;
-  f.series = new Map();
-  f.epoch++;
+/**
+ * The label text of one label set, `{a="x",b="y"}` (escaped), for sampled families with these
+ * label names: checked here, once, so a render does no label work for it.
+ */
+export function labelText<L extends string>(labelNames: readonly L[], labels: LabelValues<L>): LabelText<L> {
+  const given = labels as Record<string, unknown>;
+  for (const k of Object.keys(given)) if (!labelNames.includes(k as L)) throw new MetricError(k, `unknown label "${k}" (labels: ${labelNames.join(', ')})`);
+  for (const n of labelNames) if (typeof given[n] !== 'string') throw new MetricError(n, `label "${n}" must be a string`);
+  return `{${labelPairs(labelNames, labelNames.map((n) => labels[n]))}}` as LabelText<L>;
 }
 
 function seriesKey(values: readonly string[]): string {

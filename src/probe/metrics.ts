@@ -5,13 +5,11 @@
 // *histogram* is one family over all peers, deliberately not per peer: per-peer histograms
 // are O(peers × buckets) series on every host, O(hosts² × buckets) for the cluster's Prometheus
 // (Cilium's per-node connectivity metrics hit exactly this at scale). At 10,000 peers the
-// per-peer gauges are 40,000 lines per scrape (~4 MB). So each peer's four label sets are
-// bound once (labels checked, key built, label text formatted on first use) and kept while the
-// peer is in the health map and its underlay IP stays the same. A scrape rebuilds the four
-// families (reset, then set what is judged, in health-map order) only when that would change
-// which series exist or their order; otherwise it only writes values, which renders the same
-// bytes for a fraction of the work (bench/metrics-render.ts).
-import type { BoundGauge, Metrics } from '../observe/metrics';
+// per-peer gauges are 40,000 lines per scrape (~4 MB), so they are sampled families: a scrape
+// lists them straight from the health map, against one label text per peer (formatted once,
+// kept while the peer is in the health map and its underlay IP stays the same) shared by all
+// four. Nothing per series is kept (issue 13: that was ~24 MB of heap at 10,000 peers).
+import { labelText, type LabelText, type Metrics } from '../observe/metrics';
 import { formatIp4 } from '../ip/ipv4';
 import { PEER_STATUSES, type PeerHealth, type PeerStatus } from './health';
 import type { ProbeTarget, ProberStats } from './prober';
@@ -29,10 +27,21 @@ export interface ProbeSources {
 
 export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRtt(ms: number): void } {
   const labels = ['peer_subnet', 'peer_ip'] as const;
-  const reachable = m.gauge('twill_peer_reachable', '1 when the peer answers probes over the overlay, 0 when it stopped (absent until judged).', labels);
-  const mtuOk = m.gauge('twill_peer_mtu_ok', '1 when full-size (pod MTU, DF) probes reach the peer and come back, 0 when only small ones do.', labels);
-  const lastSuccess = m.gauge('twill_peer_last_success_timestamp_seconds', 'When the peer last answered a probe (unix time).', labels);
-  const rttLast = m.gauge('twill_peer_rtt_seconds', 'Round trip of the last answered small probe to the peer.', labels);
+  type PeerLabels = LabelText<(typeof labels)[number]>;
+  // This scrape's judged peers in health-map order (arrays kept across scrapes: no garbage).
+  const rowLabels: PeerLabels[] = [];
+  const rowHealth: PeerHealth[] = [];
+  const perPeer = (name: string, help: string, value: (h: PeerHealth) => number | null): void =>
+    m.sampledGauge(name, help, labels, (emit) => {
+      for (let i = 0; i < rowHealth.length; i++) {
+        const v = value(rowHealth[i]!);
+        if (v !== null) emit(rowLabels[i]!, v);
+      }
+    });
+  perPeer('twill_peer_reachable', '1 when the peer answers probes over the overlay, 0 when it stopped (absent until judged).', (h) => (h.reachable === null ? null : h.reachable ? 1 : 0));
+  perPeer('twill_peer_mtu_ok', '1 when full-size (pod MTU, DF) probes reach the peer and come back, 0 when only small ones do.', (h) => (h.mtuOk === null ? null : h.mtuOk ? 1 : 0));
+  perPeer('twill_peer_last_success_timestamp_seconds', 'When the peer last answered a probe (unix time).', (h) => (h.lastSuccess === null ? null : Math.floor(h.lastSuccess / 1000)));
+  perPeer('twill_peer_rtt_seconds', 'Round trip of the last answered small probe to the peer.', (h) => (h.rttMs === null ? null : h.rttMs / 1000));
   const byStatus = m.gauge('twill_peers_health', 'Peers by probe status (ok, mtu, unreachable, unknown).', ['status']);
   const rtt = m.histogram('twill_probe_rtt_seconds', 'Round trip of answered small probes, all peers.', PROBE_RTT_BUCKETS);
   const sent = m.counter('twill_probes_sent_total', 'Probes sent, by size (small, full).', ['size']);
@@ -43,20 +52,14 @@ export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRt
   const dropped = m.counter('twill_probe_dropped_total', 'Datagrams the responder dropped, by reason.', ['reason']);
   for (const reason of RESPONDER_DROPS) dropped.inc({ reason }, 0);
 
-  interface PeerSeries {
-    key: string;
-    publicIp: number | undefined;
-    reachable: BoundGauge;
-    mtuOk: BoundGauge;
-    lastSuccess: BoundGauge;
-    rttLast: BoundGauge;
-  }
-  let bound = new Map<string, PeerSeries>();
-  const peerSeries = (key: string, publicIp: number | undefined): PeerSeries => {
-    const had = bound.get(key);
-    if (had && had.publicIp === publicIp) return had;
-    const l = { peer_subnet: key, peer_ip: publicIp === undefined ? '' : formatIp4(publicIp) };
-    return { key, publicIp, reachable: reachable.bind(l), mtuOk: mtuOk.bind(l), lastSuccess: lastSuccess.bind(l), rttLast: rttLast.bind(l) };
+  const texts = new Map<string, { publicIp: number | undefined; text: PeerLabels }>();
+  const textOf = (key: string): PeerLabels => {
+    const publicIp = src.target(key)?.publicIp;
+    const had = texts.get(key);
+    if (had && had.publicIp === publicIp) return had.text;
+    const text = labelText(labels, { peer_subnet: key, peer_ip: publicIp === undefined ? '' : formatIp4(publicIp) });
+    texts.set(key, { publicIp, text });
+    return text;
   };
 
   const seen = { small: 0, full: 0, replies: 0, unmatched: 0, sendErrors: 0, answered: 0, dropped: new Map<string, number>() };
@@ -66,40 +69,20 @@ export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRt
     return d;
   };
 
-  // The previous scrape's peers in the order set, and which of their four gauges were set.
-  let lastOrder: readonly PeerSeries[] = [];
-  let lastMasks: readonly number[] = [];
-
   m.addCollector(() => {
     const counts: Record<PeerStatus, number> = { unknown: 0, ok: 0, mtu: 0, unreachable: 0 };
-    const order: PeerSeries[] = [];
-    const masks: number[] = [];
-    const judged: PeerHealth[] = [];
-    let same = true;
-    for (const [key, h] of src.health()) {
+    const health = src.health();
+    let n = 0;
+    for (const [key, h] of health) {
       counts[h.status]++;
-      const ps = peerSeries(key, src.target(key)?.publicIp);
-      const mask = (h.reachable !== null ? 1 : 0) | (h.mtuOk !== null ? 2 : 0) | (h.lastSuccess !== null ? 4 : 0) | (h.rttMs !== null ? 8 : 0);
-      if (same && (lastOrder[order.length] !== ps || lastMasks[order.length] !== mask)) same = false;
-      order.push(ps);
-      masks.push(mask);
-      judged.push(h);
+      if (h.reachable === null && h.mtuOk === null && h.lastSuccess === null && h.rttMs === null) continue;
+      rowLabels[n] = textOf(key);
+      rowHealth[n] = h;
+      n++;
     }
-    if (order.length !== lastOrder.length) same = false;
-    if (!same) {
-      for (const g of [reachable, mtuOk, lastSuccess, rttLast]) g.reset();
-      bound = new Map(order.map((ps) => [ps.key, ps])); // peers gone from the health map are forgotten
-    }
-    for (let i = 0; i < order.length; i++) {
-      const ps = order[i]!;
-      const h = judged[i]!;
-      if (h.reachable !== null) ps.reachable.set(h.reachable ? 1 : 0);
-      if (h.mtuOk !== null) ps.mtuOk.set(h.mtuOk ? 1 : 0);
-      if (h.lastSuccess !== null) ps.lastSuccess.set(Math.floor(h.lastSuccess / 1000));
-      if (h.rttMs !== null) ps.rttLast.set(h.rttMs / 1000);
-    }
-    lastOrder = order;
-    lastMasks = masks;
+    rowLabels.length = n;
+    rowHealth.length = n;
+    for (const key of texts.keys()) if (!health.has(key)) texts.delete(key); // peers gone are forgotten
     for (const s of PEER_STATUSES) byStatus.set({ status: s }, counts[s]);
     const p = src.proberStats();
     if (p) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Metrics, MetricError, createDaemonMetrics, PROGRAMMING_LATENCY_BUCKETS } from '../../src/observe/metrics';
+import { Metrics, MetricError, createDaemonMetrics, labelText, PROGRAMMING_LATENCY_BUCKETS } from '../../src/observe/metrics';
 
 test('unlabelled counter and gauge render HELP, TYPE and a 0 sample before any event', () => {
   const m = new Metrics();
@@ -225,18 +225,17 @@ test('process_cpu_seconds_total never decreases across renders', () => {
   }
 });
 
-// The exposition bytes pinned, through everything that keeps or reuses a series' cached label
-// text: reset then set again (same and new order), remove then set, a bound gauge across
-// reset/remove, histograms reset and observed again, escaping.
-test('render bytes are pinned across reset, remove, re-set and bound gauges', () => {
+// The exposition bytes pinned, through everything that keeps a series' cached label text:
+// reset then set again (same and new order), remove then set, histograms reset and observed
+// again, escaping.
+test('render bytes are pinned across reset, remove and re-set', () => {
   const m = new Metrics();
   const c = m.counter('c_total', 'Counted.', ['a', 'b']);
   const g = m.gauge('g', 'A level.', ['p']);
   const h = m.histogram('h_seconds', 'Lat.', [0.5, 1], ['op']);
-  const bx = g.bind({ p: 'x' });
   c.inc({ b: 'q"\\\n', a: '1' }, 2);
   g.set({ p: 'y' }, 1.5);
-  bx.set(-Infinity);
+  g.set({ p: 'x' }, -Infinity);
   h.observe({ op: 'get' }, 0.75);
   const head = ['# HELP c_total Counted.', '# TYPE c_total counter', 'c_total{a="1",b="q\\"\\\\\\n"} 2', '# HELP g A level.', '# TYPE g gauge'];
   assert.equal(
@@ -246,7 +245,7 @@ test('render bytes are pinned across reset, remove, re-set and bound gauges', ()
   );
   // Reset and set again in the other order: the order of the sets, values from zero.
   g.reset();
-  bx.set(3);
+  g.set({ p: 'x' }, 3);
   g.inc({ p: 'y' });
   h.reset();
   h.observe({ op: 'put' }, 2);
@@ -257,16 +256,35 @@ test('render bytes are pinned across reset, remove, re-set and bound gauges', ()
       'h_seconds_bucket{op="put",le="0.5"} 0', 'h_seconds_bucket{op="put",le="1"} 0', 'h_seconds_bucket{op="put",le="+Inf"} 1', 'h_seconds_sum{op="put"} 2', 'h_seconds_count{op="put"} 1',
       'h_seconds_bucket{op="get",le="0.5"} 1', 'h_seconds_bucket{op="get",le="1"} 1', 'h_seconds_bucket{op="get",le="+Inf"} 1', 'h_seconds_sum{op="get"} 0.25', 'h_seconds_count{op="get"} 1', ''].join('\n'),
   );
-  // A bound gauge whose series was removed makes it again, at the end; a plain set of the same
-  // labels after that sets the one series, never a second.
+  // Removed, then set again: one series, at the end.
   g.remove({ p: 'x' });
   assert.doesNotMatch(m.render(), /p="x"/);
-  bx.set(4);
+  g.set({ p: 'x' }, 4);
   g.set({ p: 'x' }, 5);
-  bx.set(6);
-  g.reset();
-  g.set({ p: 'x' }, 7);
-  bx.set(8);
-  assert.equal(m.render().split('\n').filter((l) => l.startsWith('g{')).join('\n'), 'g{p="x"} 8');
-  assert.throws(() => g.bind({ q: 'x' } as unknown as { p: string }), (e: unknown) => e instanceof MetricError && e.code === 'ERR_METRIC');
+  assert.equal(m.render().split('\n').filter((l) => l.startsWith('g{')).join('\n'), 'g{p="y"} 1\ng{p="x"} 5');
+});
+
+// A sampled family renders exactly what a gauge with the same label sets, set in the same order,
+// renders (escaping included); nothing is held between renders, so each render lists what the
+// sampler emits now; label sets are checked when their text is made.
+test('sampled gauges render like gauges, from the caller\'s records at each render', () => {
+  const names = ['peer', 'ip'] as const;
+  const rows: Array<[string, string, number]> = [['a"\\\n', '1.2.3.4', 1], ['b', '', 0.25]];
+  const texts = rows.map(([peer, ip]) => labelText(names, { peer, ip }));
+  const sampled = new Metrics();
+  sampled.sampledGauge('s', 'Sampled.', names, (emit) => rows.forEach(([, , v], i) => emit(texts[i]!, v)));
+  const plain = new Metrics();
+  const g = plain.gauge('s', 'Sampled.', names);
+  for (const [peer, ip, v] of rows) g.set({ peer, ip }, v);
+  assert.equal(sampled.render(), plain.render());
+  assert.match(sampled.render(), /^s\{peer="a\\"\\\\\\n",ip="1\.2\.3\.4"\} 1$/m);
+  rows.reverse();
+  texts.reverse();
+  rows.push(['c', 'x', -Infinity]);
+  texts.push(labelText(names, { peer: 'c', ip: 'x' }));
+  assert.deepEqual(sampled.render().split('\n').filter((l) => l.startsWith('s{')), ['s{peer="b",ip=""} 0.25', 's{peer="a\\"\\\\\\n",ip="1.2.3.4"} 1', 's{peer="c",ip="x"} -Inf']);
+  rows.length = 0;
+  assert.equal(sampled.render(), '# HELP s Sampled.\n# TYPE s gauge\n');
+  assert.throws(() => labelText(names, { peer: 'x' } as unknown as { peer: string; ip: string }), (e: unknown) => e instanceof MetricError && e.code === 'ERR_METRIC');
+  assert.throws(() => labelText(names, { peer: 'x', ip: 'y', q: 'z' } as unknown as { peer: string; ip: string }), (e: unknown) => e instanceof MetricError && e.code === 'ERR_METRIC');
 });
