@@ -29,7 +29,7 @@ const JOINS = arg('joins', 100);
 const WARMUP_JOINS = 3;
 const RUNS = arg('runs', 3);
 const SCALE_ONLY = arg('scale-only', 0) === 1;
-/** With --rest-s N (scale-only): RSS every 5 s and idle CPU over N s at rest, before the joins. */
+/** With --rest-s N (scale-only): RSS every 5 s and idle CPU over N s at rest (scraped every 15 s), before the joins. */
 const REST_S = arg('rest-s', 0);
 
 function peers(n: number) {
@@ -312,8 +312,16 @@ function rssMb(pid: number): number {
 
 /** The daemon's V8 heap in use (its own metrics endpoint, inside the host's namespace), MB. */
 function heapMb(ns: string): number {
-  const text = execFileSync('ip', ['netns', 'exec', ns, 'curl', '-s', 'http://127.0.0.1:9464/metrics'], { encoding: 'utf8' });
-  return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN) / 1048576;
+  return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(scrape(ns))?.[1] ?? NaN) / 1048576;
+}
+
+function scrape(ns: string): string {
+  return execFileSync('ip', ['netns', 'exec', ns, 'curl', '-s', 'http://127.0.0.1:9464/metrics'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+/** Peers by probe status, as the daemon's last scrape reports them: `ok 0, unreachable 9000, ...`. */
+function peerStatuses(ns: string): string {
+  return [...scrape(ns).matchAll(/^twill_peers_health\{status="(\w+)"\} (\d+)$/gm)].map((m) => `${m[1]} ${m[2]}`).join(', ');
 }
 
 interface AtScale {
@@ -343,7 +351,7 @@ async function joinsAtScale(lab: Lab, list: ReturnType<typeof peers>, joins: num
   await sleep(2000);
   const rssRest = rssMb(pid);
   const heapRest = heapMb(host.ns);
-  if (REST_S > 0) await sampleRest(pid, REST_S);
+  if (REST_S > 0) await sampleRest(pid, host.ns, REST_S);
   const sock = new NetlinkEventSocket(`/run/netns/${host.ns}`);
   const admin = await lab.admin();
   const out: AtScale = { joins: [], leaves: [], cpuPerEventMs: NaN, idleCpuMsPerS: NaN, rssRest, rssAfter: NaN, heapRest, heapAfter: NaN };
@@ -400,17 +408,22 @@ async function joinsAtScale(lab: Lab, list: ReturnType<typeof peers>, joins: num
   return out;
 }
 
-/** RSS every 5 s and CPU over `seconds` at rest, printed to stderr (the periodic checks, resyncs and renewals all fall in). */
-async function sampleRest(pid: number, seconds: number): Promise<void> {
+/**
+ * RSS every 5 s and CPU over `seconds` at rest, printed to stderr (the periodic checks, resyncs
+ * and renewals all fall in), with /metrics scraped every 15 s as a Prometheus would: the
+ * per-peer series and a scrape's garbage are part of what a host holds at rest.
+ */
+async function sampleRest(pid: number, ns: string, seconds: number): Promise<void> {
   const rss: number[] = [];
   const c0 = cpuMs(pid);
   const t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) {
+  for (let i = 1; performance.now() - t0 < seconds * 1000; i++) {
     await sleep(5000);
+    if (i % 3 === 0) heapMb(ns);
     rss.push(rssMb(pid));
   }
   const cpu = (cpuMs(pid) - c0) / ((performance.now() - t0) / 1000);
-  process.stderr.write(`at rest over ${seconds} s: RSS every 5 s min ${fmt(Math.min(...rss))} / max ${fmt(Math.max(...rss))} MB [${rss.map((r) => r.toFixed(0)).join(' ')}], idle CPU ${fmt(cpu)} ms/s\n`);
+  process.stderr.write(`at rest over ${seconds} s, /metrics scraped every 15 s: RSS every 5 s min ${fmt(Math.min(...rss))} / max ${fmt(Math.max(...rss))} MB [${rss.map((r) => r.toFixed(0)).join(' ')}], idle CPU ${fmt(cpu)} ms/s; peers by probe status: ${peerStatuses(ns)}\n`);
 }
 
 function scaleRows(s: AtScale): string[][] {

@@ -9,9 +9,10 @@
 //
 // Families with a series per peer (10,000s) are sampled (Metrics.sampledGauge): their values
 // stay in the caller's own records and are listed at render time against a label text the
-// caller formatted once per peer (labelText). A series object, its key, its own label text and a
-// handle per series and family cost ~24 MB of heap at 10,000 healthy peers (four families);
-// sampled, the four share one string per peer (bench/metrics-render.ts prints both).
+// caller formatted once per peer (labelText). Held as series (an object per peer and family,
+// each with its key, label text and a bound handle) four per-peer families took ~24 MB of heap
+// at 10,000 judged peers; sampled, ~2.4 MB: one shared label text per peer
+// (bench/metrics-render.ts prints the heap held).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TwillError } from '../base/twill-error';
 
@@ -154,6 +155,7 @@ export class Metrics {
    * render. Nothing per series is held here. For families with a series per peer.
    */
   sampledGauge<L extends string>(name: string, help: string, labelNames: readonly L[], sample: (emit: (labels: LabelText<L>, value: number) => void) => void): void {
+    if (labelNames.length === 0) throw new MetricError(name, `sampled gauge ${name} needs labels (an unlabelled gauge is one series)`);
     const f = this.register(name, help, 'gauge', labelNames, []);
     f.sample = sample as Family['sample'];
   }
