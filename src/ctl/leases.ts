@@ -1,7 +1,7 @@
 // `twillctl leases`: the cluster's subnet leases as a table. Pure: etcd access is the caller's.
 // Values are read tolerantly (a malformed lease is shown, not hidden: it is what an operator
 // is looking for) — the daemon's strict decoder decides what gets programmed.
-import { formatPrefix4 } from '../ip/ipv4';
+import { compareSubnetText, formatPrefix4 } from '../ip/ipv4';
 import { parseSubnetKey } from '../subnet/lease';
 import { formatDuration, formatTable } from './table';
 
@@ -54,7 +54,7 @@ export function leaseRows(prefix: string, entries: readonly LeaseEntry[]): Lease
       ttlSeconds: e.ttlSeconds,
     });
   }
-  return rows.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
+  return rows.sort((a, b) => compareSubnetText(a.subnet, b.subnet));
 }
 
 export function renderLeases(rows: readonly LeaseRow[]): string {

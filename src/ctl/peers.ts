@@ -1,5 +1,6 @@
 // `twillctl status --peers`: this host's view of every peer, from twilld's per-peer probe
 // metrics (src/probe/metrics.ts). Parsing and rendering are pure; fetchPeers does the GET.
+import { compareSubnetText } from '../ip/ipv4';
 import { formatDuration, formatTable } from './table';
 import { parsePrometheus, statusBaseUrl, StatusUnreachableError, type Sample } from './status';
 
@@ -32,7 +33,7 @@ export function peerRows(samples: readonly Sample[]): PeerRow[] {
     const reach = reachable.get(r.subnet);
     r.status = reach === false ? 'unreachable' : reach === true && r.mtuOk === false ? 'mtu' : reach === true && r.mtuOk === true ? 'ok' : 'unknown';
   }
-  return [...rows.values()].sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
+  return [...rows.values()].sort((a, b) => compareSubnetText(a.subnet, b.subnet));
 }
 
 export function renderPeers(rows: readonly PeerRow[], nowS: number): string {

@@ -76,6 +76,40 @@ export function parsePrefix4(s: string): Prefix4 {
   return prefix4(ip, Number(s.slice(slash + 1)));
 }
 
+/**
+ * Orders subnet texts as numbers: "10.2.0.0/24" before "10.10.0.0/24", by address then length.
+ * Text that is not a.b.c.d/len comes first (a malformed row is what to look at), by code units.
+ * For sorting 10,000s of rows:
+ * localeCompare with { numeric: true } made an ICU collator per call (~10 µs, and ICU's data
+ * paged in), which made a 5,000-entry sort take half a second.
+ */
+export function compareSubnetText(a: string, b: string): number {
+  const ra = subnetRank(a);
+  const rb = subnetRank(b);
+  if (ra >= 0 && rb >= 0) return ra - rb;
+  if (ra >= 0 || rb >= 0) return ra >= 0 ? 1 : -1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** a.b.c.d/len as address × 64 + len, or -1. Lenient (leading zeros): it only orders. */
+function subnetRank(s: string): number {
+  let ip = 0;
+  let parts = 0;
+  let cur = -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      cur = (cur < 0 ? 0 : cur * 10) + (c - 48);
+      if (cur > 255) return -1;
+    } else if (cur >= 0 && ((c === 46 && parts < 3) || (c === 47 && parts === 3))) {
+      ip = ip * 256 + cur;
+      parts++;
+      cur = -1;
+    } else return -1;
+  }
+  return parts === 4 && cur >= 0 && cur <= 32 ? ip * 64 + cur : -1;
+}
+
 export function formatPrefix4(p: Prefix4): string {
   return `${formatIp4(p.ip)}/${p.len}`;
 }

@@ -9,6 +9,7 @@
 //   problem reaching it and at least one path elsewhere is fine: one broken host makes up to
 //   2·(N−1) broken paths, and the reader wants the one name, not the list. Its own report is
 //   not required: a host cut off from the underlay cannot publish what it sees.
+import { compareSubnetText } from '../ip/ipv4';
 import type { HealthSummary, ProblemKind } from './summary';
 
 export interface HostRef {
@@ -63,7 +64,7 @@ export interface CheckInput {
   staleAfterS: number;
 }
 
-const bySubnet = (a: { subnet: string }, b: { subnet: string }): number => a.subnet.localeCompare(b.subnet, 'en', { numeric: true });
+const bySubnet = (a: { subnet: string }, b: { subnet: string }): number => compareSubnetText(a.subnet, b.subnet);
 
 export function buildCheckReport(input: CheckInput): CheckReport {
   const refs = new Map<string, HostRef>();

@@ -16,6 +16,12 @@ import { overlayAddress, probeTargets, type PeerAddresses } from './targets';
 export const PROBE_FAILURES = 3;
 /** How often the summary is offered to the sink even without a change (it writes heartbeats). */
 const OFFER_MS = 10_000;
+/**
+ * Transitions come in bursts (a host going down, or a round judging thousands of new peers):
+ * the summary (O(peers) to build) is built once per burst, this long after its first transition.
+ * The sink coalesces its writes over 1-5 s anyway.
+ */
+const TRANSITION_OFFER_MS = 200;
 
 export interface SummarySink {
   offer(summary: HealthSummary): void;
@@ -44,6 +50,7 @@ export class PeerProbing {
   private self: { name: string; publicIp: string; subnet: string; mtu: number } | undefined;
   private selfOverlay = 0;
   private offerTimer: NodeJS.Timeout | undefined;
+  private transitionOffer: NodeJS.Timeout | undefined;
   private responderRetry: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -138,7 +145,12 @@ export class PeerProbing {
     const o = { peer: t.key, peerIp: formatIp4(t.publicIp), from: tr.from, to: tr.to, rttMs: h.rttMs };
     if (tr.to === 'ok' || tr.to === 'unknown') this.opts.log.info(o, 'peer health changed');
     else this.opts.log.warn(o, 'peer health changed');
-    this.offer();
+    if (this.transitionOffer) return;
+    this.transitionOffer = setTimeout(() => {
+      this.transitionOffer = undefined;
+      this.offer();
+    }, TRANSITION_OFFER_MS);
+    this.transitionOffer.unref();
   }
 
   private offer(): void {
@@ -159,6 +171,7 @@ export class PeerProbing {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.offerTimer) clearInterval(this.offerTimer);
+    if (this.transitionOffer) clearTimeout(this.transitionOffer);
     if (this.responderRetry) clearTimeout(this.responderRetry);
     this.prober.stop();
     this.responder.close();

@@ -33,6 +33,16 @@ test('summary: compact, round-trips, content comparison ignores the write time, 
   assert.deepEqual(decodeSummary(encodeSummary(s)), s);
   assert.ok(sameContent(s, { ...s, at: s.at + 60 }));
   assert.ok(!sameContent(s, { ...s, ok: 2 }));
+  // Every field but `at` counts (a field added later and not compared fails here).
+  for (const k of Object.keys(s) as Array<keyof HealthSummary>) {
+    if (k === 'at') continue;
+    const other = k === 'bad' ? [] : typeof s[k] === 'number' ? (s[k] as number) + 1 : `${String(s[k])}x`;
+    assert.ok(!sameContent(s, { ...s, [k]: other }), k);
+  }
+  for (const [k, v] of [['subnet', '10.244.4.0/24'], ['kind', 'unreachable'], ['since', 6]] as const) {
+    assert.ok(!sameContent(s, { ...s, bad: [{ ...s.bad[0]!, [k]: v }] }), `bad.${k}`);
+  }
+  assert.ok(sameContent(s, { ...s, bad: [{ ...s.bad[0]! }] }));
   assert.equal(healthKey('/coreos.com/network', parsePrefix4('10.244.3.0/24')), '/coreos.com/network/health/10.244.3.0-24');
   for (const bad of ['nope', '[]', '{"v":2}', encodeSummary({ ...s, publicIp: 'x' }), encodeSummary({ ...s, peers: -1 }), JSON.stringify({ ...s, bad: [{ subnet: 'a', kind: 'slow', since: 1 }] })]) {
     assert.throws(() => decodeSummary(bad), (e: Error & { code?: string }) => e.code === 'ERR_HEALTH_SUMMARY', bad);
