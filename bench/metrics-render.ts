@@ -9,16 +9,23 @@
 // compare across machines and runs.
 //
 // Memory (issue 13): the heap the registry holds between scrapes, after a render, against the
-// heap of the records it describes (the health map and the probe targets), both measured by
-// forced collections in the same run; run with --expose-gc (without it the rows say so).
+// heap of the records it describes (the health map and the probe targets); and what one scrape
+// leaves in V8's old generation (promoted past young-generation collections, there until a full
+// one), streamed as the daemon serves it (renderTo) against built as one string (render()).
+// Measured by forced collections in the same run, under the daemon's node flags (TWILLD_NODE_FLAGS:
+// --expose-gc, and its young generation size, which decides what is promoted): the bench
+// re-runs itself with them.
 //
-// Usage: node --expose-gc dist/bench/metrics-render.js [--peers 10000] [--runs 15]
+// Usage: node dist/bench/metrics-render.js [--peers 10000] [--runs 15]
+import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import * as v8 from 'node:v8';
 import { formatIp4 } from '../src/ip/ipv4';
 import { Metrics, createDaemonMetrics } from '../src/observe/metrics';
 import { registerProbeMetrics } from '../src/probe/metrics';
 import { newPeerHealth, type PeerHealth } from '../src/probe/health';
 import type { ProbeTarget } from '../src/probe/prober';
+import { TWILLD_NODE_FLAGS } from '../src/install/layout';
 import { arg, fmt, median, table } from './stats';
 
 const PEERS = arg('peers', 10_000);
@@ -35,6 +42,20 @@ function peerState(n: number): { health: Map<string, PeerHealth>; targets: Map<s
     targets.set(key, { key, overlay: 0, publicIp: (172 << 24) | (16 << 16) | (i + 2) });
   }
   return { health, targets };
+}
+
+/** Old generation (and large objects) one scrape leaves behind, per scrape over 5, or NaN without --expose-gc. */
+function oldGenPerScrape(scrape: () => void): number {
+  const gc = (globalThis as { gc?: (o?: { type: 'minor' | 'major' }) => void }).gc;
+  if (!gc) return NaN;
+  const old = (): number => v8.getHeapSpaceStatistics().filter((x) => x.space_name === 'old_space' || x.space_name === 'large_object_space').reduce((a, x) => a + x.space_used_size, 0);
+  gc();
+  const before = old();
+  for (let i = 0; i < 5; i++) {
+    scrape();
+    gc({ type: 'minor' });
+  }
+  return (old() - before) / 5;
 }
 
 /** Heap in use after a full collection, or NaN without --expose-gc. */
@@ -68,8 +89,13 @@ function main(): void {
   const firstMs = performance.now() - first;
   const bodyLength = body.length;
   body = '';
-  // Held between scrapes: what the registry keeps once a render's output is gone.
-  const held = heapAfterGc() - heapRegistry;
+  // Held between scrapes: what the registry keeps once a render's output is gone. The least of
+  // three (a full collection now and then leaves a few MB of V8's own caches behind).
+  let held = heapAfterGc() - heapRegistry;
+  for (let i = 0; i < 2; i++) {
+    m.renderTo(() => undefined);
+    held = Math.min(held, heapAfterGc() - heapRegistry);
+  }
   const lines = m.render().split('\n');
   const records = heapRecords - heap0;
   const ours: number[] = [];
@@ -94,6 +120,10 @@ function main(): void {
     churned.push(performance.now() - t3);
   }
   daemon.stop();
+  let streamed = 0;
+  const oldStreamed = oldGenPerScrape(() => m.renderTo((c) => (streamed += c.length)));
+  const oldWhole = oldGenPerScrape(() => (sink += m.render().length));
+  if (streamed === 0) sink = 0;
   const ratios = ours.map((o, i) => o / refs[i]!);
   const samples = lines.filter((l) => l !== '' && !l.startsWith('#')).length;
   console.log(`/metrics render, ${PEERS} peers (${samples} samples, ${fmt(bodyLength / 1e6, 2)} MB), ${RUNS} runs; first peer ip ${formatIp4(targets.values().next().value!.publicIp)}`);
@@ -104,10 +134,12 @@ function main(): void {
       ['render, median', `${fmt(median(ours), 1)} ms`, `${fmt(median(refs), 2)} ms`, `${fmt(median(ratios), 1)}x`],
       ['render after a peer left/returned, median', `${fmt(median(churned), 1)} ms`, '', `${fmt(median(churned) / median(refs), 1)}x`],
       ['render, max', `${fmt(Math.max(...ours), 1)} ms`, `${fmt(Math.max(...refs), 2)} ms`, ''],
+      ['old generation left per scrape, streamed (renderTo, as served)', `${fmt(oldStreamed / 1048576, 2)} MB`, `${fmt(oldWhole / 1048576, 2)} MB (render(): one string)`, `${fmt(oldStreamed / oldWhole, 2)}x`],
       ['heap held between scrapes (after a render)', `${fmt(held / 1048576, 2)} MB`, `${fmt(records / 1048576, 2)} MB (the health map and targets it describes)`, `${fmt(held / records, 2)}x`],
     ]),
   );
   if (sink === 0) console.log('');
 }
 
-main();
+if (TWILLD_NODE_FLAGS.every((f) => process.execArgv.includes(f))) main();
+else process.exit(spawnSync(process.execPath, [...TWILLD_NODE_FLAGS, ...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit' }).status ?? 1);

@@ -192,7 +192,7 @@ export class Daemon {
     // Listening starts now; awaited below, after the first etcd requests are on their way.
     const http = startHttpServer(
       this.cfg.httpAddr,
-      { ready: () => this.readiness(), metrics: () => this.metricsRegistry.render() },
+      { ready: () => this.readiness(), metrics: (write) => this.metricsRegistry.renderTo(write) },
       child(this.log, 'http'),
     );
     http.catch(() => undefined); // its failure is thrown by the await below

@@ -110,6 +110,8 @@ function labelPairs(names: readonly string[], values: readonly string[]): string
   return names.map((n, i) => `${n}="${escapeLabelValue(values[i] ?? '')}"`).join(',');
 }
 
+const RENDER_CHUNK_CHARS = 16 * 1024;
+
 export class Metrics {
   private readonly families = new Map<string, Family>();
   private readonly collectors: Array<() => void> = [];
@@ -189,21 +191,40 @@ export class Metrics {
     this.collectors.push(fn);
   }
 
+  /** The whole exposition text (tests, benchmarks; the daemon streams it with renderTo). */
   render(): string {
+    const parts: string[] = [];
+    this.renderTo((chunk) => parts.push(chunk));
+    return parts.join('');
+  }
+
+  /**
+   * The exposition text in pieces of ~16 K characters, each handed to `write` as soon as it
+   * is full: a scrape at 10,000 peers (~3.5 MB) never exists whole, and its pieces die young.
+   */
+  renderTo(write: (chunk: string) => void): void {
     for (const c of this.collectors) c();
-    const out: string[] = [];
+    let buf = '';
+    const line = (l: string): void => {
+      buf += l + '\n';
+      if (buf.length >= RENDER_CHUNK_CHARS) {
+        write(buf);
+        buf = '';
+      }
+    };
     for (const f of this.families.values()) {
-      out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+      line(`# HELP ${f.name} ${escapeHelp(f.help)}`);
+      line(`# TYPE ${f.name} ${f.type}`);
       if (f.series.size === 0 && f.labelNames.length === 0 && f.type !== 'histogram') {
-        out.push(`${f.name} 0`);
+        line(`${f.name} 0`);
       }
       if (f.sample) {
         const name = f.name;
-        f.sample((labels, v) => out.push(`${name}${labels} ${formatValue(v)}`));
+        f.sample((labels, v) => line(`${name}${labels} ${formatValue(v)}`));
         continue;
       }
       if (f.type !== 'histogram') {
-        for (const s of f.series.values()) out.push(s.head + formatValue(s.value));
+        for (const s of f.series.values()) line(s.head + formatValue(s.value));
         continue;
       }
       const last = f.bucketBounds.length;
@@ -211,14 +232,14 @@ export class Metrics {
         let cumulative = 0;
         for (let i = 0; i < last; i++) {
           cumulative += s.buckets[i]!;
-          out.push(`${f.name}_bucket${s.bucketText}${f.leValues[i]}"} ${cumulative}`);
+          line(`${f.name}_bucket${s.bucketText}${f.leValues[i]}"} ${cumulative}`);
         }
-        out.push(`${f.name}_bucket${s.bucketText}${f.leValues[last]}"} ${s.count}`);
-        out.push(`${f.name}_sum${s.labelText} ${formatValue(s.sum)}`);
-        out.push(`${f.name}_count${s.labelText} ${s.count}`);
+        line(`${f.name}_bucket${s.bucketText}${f.leValues[last]}"} ${s.count}`);
+        line(`${f.name}_sum${s.labelText} ${formatValue(s.sum)}`);
+        line(`${f.name}_count${s.labelText} ${s.count}`);
       }
     }
-    return out.length === 0 ? '' : out.join('\n') + '\n';
+    if (buf !== '') write(buf);
   }
 
   private register(name: string, help: string, type: MetricType, labelNames: readonly string[], bounds: readonly number[]): Family {

@@ -26,7 +26,7 @@ test('parseListenAddr rejects malformed addresses with ConfigError on http-addr'
 
 test('serves /healthz, /readyz, /metrics and 404 on port 0', async () => {
   let ready: ReturnType<HttpHandlers['ready']> = { ok: false, reasons: ['no lease', 'dataplane not converged'] };
-  const srv = await startHttpServer('127.0.0.1:0', { ready: () => ready, metrics: () => 'm_total 1\n' }, log);
+  const srv = await startHttpServer('127.0.0.1:0', { ready: () => ready, metrics: (w) => w('m_total 1\n') }, log);
   try {
     assert.ok(srv.port > 0);
     const base = `http://127.0.0.1:${srv.port}`;
@@ -95,8 +95,46 @@ test('a throwing handler gives 500 and the server keeps serving', async () => {
   }
 });
 
+test('/metrics streams its pieces; a failure after the first piece breaks the response, not the server', async () => {
+  const piece = (i: number): string => `m_total{i="${i}"} ${i}\n`.padEnd(16_384, '#') + '\n';
+  let fail = false;
+  const srv = await startHttpServer(
+    '127.0.0.1:0',
+    {
+      ready: () => ({ ok: true, reasons: [] }),
+      metrics: (w) => {
+        for (let i = 0; i < 200; i++) {
+          if (fail && i === 3) throw new Error('collector broke mid-way');
+          w(piece(i));
+        }
+      },
+    },
+    log,
+  );
+  try {
+    const base = `http://127.0.0.1:${srv.port}`;
+    const m = await fetch(`${base}/metrics`);
+    assert.equal(m.status, 200);
+    assert.equal(m.headers.get('content-type'), METRICS_CONTENT_TYPE);
+    const text = await m.text();
+    assert.equal(text.length, 200 * 16_385);
+    assert.equal(text, Array.from({ length: 200 }, (_, i) => piece(i)).join(''));
+    const head = await fetch(`${base}/metrics`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
+    fail = true;
+    // Headers and three pieces are out: the client sees the body cut off, never a short 200.
+    await assert.rejects(async () => (await fetch(`${base}/metrics`)).text());
+    fail = false;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.equal((await (await fetch(`${base}/metrics`)).text()).length, 200 * 16_385);
+  } finally {
+    await srv.close();
+  }
+});
+
 test(':0 listens on all interfaces', async () => {
-  const srv = await startHttpServer(':0', { ready: () => ({ ok: true, reasons: [] }), metrics: () => '' }, log);
+  const srv = await startHttpServer(':0', { ready: () => ({ ok: true, reasons: [] }), metrics: () => undefined }, log);
   try {
     assert.equal((await fetch(`http://127.0.0.1:${srv.port}/healthz`)).status, 200);
   } finally {
@@ -107,7 +145,7 @@ test(':0 listens on all interfaces', async () => {
 test('[::1]:0 listens on IPv6 loopback', async (t) => {
   let srv;
   try {
-    srv = await startHttpServer('[::1]:0', { ready: () => ({ ok: true, reasons: [] }), metrics: () => '' }, log);
+    srv = await startHttpServer('[::1]:0', { ready: () => ({ ok: true, reasons: [] }), metrics: () => undefined }, log);
   } catch (err) {
     if (err instanceof HttpListenError) {
       t.skip('no IPv6 loopback here');
@@ -123,7 +161,7 @@ test('[::1]:0 listens on IPv6 loopback', async (t) => {
 });
 
 test('close() returns promptly even with an idle keep-alive connection', async () => {
-  const srv = await startHttpServer('127.0.0.1:0', { ready: () => ({ ok: true, reasons: [] }), metrics: () => '' }, log);
+  const srv = await startHttpServer('127.0.0.1:0', { ready: () => ({ ok: true, reasons: [] }), metrics: () => undefined }, log);
   const agent = new http.Agent({ keepAlive: true });
   await new Promise<void>((resolve, reject) => {
     http
@@ -141,7 +179,7 @@ test('close() returns promptly even with an idle keep-alive connection', async (
 });
 
 test('invalid address rejects with ConfigError; a taken port with HttpListenError', async () => {
-  const handlers = { ready: () => ({ ok: true, reasons: [] }), metrics: () => '' };
+  const handlers = { ready: () => ({ ok: true, reasons: [] }), metrics: () => undefined };
   await assert.rejects(startHttpServer('nonsense', handlers, log), (err: unknown) => err instanceof ConfigError && err.field === 'http-addr');
   const first = await startHttpServer('127.0.0.1:0', handlers, log);
   try {
