@@ -291,7 +291,8 @@ export function labelText<L extends string>(labelNames: readonly L[], labels: La
   const given = labels as Record<string, unknown>;
   for (const k of Object.keys(given)) if (!labelNames.includes(k as L)) throw new MetricError(k, `unknown label "${k}" (labels: ${labelNames.join(', ')})`);
   for (const n of labelNames) if (typeof given[n] !== 'string') throw new MetricError(n, `label "${n}" must be a string`);
-  return `{${labelPairs(labelNames, labelNames.map((n) => labels[n]))}}` as LabelText<L>;
+  // One flat string (join builds one): a template would keep a tree of pieces per label set.
+  return ['{', labelPairs(labelNames, labelNames.map((n) => labels[n])), '}'].join('') as LabelText<L>;
 }
 
 function seriesKey(values: readonly string[]): string {
@@ -422,6 +423,8 @@ function registerProcessMetrics(m: Metrics): () => void {
   const start = m.gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.');
   const cpu = m.counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.');
   const heap = m.gauge('nodejs_heap_size_used_bytes', 'V8 heap in use, in bytes.');
+  const heapTotal = m.gauge('nodejs_heap_size_total_bytes', 'V8 heap committed (in use and free), in bytes.');
+  const external = m.gauge('nodejs_external_memory_bytes', 'Memory outside the V8 heap held by its objects (Buffers and the like), in bytes.');
   const lagP99 = m.gauge('nodejs_eventloop_lag_p99_seconds', 'Event loop delay, 99th percentile since the previous scrape.');
   const lagMax = m.gauge('nodejs_eventloop_lag_max_seconds', 'Event loop delay, maximum since the previous scrape.');
 
@@ -434,6 +437,8 @@ function registerProcessMetrics(m: Metrics): () => void {
     const mem = process.memoryUsage();
     rss.set(mem.rss);
     heap.set(mem.heapUsed);
+    heapTotal.set(mem.heapTotal);
+    external.set(mem.external);
     const usage = process.cpuUsage();
     const cpuNow = (usage.user + usage.system) / 1e6;
     if (cpuNow > cpuSeen) cpu.inc(cpuNow - cpuSeen);

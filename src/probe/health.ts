@@ -52,7 +52,9 @@ function statusOf(h: Pick<PeerHealth, 'reachable' | 'mtuOk'>): PeerStatus {
 }
 
 export function applyRound(h: PeerHealth, r: RoundResult, failures: number): { next: PeerHealth; transition: Transition | null } {
-  const n: PeerHealth = { ...h };
+  // Every field written out, in newPeerHealth's order: a spread copy whose null fields later
+  // become numbers changes shape and moves its fields out of the object (10,000 peers: ~0.8 MB).
+  const n: PeerHealth = { status: h.status, reachable: h.reachable, mtuOk: h.mtuOk, rttMs: h.rttMs, lastSuccess: h.lastSuccess, since: h.since, missedRounds: h.missedRounds, missedFull: h.missedFull };
   const answered = r.smallRttMs !== null || r.fullRttMs !== null;
   if (answered) {
     n.missedRounds = 0;
