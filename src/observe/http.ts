@@ -123,9 +123,10 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse, handlers: H
 
 /**
  * A body written as it is produced (chunked), so it never exists whole in memory: at 10,000
- * peers a scrape built as one string left ~5 MB in V8's old generation per scrape (the line
+ * peers a scrape built as one string left 2-6 MB in V8's old generation per scrape (the line
  * array, the lines, the joined text outlive young-generation collections) until a full
  * collection. Headers go out with the first piece, so an error before it is still a 500.
+ * HEAD gets the headers only (the collectors do not run).
  */
 function sendChunks(res: http.ServerResponse, contentType: string, produce: (write: (chunk: string) => void) => void): void {
   const head = (): void => {
