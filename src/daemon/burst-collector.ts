@@ -13,12 +13,21 @@
 // pages they shared with live ones committed (measured: heap committed 67 → 52 MB plain, → 37 MB
 // compacting); V8 compacts only on this one collection, not on every full GC.
 //
+// Between bursts, garbage that outlives the young generation (probe rounds, health summaries
+// written to etcd, scrapes) still piles up in the old one until V8 decides to collect, and a
+// plain full GC leaves the pages committed. So a governor checks the committed heap every few
+// seconds and collects (compacting) when it has grown a few MB past what the last collection
+// left: RSS stays near the live size for one ~30-50 ms collection per few MB of garbage.
+//
 // `gc` exists only when node runs with --expose-gc (TWILLD_NODE_FLAGS, src/install/layout.ts:
 // the installed wrapper and the lab pass it); without it only `beforeCollect` runs.
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 
 /** Delay after the last burst: lets its follow-ups (subnet file, READY=1, code cache save) finish first. */
 export const BURST_SETTLE_MS = 1000;
+/** Committed V8 heap allowed above what the last collection left before the governor collects. */
+export const HEAP_SLACK_BYTES = 4 * 1024 * 1024;
+export const HEAP_CHECK_MS = 5000;
 
 /** A full GC that compacts, or undefined when node runs without --expose-gc. */
 function compactingGc(): (() => void) | undefined {
@@ -36,6 +45,9 @@ function compactingGc(): (() => void) | undefined {
 
 export class BurstCollector {
   private timer: NodeJS.Timeout | undefined;
+  private governor: NodeJS.Timeout | undefined;
+  /** Committed heap after the last collection. */
+  private floor = 0;
   /** Collections run (for tests and logs). */
   runs = 0;
 
@@ -44,6 +56,7 @@ export class BurstCollector {
     private readonly beforeCollect: () => void = () => undefined,
     private readonly gc: (() => void) | undefined = compactingGc(),
     private readonly settleMs = BURST_SETTLE_MS,
+    private readonly heapSize: () => number = () => getHeapStatistics().total_heap_size,
   ) {}
 
   get available(): boolean {
@@ -56,15 +69,32 @@ export class BurstCollector {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.beforeCollect();
-      if (!this.gc) return;
-      this.runs++;
-      this.gc();
+      this.collect();
     }, this.settleMs);
     this.timer.unref();
   }
 
+  /** Starts the governor (after the cold start): a collection whenever the heap grew `slack` past the last one's. */
+  watchHeap(intervalMs = HEAP_CHECK_MS, slack = HEAP_SLACK_BYTES): void {
+    if (!this.gc || this.governor) return;
+    if (this.floor === 0) this.floor = this.heapSize();
+    this.governor = setInterval(() => {
+      if (!this.timer && this.heapSize() > this.floor + slack) this.collect();
+    }, intervalMs);
+    this.governor.unref();
+  }
+
+  private collect(): void {
+    if (!this.gc) return;
+    this.runs++;
+    this.gc();
+    this.floor = this.heapSize();
+  }
+
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.governor) clearInterval(this.governor);
     this.timer = undefined;
+    this.governor = undefined;
   }
 }

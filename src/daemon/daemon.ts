@@ -136,7 +136,7 @@ export class Daemon {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Peer probes (src/probe); never part of readiness. */
   private probing: PeerProbing | undefined;
-  /** One full GC after each full convergence or index rebuild (src/daemon/burst-collector.ts). */
+  /** One full GC after each full convergence or index rebuild, and when the heap grew past the last one's (src/daemon/burst-collector.ts). */
   private readonly collector = new BurstCollector(() => this.peers.compact());
 
   constructor(readonly cfg: DaemonConfig, log: Logger) {
@@ -647,6 +647,7 @@ export class Daemon {
       // the whole cold-start path has been compiled (src/daemon/launcher.ts).
       setImmediate(saveCodeCacheNow);
       this.collector.burstDone(); // the cold start ends here: after READY=1 and the code cache
+      this.collector.watchHeap();
     }
   }
   /** IPv4 forwarding on, as flanneld needs it too; a read-only /proc/sys is reported, not fatal. */

@@ -33,3 +33,34 @@ test('without a gc function (node without --expose-gc) only the clean-up before 
   assert.equal(c.runs, 0);
   assert.equal(before, 1);
 });
+
+test('the governor collects when the committed heap grew the slack past what the last collection left, not before, and not while a burst is pending', async () => {
+  let heap = 40;
+  let runs = 0;
+  const c = new BurstCollector(() => undefined, () => {
+    runs++;
+    heap = 41; // what the collection leaves
+  }, 30, () => heap);
+  c.watchHeap(5, 6);
+  await sleep(30);
+  assert.equal(runs, 0, 'no growth yet');
+  heap = 45;
+  await sleep(30);
+  assert.equal(runs, 0, 'grown less than the slack');
+  heap = 47;
+  await sleep(30);
+  assert.equal(runs, 1, 'grown past the slack: collected once');
+  heap = 46;
+  await sleep(30);
+  assert.equal(runs, 1, 'the floor is now what that collection left (41)');
+  heap = 48;
+  c.burstDone();
+  await sleep(15);
+  assert.equal(runs, 1, 'a pending burst collection is not preempted');
+  await sleep(60);
+  assert.equal(runs, 2, 'the burst collection ran, and with it the floor moved');
+  c.stop();
+  heap = 100;
+  await sleep(30);
+  assert.equal(runs, 2, 'stopped');
+});
