@@ -288,11 +288,9 @@ function dropAll(f: Family): void {
  * label names: checked here, once, so a render does no label work for it.
  */
 export function labelText<L extends string>(labelNames: readonly L[], labels: LabelValues<L>): LabelText<L> {
-  const given = labels as Record<string, unknown>;
-  for (const k of Object.keys(given)) if (!labelNames.includes(k as L)) throw new MetricError(k, `unknown label "${k}" (labels: ${labelNames.join(', ')})`);
-  for (const n of labelNames) if (typeof given[n] !== 'string') throw new MetricError(n, `label "${n}" must be a string`);
+  const values = labelValues({ name: `{${labelNames.join(',')}}`, labelNames }, labels);
   // One flat string (join builds one): a template would keep a tree of pieces per label set.
-  return ['{', labelPairs(labelNames, labelNames.map((n) => labels[n])), '}'].join('') as LabelText<L>;
+  return ['{', labelPairs(labelNames, values), '}'].join('') as LabelText<L>;
 }
 
 function seriesKey(values: readonly string[]): string {
@@ -316,7 +314,8 @@ function splitArgs(f: Family, a: unknown, b: unknown, dflt: number | undefined):
   return [labelValues(f, labels), v];
 }
 
-function labelValues(f: Family, labels: unknown): string[] {
+/** The values of `labels` in `f`'s label order; a missing, extra or non-string label is an error. */
+function labelValues(f: Pick<Family, 'name' | 'labelNames'>, labels: unknown): string[] {
   const given = (labels ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(given)) {
     if (!f.labelNames.includes(k)) throw new MetricError(f.name, `metric ${f.name}: unknown label "${k}"`);
