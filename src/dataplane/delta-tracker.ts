@@ -13,6 +13,15 @@
 
 const ABSENT: unique symbol = Symbol('absent');
 
+/** Where a full dump goes, entry by entry (DeltaTracker.fillActual). */
+export interface ActualSink<V> {
+  see(key: string, value: V): void;
+  /** What this dump already showed under `key` (an FDB MAC listed with several remotes). */
+  seen(key: string): V | undefined;
+  /** The dump starts over (the kernel flagged it interrupted): what it showed so far is forgotten. */
+  restart(): void;
+}
+
 export class DeltaTracker<V> {
   private readonly desired = new Map<string, V>();
   private readonly diff = new Map<string, V | typeof ABSENT>();
@@ -60,10 +69,32 @@ export class DeltaTracker<V> {
 
   /** The kernel's truth, from a full dump. */
   replaceActual(next: ReadonlyMap<string, V>): void {
-    // Every key the kernel held before (desired ones in sync, and the diff's) or holds now.
-    for (const k of [...this.diff.keys()]) if (!next.has(k)) this.settle(k, undefined);
-    for (const k of this.desired.keys()) if (!next.has(k)) this.settle(k, undefined);
-    for (const [k, v] of next) this.settle(k, v);
+    this.fillActual((into) => {
+      for (const [k, v] of next) into.see(k, v);
+    });
+  }
+
+  /**
+   * The kernel's truth from a full dump fed entry by entry as it is read (`fill` runs the
+   * dump): each entry is settled and dropped, none is kept for a second pass (issue 13: a
+   * resync at 10,000 peers built a map of every table's 10,000 entries first). Keys the dump
+   * did not show are gone from the kernel.
+   */
+  fillActual(fill: (into: ActualSink<V>) => void): void {
+    let seen = new Set<string>();
+    fill({
+      restart: () => {
+        seen = new Set();
+      },
+      see: (k, v) => {
+        seen.add(k);
+        this.settle(k, v);
+      },
+      seen: (k) => (seen.has(k) ? this.getActual(k) : undefined),
+    });
+    // Every key the kernel held before (desired ones in sync, and the diff's) and not now.
+    for (const k of [...this.diff.keys()]) if (!seen.has(k)) this.settle(k, undefined);
+    for (const k of this.desired.keys()) if (!seen.has(k)) this.settle(k, undefined);
   }
 
   /** One observed change (a netlink event, or a write we made). undefined = gone. */

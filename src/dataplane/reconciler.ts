@@ -6,8 +6,8 @@
 //   the first full etcd list), so a restart never removes a working entry early.
 // - A full resync (start, periodic, device changed, event queue overflow) ensures the device,
 //   sweeps links twill owns that the active backend does not want (a backend change), dumps
-//   every listed table and replaces the "actual" side of its delta tracker; then only the
-//   differences are written, in one netlink batch.
+//   every listed table into the "actual" side of its delta tracker (entry by entry, as the
+//   dump arrives); then only the differences are written, in one netlink batch.
 // - Netlink events update the actual side incrementally: an entry someone deleted or changed
 //   becomes pending and is rewritten on the next run (drift repair, typically < 10 ms).
 //   Routes vanish silently when a device goes down or is deleted (IPv4 sends no RTM_DELROUTE
@@ -281,7 +281,12 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
         this.emit('resync', { reason });
         this.sweepLinks(desired);
         this.applyDesiredToTrackers();
-        for (const x of this.tables) x.t.replaceActual(x.spec.onDevice && !this.devIndex ? new Map() : x.spec.read(this.h, this.ctx));
+        for (const x of this.tables) {
+          const noDevice = x.spec.onDevice && !this.devIndex; // the kernel holds none of its entries
+          x.t.fillActual((into) => {
+            if (!noDevice) x.spec.read(this.h, this.ctx, into);
+          });
+        }
       }
     } catch (err) {
       ok = false;

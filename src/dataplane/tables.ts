@@ -8,6 +8,7 @@
 // the writes above (src/dataplane/apply-order.ts): a peer switching from VXLAN's three entries to
 // a direct route gets the route replaced in one step before its neighbour and FDB entry go.
 import type { NetlinkEvent } from '../netlink/events';
+import type { ActualSink } from './delta-tracker';
 import type { NetlinkHandle } from '../netlink/handle';
 import { req } from '../netlink/handle';
 import type { Request } from '../netlink/socket';
@@ -40,7 +41,8 @@ export interface TableSpec<K extends EntryKind = EntryKind, V = unknown> {
   readonly onDevice: boolean;
   equal(a: V, b: V): boolean;
   bind(e: EntryOf[K], devIndex: number): V;
-  read(h: NetlinkHandle, ctx: TableCtx): Map<string, V>;
+  /** A dump of the kernel's entries, each handed to `into` as it is read. */
+  read(h: NetlinkHandle, ctx: TableCtx, into: ActualSink<V>): void;
   write(v: V): Request;
   remove(v: V): Request;
   observe(ev: NetlinkEvent, ctx: TableCtx): Observed<V> | undefined;
@@ -74,10 +76,14 @@ export const routeTable: TableSpec<'route', RouteVal> = {
     // The kernel reports an unreachable route without a device.
     return { dst: e.dst, dstLen: e.dstLen, gateway: e.gateway, oif: unreachable ? undefined : bindIndex(e.oif, devIndex), onlink: e.onlink, protocol: TWILL_ROUTE_PROTOCOL, type: unreachable ? RTN_UNREACHABLE : RTN_UNICAST };
   },
-  read(h, ctx) {
-    const out = new Map<string, RouteVal>();
-    for (const r of h.listRoutes({ table: RT_TABLE_MAIN })) if (isOurRoute(r, ctx.wanted)) out.set(routeKey(r), routeVal(r));
-    return out;
+  read(h, ctx, into) {
+    h.eachRoute(
+      { table: RT_TABLE_MAIN },
+      (r) => {
+        if (isOurRoute(r, ctx.wanted)) into.see(routeKey(r), routeVal(r));
+      },
+      into.restart,
+    );
   },
   write: (v) => req.routeReplace({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol, type: v.type }),
   remove: (v) => req.routeDelete({ dst: v.dst, dstLen: v.dstLen, gateway: v.gateway, oif: v.oif ?? 0, onlink: v.onlink, protocol: v.protocol, type: v.type }),
@@ -94,10 +100,8 @@ export const neighTable: TableSpec<'neigh', NeighVal> = {
   onDevice: true,
   equal: (a, b) => a.mac === b.mac && a.permanent === b.permanent && a.index === b.index,
   bind: (e, devIndex) => ({ ip: e.ip, mac: e.mac, permanent: true, index: devIndex }),
-  read(h, ctx) {
-    const out = new Map<string, NeighVal>();
-    for (const n of h.listNeighs(ctx.devIndex)) out.set(n.ip, neighVal(n));
-    return out;
+  read(h, ctx, into) {
+    h.eachNeigh(ctx.devIndex, (n) => into.see(n.ip, neighVal(n)), into.restart);
   },
   write: (v) => req.neighReplace(v.index, v.ip, v.mac!),
   remove: (v) => req.neighDelete(v.index, v.ip),
@@ -113,14 +117,16 @@ export const fdbTable: TableSpec<'fdb', FdbVal> = {
   onDevice: true,
   equal: (a, b) => a.dst === b.dst && a.index === b.index,
   bind: (e, devIndex) => ({ mac: e.mac, dst: e.dst, index: devIndex }),
-  read(h, ctx) {
-    const out = new Map<string, FdbVal>();
-    for (const f of h.listFdb(ctx.devIndex)) {
-      // A MAC with several remotes (appended by someone) is never what we want: force a rewrite.
-      const prev = out.get(f.mac);
-      out.set(f.mac, prev ? { ...fdbVal(f), dst: `${prev.dst}+${f.dst}` } : fdbVal(f));
-    }
-    return out;
+  read(h, ctx, into) {
+    h.eachFdb(
+      ctx.devIndex,
+      (f) => {
+        // A MAC with several remotes (appended by someone) is never what we want: force a rewrite.
+        const prev = into.seen(f.mac);
+        into.see(f.mac, prev ? { ...fdbVal(f), dst: `${prev.dst}+${f.dst}` } : fdbVal(f));
+      },
+      into.restart,
+    );
   },
   write: (v) => req.fdbReplace(v.index, v.mac, v.dst!),
   // Without dst: removes every remote of this MAC (also a multi-remote entry).

@@ -325,31 +325,69 @@ export class NetlinkHandle {
   // ---- routes ----
 
   listRoutes(filter: { table?: number; protocol?: number } = {}): RouteState[] {
+    return collect((visit, restart) => this.eachRoute(filter, visit, restart));
+  }
+
+  /** Routes one at a time as the dump arrives (NetlinkSocket.dumpEach: nothing is kept). */
+  eachRoute(filter: { table?: number; protocol?: number }, visit: (r: RouteState) => void, restart: () => void): void {
     const table = filter.table ?? RT_TABLE_MAIN;
-    return this.sock
-      .dump(MsgType.GETROUTE, encodeRoute({ family: AF_INET }, {}), 'routes')
-      .filter((m) => m.type === MsgType.NEWROUTE)
-      .map(decodeRoute)
-      .filter((r): r is RouteState => r !== undefined && r.table === table && (filter.protocol === undefined || r.protocol === filter.protocol));
+    this.sock.dumpEach(
+      MsgType.GETROUTE,
+      encodeRoute({ family: AF_INET }, {}),
+      'routes',
+      (m) => {
+        const r = m.type === MsgType.NEWROUTE ? decodeRoute(m) : undefined;
+        if (r !== undefined && r.table === table && (filter.protocol === undefined || r.protocol === filter.protocol)) visit(r);
+      },
+      restart,
+    );
   }
 
   // ---- neighbours and FDB ----
 
   listNeighs(index?: number): NeighState[] {
-    return this.sock
-      .dump(MsgType.GETNEIGH, encodeNeighbor({ family: AF_INET }, {}), 'neighbours')
-      .filter((m) => m.type === MsgType.NEWNEIGH)
-      .map(decodeNeigh)
-      .filter((n): n is NeighState => n !== undefined && (index === undefined || n.index === index));
+    return collect((visit, restart) => this.eachNeigh(index, visit, restart));
   }
 
-  /** FDB dumps return every device's entries: filter by ifindex here. */
-  listFdb(index: number): FdbState[] {
-    return this.sock
-      .dump(MsgType.GETNEIGH, encodeNeighbor({ family: AF_BRIDGE }, {}), 'fdb')
-      .filter((m) => m.type === MsgType.NEWNEIGH)
-      .map(decodeFdb)
-      .filter((f): f is FdbState => f !== undefined && f.index === index);
+  eachNeigh(index: number | undefined, visit: (n: NeighState) => void, restart: () => void): void {
+    this.sock.dumpEach(
+      MsgType.GETNEIGH,
+      encodeNeighbor({ family: AF_INET }, {}),
+      'neighbours',
+      (m) => {
+        const n = m.type === MsgType.NEWNEIGH ? decodeNeigh(m) : undefined;
+        if (n !== undefined && (index === undefined || n.index === index)) visit(n);
+      },
+      restart,
+    );
   }
+
+  /** FDB dumps return every device's entries: filtered by ifindex here. */
+  listFdb(index: number): FdbState[] {
+    return collect((visit, restart) => this.eachFdb(index, visit, restart));
+  }
+
+  eachFdb(index: number, visit: (f: FdbState) => void, restart: () => void): void {
+    this.sock.dumpEach(
+      MsgType.GETNEIGH,
+      encodeNeighbor({ family: AF_BRIDGE }, {}),
+      'fdb',
+      (m) => {
+        const f = m.type === MsgType.NEWNEIGH ? decodeFdb(m) : undefined;
+        if (f !== undefined && f.index === index) visit(f);
+      },
+      restart,
+    );
+  }
+}
+
+/** A streamed dump's decodings as a list (decoded values never point into the receive buffer). */
+function collect<T>(each: (visit: (x: T) => void, restart: () => void) => void): T[] {
+  const out: T[] = [];
+  each(
+    (x) => out.push(x),
+    () => (out.length = 0),
+  );
+  return out;
 }
 

@@ -154,6 +154,26 @@ test('peer added, changed and removed converge incrementally', { skip }, async (
   r.stop();
 });
 
+test('a resync (its dump read entry by entry) repairs a changed FDB entry and removes orphans, one with several remotes', { skip }, async () => {
+  const r = new Reconciler(h, quietLog, { resyncIntervalMs: 60_000 }, kernelVxlanDriver());
+  let done = runToConvergence(r);
+  r.setDesired(desired([peerA, peerB]));
+  await done;
+  // Changed behind the reconciler's back (it gets no events here): only the resync's dump shows it.
+  ns.exec('bridge', 'fdb', 'replace', '0e:00:00:00:02:02', 'dev', 'twill.1', 'dst', '192.0.2.77', 'self', 'permanent');
+  ns.exec('bridge', 'fdb', 'add', '0e:00:00:00:98:98', 'dev', 'twill.1', 'dst', '192.0.2.98', 'self', 'permanent');
+  // Only the all-zero (and multicast) MAC takes several remotes: one dump entry per remote.
+  ns.exec('bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'twill.1', 'dst', '192.0.2.61', 'self', 'permanent');
+  ns.exec('bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'twill.1', 'dst', '192.0.2.62', 'self', 'permanent');
+  assert.equal(fdb().length, 5, JSON.stringify(fdb()));
+  done = runToConvergence(r);
+  r.requestResync('test');
+  await done;
+  assert.deepEqual(fdb().map((e) => `${e.mac}>${e.dst}`).sort(), ['0e:00:00:00:02:02>192.0.2.2', '0e:00:00:00:03:03>192.0.2.3']);
+  assert.deepEqual(r.counts(), { route: 2, neigh: 2, fdb: 2 });
+  r.stop();
+});
+
 test('before our lease is held peers are programmed and the device addresses left alone; then the address comes without a resync', { skip }, async () => {
   const old = h.getLink('twill.1');
   if (old) h.deleteLink(old);

@@ -53,6 +53,35 @@ test('replaceActual recomputes every key from a full dump', () => {
   assert.equal(t.desiredSize, 2);
 });
 
+test('fillActual: a dump fed entry by entry; a restart forgets what the interrupted attempt showed', () => {
+  const t = new DeltaTracker<string>(eq);
+  t.replaceDesired(new Map([['a', '1'], ['b', '2'], ['c', '3']]));
+  t.replaceActual(new Map([['a', '1'], ['b', '2'], ['c', '3']]));
+  assert.ok(t.inSync());
+  const shown: Array<string | undefined> = [];
+  t.fillActual((into) => {
+    // Interrupted attempt: shows a, b and an orphan, then the dump starts over.
+    into.see('a', '1');
+    into.see('b', '2');
+    into.see('orphan', 'o');
+    shown.push(into.seen('b'), into.seen('c'));
+    into.restart();
+    shown.push(into.seen('a'));
+    // Second attempt: a changed, b gone, c as desired, the orphan gone.
+    into.see('a', 'other');
+    into.see('c', '3');
+    into.see('c', '3');
+    shown.push(into.seen('a'));
+  });
+  assert.deepEqual(shown, ['2', undefined, undefined, 'other']);
+  assert.deepEqual(t.pendingWrites().sort(), [['a', '1'], ['b', '2']]);
+  assert.deepEqual(t.pendingDeletes(), []);
+  assert.equal(t.getActual('a'), 'other');
+  assert.equal(t.getActual('b'), undefined);
+  assert.equal(t.getActual('orphan'), undefined);
+  assert.equal(t.actualSize, 2);
+});
+
 test('after random changes to either side, pending work and the actual side match a model holding both sides in full', () => {
   // The tracker keeps the actual side only where it differs from the desired one (issue 13):
   // this model keeps both maps whole, as the tracker did before.
