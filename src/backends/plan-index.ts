@@ -165,6 +165,44 @@ export class PlanIndex<D> {
     return delta;
   }
 
+  /**
+   * The first way this index differs from a full build over the same leases with `backend`
+   * and `input` (undefined: none). Every peer is planned again and compared, its plan
+   * dropped at once, and all are judged afresh into new tables that hold the kept entries:
+   * the periodic safety net under the per-event path without a second index (issue 13: at
+   * 10,000 peers a rebuild made ~30 MB of garbage, and rebuilt everything downstream).
+   */
+  verify(backend: Backend<D>, input: PlanInput<D>): string | undefined {
+    const ctx = planContext(input);
+    const all = [...this.peers.values()].sort(byId);
+    for (const p of all) if (!samePlan(p.plan, backend.planPeer(ctx, p.lease))) return `plan of ${p.id}`;
+    const tables = baseTables(backend, ctx);
+    const verdicts = new Map<Peer<D>, Peer<D>['verdict']>();
+    const paths = new Map<string, number>();
+    const reasons = new Map<string, number>();
+    judgePeers(tables, input.own, all, (p) => p.lease, (p) => p.plan, {
+      accepted: (p, plan) => {
+        verdicts.set(p, 'accepted');
+        count(paths, plan.path, 1);
+      },
+      skipped: (p, c) => {
+        verdicts.set(p, c);
+        count(reasons, c.reason, 1);
+      },
+    });
+    for (const p of all) if (!sameVerdict(p.verdict, verdicts.get(p))) return `verdict on ${p.id}`;
+    if (!sameCounts(paths, this.paths)) return 'paths';
+    if (!sameCounts(reasons, this.reasons)) return 'skip reasons';
+    for (const kind of Object.keys(tables) as EntryKind[]) {
+      const fresh = tables[kind] as EntryMap;
+      const kept = this.tables[kind] as EntryMap | undefined;
+      if (!kept || kept.size !== fresh.size) return `${kind} table size`;
+      for (const [key, e] of fresh) if (!sameEntry(kept.get(key), e)) return `${kind} ${key}`;
+    }
+    if (Object.keys(this.tables).length !== Object.keys(tables).length) return 'tables';
+    return undefined;
+  }
+
   /** Skipped peers in judging order, as planPeers lists them. */
   conflicts(): Array<PeerConflict<D>> {
     const out: Array<{ c: PeerConflict<D>; id: string }> = [];
@@ -284,6 +322,26 @@ function pull<K, V extends object>(m: Map<K, Holders<V>>, k: K, v: V): void {
   if (i >= 0) h.splice(i, 1);
   if (h.length === 1) m.set(k, h[0]!);
   else if (h.length === 0) m.delete(k);
+}
+
+function samePlan(a: PeerPlan, b: PeerPlan): boolean {
+  if (!a.ok || !b.ok) return !a.ok && !b.ok && a.reason === b.reason && a.detail === b.detail;
+  if (a.path !== b.path || a.entries.length !== b.entries.length) return false;
+  return a.entries.every((e, i) => {
+    const f = b.entries[i]!;
+    return e.kind === f.kind && e.key === f.key && e.collision === f.collision && sameEntry(e.entry, f.entry);
+  });
+}
+
+function sameVerdict<D>(a: Peer<D>['verdict'], b: Peer<D>['verdict']): boolean {
+  if (!isConflict(a) || !isConflict(b)) return a === b;
+  return a.reason === b.reason && a.detail === b.detail && a.lease === b.lease;
+}
+
+function sameCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, n] of a) if (b.get(k) !== n) return false;
+  return true;
 }
 
 /** Entries are flat records of strings, numbers and booleans. */

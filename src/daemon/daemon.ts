@@ -116,6 +116,8 @@ export class Daemon {
   private fwPeers = new Set<string>();
   private readonly fwRefs = new Map<string, number>();
   private recomputeScheduled: NodeJS.Immediate | undefined;
+  /** The next recompute checks the peers' index against a full plan (PeerState.verify) and rebuilds it only if they differ. */
+  private verifyPeers = false;
   private vtepMac = '';
   /** The network config text the daemon runs with (a change needs a restart). */
   private configText = '';
@@ -386,14 +388,20 @@ export class Daemon {
     // Decoding judges overlap with our subnet, plans use our VTEP MAC, the underlay and reachability.
     const builtFor = `${formatPrefix4(own.subnet)}/${own.publicIp}/${backend.codec.describe(own.backendData as never)}/${this.reach.signature}/${underlay.index}/${underlay.ip}`;
     let index = this.peers.index;
-    const rebuilt = !index || builtFor !== this.builtFor;
+    const reach = this.reach.lookup;
+    const judge = { backend, input: { config, own, underlay, ...(reach ? { reach } : {}) }, decode: (key: string, value: string) => this.decode(key, value, own, config) };
+    let rebuilt = !index || builtFor !== this.builtFor;
+    if (!rebuilt && this.verifyPeers) {
+      const diff = this.peers.verify(judge);
+      if (diff !== undefined) {
+        this.log.warn({ difference: diff }, 'the per-event peer state differs from a full plan; rebuilding it');
+        this.metrics.resyncs.inc({ reason: 'plan mismatch' });
+        rebuilt = true;
+      }
+    }
+    this.verifyPeers = false;
     if (!index || rebuilt) {
-      const reach = this.reach.lookup;
-      index = this.peers.rebuild({
-        backend,
-        input: { config, own, underlay, ...(reach ? { reach } : {}) },
-        decode: (key, value) => this.decode(key, value, own, config),
-      });
+      index = this.peers.rebuild(judge);
       this.builtFor = builtFor;
       this.collector.burstDone();
       this.warnSkipped(index.conflicts(), backend.codec.describe);
@@ -549,9 +557,9 @@ export class Daemon {
     r.on('drift', ({ kind }) => this.metrics.driftRepaired.inc({ kind }));
     r.on('resync', ({ reason }) => {
       this.metrics.resyncs.inc({ reason });
-      // The periodic resync re-plans every peer too: a safety net under the per-event path.
+      // The periodic resync checks every peer's plan too: a safety net under the per-event path.
       if (reason === 'periodic') {
-        this.builtFor = '';
+        this.verifyPeers = true;
         this.scheduleRecompute();
       }
     });

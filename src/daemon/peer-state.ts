@@ -64,6 +64,22 @@ export class PeerState<D = unknown> {
   }
 
   /**
+   * The first way the index differs from what `rebuild(judge)` would make now (undefined:
+   * none), without making it: every value decoded again and compared with the lease held, then
+   * the index planned and judged afresh against itself (PlanIndex.verify). The daemon's
+   * periodic safety net under the per-event path; a difference is a bug, and it rebuilds.
+   */
+  verify(judge: PeerJudge<D>): string | undefined {
+    const built = this.built;
+    if (!built) return 'no index';
+    const codec = judge.backend.codec;
+    const same = (a: Lease<D> | null, b: Lease<D> | undefined): boolean => (a === null ? b === undefined : b !== undefined && encodeLeaseValue(a, codec) === encodeLeaseValue(b, codec));
+    for (const [key, value] of this.raw) if (!same(judge.decode(key, value), built.lease(key))) return `lease ${key}`;
+    for (const [key, held] of built.leases()) if (!this.raw.has(key) && !same(judge.decode(key, encodeLeaseValue(held, codec)), held)) return `lease ${key}`;
+    return built.verify(judge.backend, judge.input);
+  }
+
+  /**
    * Drops the text of every value its decoded lease stands for. Separate from `rebuild` so that
    * a cold start programs its peers first (encoding 10,000 leases to compare takes ~15 ms):
    * the daemon runs it once a burst is over (src/daemon/burst-collector.ts).

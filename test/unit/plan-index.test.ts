@@ -125,10 +125,41 @@ for (const c of cases) {
         else byId.delete(id);
         mirror.apply(index.set(id, next));
         assertSame(index, mirror, byId, c, input, `seed ${seed} step ${step} (${id} ${next ? 'set' : 'gone'})`);
+        assert.equal(index.verify(c.backend, input), undefined, `seed ${seed} step ${step}: verify finds no difference`);
       }
     }
   });
 }
+
+test('verify reports how an index differs from a full build: a lost entry, a wrong count, a changed plan, another own lease', () => {
+  const c = cases[0]!;
+  const input: PlanInput<any> = { config: c.config, own: c.own, underlay, reach };
+  const r = mulberry32(5);
+  const byId = new Map<string, Lease<any>>();
+  for (let i = 0; i < 8; i++) byId.set(`k${i}`, randomLease(r, c));
+  const fresh = (): PlanIndex<any> => PlanIndex.build(c.backend, input, byId);
+  assert.equal(fresh().verify(c.backend, input), undefined);
+  const programmed = [...fresh().programmed()];
+  assert.ok(programmed.length > 0, 'the seed programs some peers');
+
+  const lost = fresh();
+  const [kind, table] = Object.entries(lost.tables).find(([, t]) => t.size > 0)!;
+  table.delete(table.keys().next().value!);
+  assert.equal(lost.verify(c.backend, input), `${kind} table size`);
+
+  const counted = fresh();
+  counted.paths.set('bogus', 1);
+  assert.equal(counted.verify(c.backend, input), 'paths');
+
+  const changed = fresh();
+  const entry = Object.values(changed.tables).find((t) => t.size > 0)!.values().next().value as unknown as Record<string, unknown>;
+  const field = Object.keys(entry).find((k) => typeof entry[k] === 'string')!;
+  entry[field] = `${String(entry[field])}-changed`;
+  assert.match(changed.verify(c.backend, input) ?? '', /^plan of /);
+
+  const moved: PlanInput<any> = { ...input, own: { ...c.own, subnet: programmed[0]!.subnet } };
+  assert.match(fresh().verify(c.backend, moved) ?? '', /^(verdict on|paths|skip reasons|\w+ table size)/);
+});
 
 test('the daemon\'s peer state: raw etcd values, events one at a time, equal a full re-decode and plan (bad JSON, wrong lengths, our subnet, shared MACs); rebuilt from leases it keeps no text for, also under another own lease', () => {
   const c = cases[0]!;
@@ -176,6 +207,7 @@ test('the daemon\'s peer state: raw etcd values, events one at a time, equal a f
       if (r() < 0.3) state.compact(); // as the daemon does after a burst
       const d = state.apply(key, v);
       if (d) mirror.apply(d);
+      assert.equal(state.verify(judge), undefined, `seed ${seed} step ${step}: verify finds no difference`);
       const fresh = new PeerState<any>();
       fresh.replaceAll(raw);
       const full = fresh.rebuild(judge);
