@@ -37,6 +37,7 @@ export interface ProberOptions {
   maxProbesPerSecond: number;
   /** Rounds without an answer before a peer (or its full-size path) counts as failed. */
   failures: number;
+  /** A peer's status changed; `h` is its health, live (later rounds update it in place). */
   onTransition(target: ProbeTarget, t: Transition, h: PeerHealth): void;
   onError(err: Error): void;
   /** Round trip of an answered small probe, ms. */
@@ -287,8 +288,7 @@ export class Prober {
     const h = this.healthMap.get(key);
     const t = this.targets.get(key);
     if (!h || !t) return;
-    const { next, transition } = applyRound(h, { smallRttMs: r.small, fullRttMs: r.full, at: Date.now() }, this.opts.failures);
-    this.healthMap.set(key, next);
-    if (transition) this.opts.onTransition(t, transition, next);
+    const transition = applyRound(h, { smallRttMs: r.small, fullRttMs: r.full, at: Date.now() }, this.opts.failures);
+    if (transition) this.opts.onTransition(t, transition, h);
   }
 }

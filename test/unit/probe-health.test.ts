@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { applyRound, newPeerHealth, type PeerHealth, type Transition } from '../../src/probe/health';
 
 function run(rounds: Array<[number | null, number | null]>, failures = 3): { h: PeerHealth; transitions: Transition[] } {
-  let h = newPeerHealth(0);
+  const h = newPeerHealth(0);
   const transitions: Transition[] = [];
   rounds.forEach(([small, full], i) => {
-    const r = applyRound(h, { smallRttMs: small, fullRttMs: full, at: (i + 1) * 1000 }, failures);
-    h = r.next;
-    if (r.transition) transitions.push(r.transition);
+    const t = applyRound(h, { smallRttMs: small, fullRttMs: full, at: (i + 1) * 1000 }, failures);
+    if (t) transitions.push(t);
   });
   return { h, transitions };
 }
