@@ -8,8 +8,9 @@
 // that produces this text, and it moves with the machine's speed, so the ratio is what to
 // compare across machines and runs.
 //
-// Memory (issue 13): the heap the registry holds between scrapes, after a render, against the
-// heap of the records it describes (the health map and the probe targets); and what one scrape
+// Memory (issue 13): the heap the registry holds between scrapes, after a render (with the label
+// texts a render makes and keeps on the peer records), against the heap of the records it
+// describes (the prober's peer map: a record and its health per peer); and what one scrape
 // leaves in V8's old generation (promoted past young-generation collections, there until a full
 // one), streamed as the daemon serves it (renderTo) against built as one string (render()).
 // Measured by forced collections in the same run, under the daemon's node flags (TWILLD_NODE_FLAGS:
@@ -24,24 +25,24 @@ import { formatIp4 } from '../src/ip/ipv4';
 import { Metrics, createDaemonMetrics } from '../src/observe/metrics';
 import { registerProbeMetrics } from '../src/probe/metrics';
 import { newPeerHealth, type PeerHealth } from '../src/probe/health';
-import type { ProbeTarget } from '../src/probe/prober';
+import { newProbePeer, type ProbePeer } from '../src/probe/peer';
 import { TWILLD_NODE_FLAGS } from '../src/install/layout';
 import { arg, fmt, median, table } from './stats';
 
 const PEERS = arg('peers', 10_000);
 const RUNS = arg('runs', 15);
 
-function peerState(n: number): { health: Map<string, PeerHealth>; targets: Map<string, ProbeTarget> } {
-  const health = new Map<string, PeerHealth>();
-  const targets = new Map<string, ProbeTarget>();
+/** The prober's peer map as it stands with every peer judged (records made as the prober makes them). */
+function peerState(n: number): Map<string, ProbePeer> {
+  const peers = new Map<string, ProbePeer>();
   const now = Date.now();
   for (let i = 0; i < n; i++) {
     const key = `10.${128 + (i >> 8)}.${i & 255}.0/24`;
     const mtuOk = i % 50 !== 0;
-    health.set(key, { ...newPeerHealth(now), status: mtuOk ? 'ok' : 'mtu', reachable: true, mtuOk, rttMs: 0.2 + (i % 97) / 100, lastSuccess: now - (i % 30) * 1000 });
-    targets.set(key, { key, overlay: 0, publicIp: (172 << 24) | (16 << 16) | (i + 2) });
+    const health: PeerHealth = Object.assign(newPeerHealth(now), { status: mtuOk ? 'ok' : 'mtu', reachable: true, mtuOk, rttMs: 0.2 + (i % 97) / 100, lastSuccess: now - (i % 30) * 1000 });
+    peers.set(key, newProbePeer({ key, overlay: 0, publicIp: (172 << 24) | (16 << 16) | (i + 2) }, health));
   }
-  return { health, targets };
+  return peers;
 }
 
 /** Old generation (and large objects) one scrape leaves behind, per scrape over 5, or NaN without --expose-gc. */
@@ -69,15 +70,14 @@ function heapAfterGc(): number {
 
 function main(): void {
   const heap0 = heapAfterGc();
-  const { health, targets } = peerState(PEERS);
+  const peers = peerState(PEERS);
   const heapRecords = heapAfterGc();
   const m = new Metrics();
   const daemon = createDaemonMetrics(m);
   daemon.peers.set(PEERS);
   daemon.setLease({ subnet: '10.244.0.0/24', publicIp: '172.16.0.1', vtepMac: '02:00:00:00:00:01' });
   const probe = registerProbeMetrics(m, {
-    health: () => health,
-    target: (k) => targets.get(k),
+    peers: () => peers.values(),
     proberStats: () => ({ sentSmall: 1, sentFull: 1, replies: 2, unmatched: 0, sendErrors: 0 }),
     responderStats: () => undefined,
   });
@@ -101,7 +101,7 @@ function main(): void {
   const ours: number[] = [];
   const refs: number[] = [];
   const churned: number[] = [];
-  const [churnKey, churnHealth] = [...health].at(PEERS >> 1)!;
+  const churn = [...peers.values()].at(PEERS >> 1)!;
   let sink = 0;
   for (let i = 0; i < 3; i++) sink += m.render().length + lines.join('\n').length; // warm-up
   for (let i = 0; i < RUNS; i++) {
@@ -112,9 +112,9 @@ function main(): void {
     const t2 = performance.now();
     ours.push(t1 - t0);
     refs.push(t2 - t1);
-    // One peer leaves (or comes back): the per-peer families are rebuilt, not just updated.
-    if (i % 2 === 0) health.delete(churnKey);
-    else health.set(churnKey, churnHealth);
+    // One peer leaves (or comes back, a new record as the prober makes it, label text not made yet).
+    if (i % 2 === 0) peers.delete(churn.key);
+    else peers.set(churn.key, newProbePeer(churn, churn.health));
     const t3 = performance.now();
     sink += m.render().length;
     churned.push(performance.now() - t3);
@@ -126,7 +126,7 @@ function main(): void {
   if (streamed === 0) sink = 0;
   const ratios = ours.map((o, i) => o / refs[i]!);
   const samples = lines.filter((l) => l !== '' && !l.startsWith('#')).length;
-  console.log(`/metrics render, ${PEERS} peers (${samples} samples, ${fmt(bodyLength / 1e6, 2)} MB), ${RUNS} runs; first peer ip ${formatIp4(targets.values().next().value!.publicIp)}`);
+  console.log(`/metrics render, ${PEERS} peers (${samples} samples, ${fmt(bodyLength / 1e6, 2)} MB), ${RUNS} runs; first peer ip ${formatIp4(peers.values().next().value!.publicIp)}`);
   console.log(
     table([
       ['measure', 'twill render()', 'reference (join of the same lines)', 'ratio (median of per-run)'],
@@ -135,7 +135,7 @@ function main(): void {
       ['render after a peer left/returned, median', `${fmt(median(churned), 1)} ms`, '', `${fmt(median(churned) / median(refs), 1)}x`],
       ['render, max', `${fmt(Math.max(...ours), 1)} ms`, `${fmt(Math.max(...refs), 2)} ms`, ''],
       ['old generation left per scrape, streamed (renderTo, as served)', `${fmt(oldStreamed / 1048576, 2)} MB`, `${fmt(oldWhole / 1048576, 2)} MB (render(): one string)`, `${fmt(oldStreamed / oldWhole, 2)}x`],
-      ['heap held between scrapes (after a render)', `${fmt(held / 1048576, 2)} MB`, `${fmt(records / 1048576, 2)} MB (the health map and targets it describes)`, `${fmt(held / records, 2)}x`],
+      ['heap held between scrapes (after a render)', `${fmt(held / 1048576, 2)} MB`, `${fmt(records / 1048576, 2)} MB (the peer records it describes)`, `${fmt(held / records, 2)}x`],
     ]),
   );
   if (sink === 0) console.log('');

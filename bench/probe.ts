@@ -17,7 +17,8 @@ import { formatIp4, parseIp4 } from '../src/ip/ipv4';
 import { inNetns } from '../src/netns/netns';
 import { Metrics } from '../src/observe/metrics';
 import { registerProbeMetrics } from '../src/probe/metrics';
-import { Prober, type ProbeTarget } from '../src/probe/prober';
+import type { ProbeTarget } from '../src/probe/peer';
+import { Prober } from '../src/probe/prober';
 import { ProbeResponder } from '../src/probe/responder';
 import { openDfSocket } from '../src/probe/socket';
 import { fmt, arg, table } from './stats';
@@ -67,7 +68,7 @@ async function phase(rate: number, targets: ProbeTarget[], child: ChildProcess):
     onRtt: (ms) => rttObserve(ms),
     openSocket: (ip, port) => inNetns(nsPath('a'), () => openDfSocket(ip, port)),
   });
-  const { observeRtt: rttObserve } = registerProbeMetrics(metrics, { health: () => prober.health(), target: (k) => prober.target(k), proberStats: () => prober.stats, responderStats: () => undefined });
+  const { observeRtt: rttObserve } = registerProbeMetrics(metrics, { peers: () => prober.peers().values(), proberStats: () => prober.stats, responderStats: () => undefined });
   prober.setTargets(targets);
   prober.setSelf(parseIp4(A), 1450);
   const settle = 2000;
@@ -107,7 +108,7 @@ function checkAtScale(n: number): string {
   const hosts = Array.from({ length: n }, (_, i) => ({ name: `host${i}`, publicIp: `172.16.${i >> 8}.${i & 255}`, subnet: `10.${64 + (i >> 8)}.${i & 255}.0/24`, mtu: 1450 }));
   const broken = hosts[n - 1]!.subnet;
   const values = hosts.map((h) => {
-    const peers: Array<[string, PeerHealth]> = hosts.filter((p) => p !== h).map((p) => [p.subnet, { ...newPeerHealth(0), status: p.subnet === broken ? 'unreachable' : 'ok' }]);
+    const peers: Array<{ key: string; health: PeerHealth }> = hosts.filter((p) => p !== h).map((p) => ({ key: p.subnet, health: { ...newPeerHealth(0), status: p.subnet === broken ? 'unreachable' : 'ok' } }));
     return encodeSummary(buildSummary(h, peers, 20_000, Date.now()));
   });
   const bytes = values.reduce((a, v) => a + v.length, 0);

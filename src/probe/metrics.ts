@@ -6,36 +6,38 @@
 // are O(peers × buckets) series on every host, O(hosts² × buckets) for the cluster's Prometheus
 // (Cilium's per-node connectivity metrics hit exactly this at scale). At 10,000 peers the
 // per-peer gauges are 40,000 lines per scrape (~4 MB), so they are sampled families: a scrape
-// lists them straight from the health map, against one label text per peer (formatted once,
-// kept while the peer is in the health map and its underlay IP stays the same) shared by all
-// four. Nothing per series is kept (issue 13: that was ~24 MB of heap at 10,000 peers).
+// lists them straight from the prober's peer records, against one label text per peer shared
+// by all four, kept on the record (formatted at the first scrape that lists the peer, again
+// after its underlay IP changed: peer.ts retarget drops it). Nothing per series is kept
+// (issue 13: that was ~24 MB of heap at 10,000 peers), nor a map of label texts.
 import { labelText, type LabelText, type Metrics } from '../observe/metrics';
 import { formatIp4 } from '../ip/ipv4';
 import { PEER_STATUSES, type PeerHealth, type PeerStatus } from './health';
-import type { ProbeTarget, ProberStats } from './prober';
+import type { PeerLabelName, ProbePeer } from './peer';
+import type { ProberStats } from './prober';
 import { RESPONDER_DROPS } from './respond';
 import type { ResponderStats } from './responder';
 
 export const PROBE_RTT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] as const;
 
 export interface ProbeSources {
-  health(): ReadonlyMap<string, PeerHealth>;
-  target(key: string): ProbeTarget | undefined;
+  /** Every probed peer, in the order to list them. The metrics write only their `label`. */
+  peers(): Iterable<ProbePeer>;
   proberStats(): ProberStats | undefined;
   responderStats(): ResponderStats | undefined;
 }
 
 export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRtt(ms: number): void } {
-  const labels = ['peer_subnet', 'peer_ip'] as const;
-  type PeerLabels = LabelText<(typeof labels)[number]>;
-  // This scrape's judged peers in health-map order (arrays kept across scrapes: no garbage).
-  const rowLabels: PeerLabels[] = [];
-  const rowHealth: PeerHealth[] = [];
+  const labels: readonly PeerLabelName[] = ['peer_subnet', 'peer_ip'];
+  const labelOf = (p: ProbePeer): LabelText<PeerLabelName> => (p.label ??= labelText(labels, { peer_subnet: p.key, peer_ip: formatIp4(p.publicIp) }));
+  // This scrape's judged peers in the prober's order (kept across scrapes: no garbage). A
+  // render is synchronous: the health read below is the one the collector judged.
+  const rows: ProbePeer[] = [];
   const perPeer = (name: string, help: string, value: (h: PeerHealth) => number | null): void =>
     m.sampledGauge(name, help, labels, (emit) => {
-      for (let i = 0; i < rowHealth.length; i++) {
-        const v = value(rowHealth[i]!);
-        if (v !== null) emit(rowLabels[i]!, v);
+      for (const p of rows) {
+        const v = value(p.health);
+        if (v !== null) emit(labelOf(p), v);
       }
     });
   perPeer('twill_peer_reachable', '1 when the peer answers probes over the overlay, 0 when it stopped (absent until judged).', (h) => (h.reachable === null ? null : h.reachable ? 1 : 0));
@@ -52,16 +54,6 @@ export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRt
   const dropped = m.counter('twill_probe_dropped_total', 'Datagrams the responder dropped, by reason.', ['reason']);
   for (const reason of RESPONDER_DROPS) dropped.inc({ reason }, 0);
 
-  const texts = new Map<string, { publicIp: number | undefined; text: PeerLabels }>();
-  const textOf = (key: string): PeerLabels => {
-    const publicIp = src.target(key)?.publicIp;
-    const had = texts.get(key);
-    if (had && had.publicIp === publicIp) return had.text;
-    const text = labelText(labels, { peer_subnet: key, peer_ip: publicIp === undefined ? '' : formatIp4(publicIp) });
-    texts.set(key, { publicIp, text });
-    return text;
-  };
-
   const seen = { small: 0, full: 0, replies: 0, unmatched: 0, sendErrors: 0, answered: 0, dropped: new Map<string, number>() };
   const delta = (now: number, key: 'small' | 'full' | 'replies' | 'unmatched' | 'sendErrors' | 'answered'): number => {
     const d = Math.max(0, now - seen[key]);
@@ -71,18 +63,14 @@ export function registerProbeMetrics(m: Metrics, src: ProbeSources): { observeRt
 
   m.addCollector(() => {
     const counts: Record<PeerStatus, number> = { unknown: 0, ok: 0, mtu: 0, unreachable: 0 };
-    const health = src.health();
     let n = 0;
-    for (const [key, h] of health) {
+    for (const p of src.peers()) {
+      const h = p.health;
       counts[h.status]++;
       if (h.reachable === null && h.mtuOk === null && h.lastSuccess === null && h.rttMs === null) continue;
-      rowLabels[n] = textOf(key);
-      rowHealth[n] = h;
-      n++;
+      rows[n++] = p;
     }
-    rowLabels.length = n;
-    rowHealth.length = n;
-    for (const key of texts.keys()) if (!health.has(key)) texts.delete(key); // peers gone are forgotten
+    rows.length = n;
     for (const s of PEER_STATUSES) byStatus.set({ status: s }, counts[s]);
     const p = src.proberStats();
     if (p) {

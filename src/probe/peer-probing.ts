@@ -7,7 +7,8 @@ import type { Metrics } from '../observe/metrics';
 import { formatIp4, formatPrefix4, ipInPrefix, type Prefix4 } from '../ip/ipv4';
 import type { PeerHealth, Transition } from './health';
 import { registerProbeMetrics } from './metrics';
-import { Prober, type ProbeTarget } from './prober';
+import type { ProbeTarget } from './peer';
+import { Prober } from './prober';
 import { ProbeResponder } from './responder';
 import { buildSummary, type HealthSummary } from './summary';
 import { overlayAddress, probeTargets, type PeerAddresses } from './targets';
@@ -73,8 +74,7 @@ export class PeerProbing {
       onError: (err) => this.logError('responder', err),
     });
     observeRtt = registerProbeMetrics(opts.metrics, {
-      health: () => this.prober.health(),
-      target: (k) => this.prober.target(k),
+      peers: () => this.prober.peers().values(),
       proberStats: () => this.prober.stats,
       responderStats: () => this.responder.stats,
     }).observeRtt;
@@ -155,7 +155,7 @@ export class PeerProbing {
 
   private offer(): void {
     if (!this.self || !this.opts.sink) return;
-    this.opts.sink.offer(buildSummary(this.self, this.prober.health(), this.prober.roundMs(), Date.now()));
+    this.opts.sink.offer(buildSummary(this.self, this.prober.peers().values(), this.prober.roundMs(), Date.now()));
   }
 
   private readonly errorsLogged = new Set<string>();

@@ -15,6 +15,7 @@ import type * as dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { formatIp4, parseIp4 } from '../ip/ipv4';
 import { applyRound, newPeerHealth, type PeerHealth, type Transition } from './health';
+import { newProbePeer, retarget, type ProbePeer, type ProbeTarget } from './peer';
 import { ProbeSchedule } from './schedule';
 import { openDfSocket } from './socket';
 import { decodeProbe, encodeRequest, fullProbeSize, KIND_REPLY, PROBE_HEADER_BYTES } from './wire';
@@ -23,13 +24,6 @@ import { decodeProbe, encodeRequest, fullProbeSize, KIND_REPLY, PROBE_HEADER_BYT
 export const SMALL_PROBE_BYTES = PROBE_HEADER_BYTES + 44;
 const MAX_TIMEOUT_MS = 1000;
 const JITTER = 0.2;
-
-export interface ProbeTarget {
-  /** The peer's subnet, "10.244.7.0/24": its identity in health, metrics and summaries. */
-  key: string;
-  overlay: number;
-  publicIp: number;
-}
 
 export interface ProberOptions {
   port: number;
@@ -74,9 +68,10 @@ export class Prober {
   private opening = false;
   private self = 0;
   private mtu = 0;
-  private readonly schedule: ProbeSchedule;
-  private readonly targets = new Map<string, ProbeTarget>();
-  private readonly healthMap = new Map<string, PeerHealth>();
+  private readonly schedule: ProbeSchedule<ProbePeer>;
+  /** Every probed peer, by subnet text: the one per-peer map of probing (peer.ts). */
+  private readonly peerMap = new Map<string, ProbePeer>();
+  // Rounds in flight and their probes by sequence number: a timeout's worth of peers, not all.
   private readonly pending = new Map<number, Pending>();
   private readonly rounds = new Map<string, Round>();
   private seq = randomInt(2 ** 31);
@@ -101,48 +96,51 @@ export class Prober {
   }
 
   /**
-   * The whole set of targets (rebuilt by the caller after a burst of lease events). Targets that
-   * did not change keep their objects: at 10,000 peers a refill would leave 10,000 promoted
-   * objects behind per call (issue 13), where the caller's fresh copies die young.
+   * The whole set of targets (rebuilt by the caller after a burst of lease events). Peers that
+   * stay keep their records (a changed address is written into the record): at 10,000 peers a refill
+   * would leave 10,000 promoted objects behind per call (issue 13), where the caller's fresh
+   * targets die young.
    */
   setTargets(targets: Iterable<ProbeTarget>): void {
     const now = performance.now();
     const want = new Set<string>();
     for (const t of targets) {
       want.add(t.key);
-      const cur = this.targets.get(t.key);
-      if (!cur || cur.overlay !== t.overlay || cur.publicIp !== t.publicIp) this.targets.set(t.key, t);
+      const cur = this.peerMap.get(t.key);
+      if (cur) retarget(cur, t);
+      else this.peerMap.set(t.key, newProbePeer(t, newPeerHealth(Date.now())));
     }
-    for (const k of this.targets.keys()) if (!want.has(k)) this.targets.delete(k);
-    for (const k of [...this.healthMap.keys()]) if (!this.targets.has(k)) this.forget(k);
-    for (const k of this.targets.keys()) if (!this.healthMap.has(k)) this.healthMap.set(k, newPeerHealth(Date.now()));
-    this.schedule.setPeers(this.targets.keys(), now);
+    for (const [k, p] of this.peerMap) if (!want.has(k)) this.forget(p);
+    this.schedule.setPeers(this.peerMap.values(), now);
     this.wake(0);
   }
 
   /** One target added or changed (a lease event); a changed one keeps its health. */
   upsertTarget(t: ProbeTarget): void {
-    const cur = this.targets.get(t.key);
-    if (cur && cur.overlay === t.overlay && cur.publicIp === t.publicIp) return;
-    this.targets.set(t.key, t);
-    if (!this.healthMap.has(t.key)) this.healthMap.set(t.key, newPeerHealth(Date.now()));
-    this.schedule.add(t.key, performance.now());
+    const cur = this.peerMap.get(t.key);
+    if (cur) {
+      if (!retarget(cur, t)) return;
+    } else {
+      const p = newProbePeer(t, newPeerHealth(Date.now()));
+      this.peerMap.set(t.key, p);
+      this.schedule.add(p, performance.now());
+    }
     this.wake(0);
   }
 
   /** One target gone (a lease event), with its health. */
   removeTarget(key: string): void {
-    if (!this.targets.delete(key)) return;
-    this.forget(key);
-    this.schedule.remove(key);
+    const p = this.peerMap.get(key);
+    if (p) this.forget(p);
   }
 
-  health(): ReadonlyMap<string, PeerHealth> {
-    return this.healthMap;
+  /** Every probed peer, in the order first added: read its `health`, do not write the records. */
+  peers(): ReadonlyMap<string, ProbePeer> {
+    return this.peerMap;
   }
 
-  target(key: string): ProbeTarget | undefined {
-    return this.targets.get(key);
+  peer(key: string): ProbePeer | undefined {
+    return this.peerMap.get(key);
   }
 
   roundMs(): number {
@@ -155,11 +153,13 @@ export class Prober {
     this.closeSocket();
   }
 
-  private forget(key: string): void {
-    this.healthMap.delete(key);
-    const r = this.rounds.get(key);
+  /** A peer gone: its record leaves the map and the schedule, its round in flight is dropped. */
+  private forget(p: ProbePeer): void {
+    this.peerMap.delete(p.key);
+    this.schedule.remove(p);
+    const r = this.rounds.get(p.key);
     if (r) for (const s of r.seqs) this.pending.delete(s);
-    this.rounds.delete(key);
+    this.rounds.delete(p.key);
   }
 
   private wake(ms: number): void {
@@ -182,10 +182,10 @@ export class Prober {
       if (r.deadline <= now) this.finish(key, r);
       else earliest = Math.min(earliest, r.deadline);
     }
-    for (const key of this.schedule.take(now)) {
-      const open = this.rounds.get(key);
-      if (open) this.finish(key, open);
-      this.send(key, now);
+    for (const p of this.schedule.take(now)) {
+      const open = this.rounds.get(p.key);
+      if (open) this.finish(p.key, open);
+      this.send(p, now);
       earliest = Math.min(earliest, now + this.timeoutMs);
     }
     const next = Math.min(this.schedule.nextDueIn(now), earliest - now);
@@ -231,8 +231,8 @@ export class Prober {
     this.sock = undefined;
   }
 
-  private send(key: string, now: number): void {
-    const t = this.targets.get(key)!;
+  private send(t: ProbePeer, now: number): void {
+    const key = t.key;
     const seqs: [number, number] = [this.nextSeq(), this.nextSeq()];
     this.rounds.set(key, { small: null, full: null, deadline: now + this.timeoutMs, seqs });
     const sizes = [SMALL_PROBE_BYTES, fullProbeSize(this.mtu)];
@@ -258,7 +258,7 @@ export class Prober {
     const now = performance.now();
     const d = decodeProbe(msg);
     const p = d.ok ? this.pending.get(d.probe.seq) : undefined;
-    const t = p ? this.targets.get(p.key) : undefined;
+    const t = p ? this.peerMap.get(p.key) : undefined;
     let src = -1;
     try {
       src = parseIp4(from);
@@ -285,10 +285,9 @@ export class Prober {
   private finish(key: string, r: Round): void {
     this.rounds.delete(key);
     for (const s of r.seqs) this.pending.delete(s);
-    const h = this.healthMap.get(key);
-    const t = this.targets.get(key);
-    if (!h || !t) return;
-    const transition = applyRound(h, { smallRttMs: r.small, fullRttMs: r.full, at: Date.now() }, this.opts.failures);
-    if (transition) this.opts.onTransition(t, transition, h);
+    const p = this.peerMap.get(key);
+    if (!p) return;
+    const transition = applyRound(p.health, { smallRttMs: r.small, fullRttMs: r.full, at: Date.now() }, this.opts.failures);
+    if (transition) this.opts.onTransition(p, transition, p.health);
   }
 }

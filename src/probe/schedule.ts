@@ -24,22 +24,22 @@ export interface ScheduleOptions {
   jitter: number;
 }
 
-interface Slot {
-  key: string;
-  /** Milliseconds, rounded up. */
+/** What the schedule keeps on each peer's record (the caller's object: no map or slot here). */
+export interface ScheduleSlot {
+  /** When the peer is due next, ms, rounded up. */
   due: number;
-  /** Where the slot sits in the heap. */
+  /** Where the record sits in the schedule's heap; -1 while not scheduled. */
   pos: number;
 }
 
 /**
- * Memory (issue 13): one Slot per peer, held once by the key map and once by the heap, which
- * is indexed (each slot knows its position) so a reschedule or removal moves the slot itself:
- * no heap entries copied per reschedule and left behind until a compaction.
+ * Memory (issue 13): the schedule holds the caller's records (the prober's ProbePeer) in an
+ * indexed binary heap and nothing else: no key map, no slot object per peer. Each record knows
+ * its position, so a reschedule or removal moves the record itself: no heap entries copied per
+ * reschedule and left behind until a compaction.
  */
-export class ProbeSchedule {
-  private readonly slots = new Map<string, Slot>();
-  private readonly heap: Slot[] = [];
+export class ProbeSchedule<S extends ScheduleSlot> {
+  private readonly heap: S[] = [];
   private readonly bucket: TokenBucket;
 
   constructor(
@@ -54,66 +54,48 @@ export class ProbeSchedule {
   }
 
   get size(): number {
-    return this.slots.size;
+    return this.heap.length;
   }
 
   /** How long one round over every peer takes now (ms): the interval, or longer if the rate says so. */
   roundMs(): number {
-    const byRate = (this.slots.size * this.opts.probesPerPeer * 1000) / this.opts.maxProbesPerSecond;
-    return Math.max(this.opts.intervalMs, byRate);
+    return this.roundFor(this.heap.length);
   }
 
-  /** Makes the schedule hold exactly `keys`: new ones start at a random point of the round. */
-  setPeers(keys: Iterable<string>, now: number): void {
-    const want = new Set(keys);
-    for (const [k, slot] of this.slots) {
-      if (want.has(k)) continue;
-      this.slots.delete(k);
-      this.unlink(slot);
-    }
-    const fresh: Slot[] = [];
-    for (const k of want) {
-      if (this.slots.has(k)) continue;
-      const slot: Slot = { key: k, due: 0, pos: -1 };
-      this.slots.set(k, slot);
-      fresh.push(slot);
-    }
-    const round = this.roundMs();
-    for (const slot of fresh) {
-      slot.due = Math.ceil(now + this.random() * round);
-      slot.pos = this.heap.length;
-      this.heap.push(slot);
-      this.up(slot.pos);
-    }
+  has(peer: S): boolean {
+    return peer.pos >= 0 && this.heap[peer.pos] === peer;
+  }
+
+  /** Makes the schedule hold exactly `peers`: new ones start at a random point of the round. */
+  setPeers(peers: Iterable<S>, now: number): void {
+    const want = new Set(peers);
+    for (const p of this.heap.filter((x) => !want.has(x))) this.unlink(p);
+    const fresh: S[] = [];
+    for (const p of want) if (!this.has(p)) fresh.push(p);
+    const round = this.roundFor(this.heap.length + fresh.length);
+    for (const p of fresh) this.push(p, Math.ceil(now + this.random() * round));
   }
 
   /** One peer more (a lease event), at a random point of the round; nothing if it is there. */
-  add(key: string, now: number): void {
-    if (this.slots.has(key)) return;
-    const slot: Slot = { key, due: 0, pos: this.heap.length };
-    this.slots.set(key, slot);
-    slot.due = Math.ceil(now + this.random() * this.roundMs());
-    this.heap.push(slot);
-    this.up(slot.pos);
+  add(peer: S, now: number): void {
+    if (this.has(peer)) return;
+    this.push(peer, Math.ceil(now + this.random() * this.roundFor(this.heap.length + 1)));
   }
 
-  /** One peer less (a lease event). */
-  remove(key: string): void {
-    const slot = this.slots.get(key);
-    if (!slot) return;
-    this.slots.delete(key);
-    this.unlink(slot);
+  /** One peer less (a lease event); nothing if it is not scheduled. */
+  remove(peer: S): void {
+    if (this.has(peer)) this.unlink(peer);
   }
 
   /** Peers due now, as many as the budget allows; each is rescheduled one jittered round later. */
-  take(now: number): string[] {
-    const out: string[] = [];
+  take(now: number): S[] {
+    const out: S[] = [];
     const round = this.roundMs();
     while (this.heap.length > 0) {
       const top = this.heap[0]!;
       if (top.due > now) break;
       if (!this.bucket.take(now, this.opts.probesPerPeer)) break;
-      out.push(top.key);
+      out.push(top);
       top.due = Math.ceil(now + round * (1 + this.opts.jitter * (2 * this.random() - 1)));
       this.down(0);
     }
@@ -126,13 +108,27 @@ export class ProbeSchedule {
     return top === undefined ? Infinity : Math.max(0, top.due - now);
   }
 
-  private unlink(slot: Slot): void {
+  private roundFor(peers: number): number {
+    const byRate = (peers * this.opts.probesPerPeer * 1000) / this.opts.maxProbesPerSecond;
+    return Math.max(this.opts.intervalMs, byRate);
+  }
+
+  private push(peer: S, due: number): void {
+    peer.due = due;
+    peer.pos = this.heap.length;
+    this.heap.push(peer);
+    this.up(peer.pos);
+  }
+
+  private unlink(peer: S): void {
     const h = this.heap;
     const last = h.pop()!;
-    if (last === slot) return;
-    h[slot.pos] = last;
-    last.pos = slot.pos;
-    this.up(last.pos);
+    const at = peer.pos;
+    peer.pos = -1;
+    if (last === peer) return;
+    h[at] = last;
+    last.pos = at;
+    this.up(at);
     this.down(last.pos);
   }
 

@@ -49,16 +49,16 @@ export function healthKey(prefix: string, subnet: Prefix4): string {
 
 export function buildSummary(
   self: { name: string; publicIp: string; subnet: string; mtu: number },
-  peers: Iterable<[string, PeerHealth]>,
+  peers: Iterable<{ readonly key: string; readonly health: PeerHealth }>,
   roundMs: number,
   nowMs: number,
 ): HealthSummary {
   const s: HealthSummary = { v: SUMMARY_VERSION, ...self, at: Math.floor(nowMs / 1000), roundS: Math.ceil(roundMs / 1000), peers: 0, ok: 0, unknown: 0, bad: [] };
   const counts: Record<PeerStatus, number> = { unknown: 0, ok: 0, mtu: 0, unreachable: 0 };
-  for (const [subnet, h] of peers) {
+  for (const { key, health: h } of peers) {
     s.peers++;
     counts[h.status]++;
-    if (h.status === 'mtu' || h.status === 'unreachable') s.bad.push({ subnet, kind: h.status, since: Math.floor(h.since / 1000) });
+    if (h.status === 'mtu' || h.status === 'unreachable') s.bad.push({ subnet: key, kind: h.status, since: Math.floor(h.since / 1000) });
   }
   s.ok = counts.ok;
   s.unknown = counts.unknown;

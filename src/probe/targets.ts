@@ -8,7 +8,7 @@
 // answers from the source its route back picks, and host-gw's route (via our PublicIP, on the
 // underlay) picks the peer's underlay address.
 import { formatPrefix4, type Ip4, type Prefix4 } from '../ip/ipv4';
-import type { ProbeTarget } from './prober';
+import type { ProbeTarget } from './peer';
 
 export interface PeerAddresses {
   subnet: Prefix4;

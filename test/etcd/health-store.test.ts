@@ -22,7 +22,7 @@ after(async () => {
 });
 
 function summary(peerStatus: PeerHealth['status'], roundMs = 1000): HealthSummary {
-  return buildSummary({ name: 'h1', publicIp: '172.30.0.11', subnet: '10.244.1.0/24', mtu: 1450 }, [['10.244.2.0/24', { ...newPeerHealth(0), status: peerStatus }]], roundMs, Date.now());
+  return buildSummary({ name: 'h1', publicIp: '172.30.0.11', subnet: '10.244.1.0/24', mtu: 1450 }, [{ key: '10.244.2.0/24', health: { ...newPeerHealth(0), status: peerStatus } }], roundMs, Date.now());
 }
 
 test('written on change, coalesced; heartbeats move the key to a fresh TTL lease; it expires after stop', { timeout: 60_000 }, async () => {

@@ -87,12 +87,12 @@ test('the prober judges ok, then mtu when the path shrinks below the probe size,
     openSocket: (ip, port) => inNetns(a.path, () => openDfSocket(ip, port)),
   });
   const key = '10.124.0.2/32';
-  const status = (): string => prober.health().get(key)?.status ?? 'none';
+  const status = (): string => prober.peer(key)?.health.status ?? 'none';
   try {
     prober.setTargets([{ key, overlay: parseIp4(B), publicIp: parseIp4(B) }]);
     prober.setSelf(parseIp4(A), 1500);
     await waitFor(() => status() === 'ok', 10_000, 'ok');
-    const h = prober.health().get(key)!;
+    const h = prober.peer(key)!.health;
     assert.ok(h.rttMs! > 0 && h.rttMs! < 100, `rtt ${h.rttMs} ms`);
     b.ip('link', 'set', 'veth1', 'mtu', '1400'); // B drops what is bigger than 1400 on receive
     await waitFor(() => status() === 'mtu', 10_000, 'mtu');

@@ -19,7 +19,7 @@ function peer(status: PeerStatus, since = 5000): PeerHealth {
 
 /** h's summary, with `statusTo(other)` for each other host. */
 function summaryOf(i: number, statusTo: (j: number) => PeerStatus, at = 100_000): HealthSummary {
-  const peers: Array<[string, PeerHealth]> = H.map((h, j) => [h.subnet, peer(statusTo(j))] as [string, PeerHealth]).filter((_, j) => j !== i);
+  const peers = H.map((h, j) => ({ key: h.subnet, health: peer(statusTo(j)) })).filter((_, j) => j !== i);
   return buildSummary({ ...H[i]!, mtu: 1450 }, peers, 10_000, at * 1000);
 }
 
@@ -135,7 +135,7 @@ test('check output at scale: one broken host among many is one line each way, no
   const many = Array.from({ length: 8 }, (_, i) => ({ name: `n${i}`, publicIp: `172.30.1.${i + 1}`, subnet: `10.244.${100 + i}.0/24` }));
   const sums = new Map(
     many.map((h, i) => {
-      const peers: Array<[string, PeerHealth]> = many.filter((_, j) => j !== i).map((p) => [p.subnet, peer(i === 7 || p.name === 'n7' ? 'mtu' : 'ok')]);
+      const peers = many.filter((_, j) => j !== i).map((p) => ({ key: p.subnet, health: peer(i === 7 || p.name === 'n7' ? 'mtu' : 'ok') }));
       return [h.subnet, buildSummary({ ...h, mtu: 1450 }, peers, 10_000, 100_000_000)] as [string, HealthSummary];
     }),
   );

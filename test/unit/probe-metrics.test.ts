@@ -5,23 +5,22 @@ import { Metrics } from '../../src/observe/metrics';
 import { parseIp4 } from '../../src/ip/ipv4';
 import { registerProbeMetrics } from '../../src/probe/metrics';
 import { newPeerHealth, type PeerHealth } from '../../src/probe/health';
-import type { ProbeTarget } from '../../src/probe/prober';
+import { newProbePeer, retarget, type ProbePeer } from '../../src/probe/peer';
 import { parsePrometheus } from '../../src/ctl/status';
 import { peerRows, renderPeers } from '../../src/ctl/peers';
 
 test('per-peer gauges, status counts and drop counters render; status --peers reads them back', () => {
-  const health = new Map<string, PeerHealth>([
+  const health: Array<[string, PeerHealth]> = [
     ['10.244.2.0/24', { ...newPeerHealth(0), status: 'ok', reachable: true, mtuOk: true, rttMs: 0.5, lastSuccess: 1_000_000_000 }],
     ['10.244.3.0/24', { ...newPeerHealth(0), status: 'mtu', reachable: true, mtuOk: false, rttMs: 0.7, lastSuccess: 1_000_000_000 }],
     ['10.244.4.0/24', { ...newPeerHealth(0), status: 'unreachable', reachable: false, mtuOk: true, rttMs: 0.6, lastSuccess: 999_000_000 }],
     ['10.244.5.0/24', newPeerHealth(0)],
-  ]);
-  const targets = new Map<string, ProbeTarget>([...health.keys()].map((k, i) => [k, { key: k, overlay: 0, publicIp: parseIp4(`172.30.0.${12 + i}`) }]));
+  ];
+  const peers = health.map(([key, h], i) => newProbePeer({ key, overlay: 0, publicIp: parseIp4(`172.30.0.${12 + i}`) }, h));
   const m = new Metrics();
   const dropped = { short: 3, long: 0, magic: 2, version: 0, kind: 0, flags: 0, padding: 0, source: 5, 'not-request': 0, rate: 1 };
   const { observeRtt } = registerProbeMetrics(m, {
-    health: () => health,
-    target: (k) => targets.get(k),
+    peers: () => peers,
     proberStats: () => ({ sentSmall: 10, sentFull: 10, replies: 18, unmatched: 1, sendErrors: 2 }),
     responderStats: () => ({ answered: 7, dropped }),
   });
@@ -49,21 +48,19 @@ test('per-peer gauges, status counts and drop counters render; status --peers re
   assert.match(text, /^10\.244\.4\.0\/24\s+172\.30\.0\.14\s+unreachable\s+0\.60 ms\s+ok\s+16m50s ago$/m);
 });
 
-// Scrapes that only change values write values into the series already there; any change of
-// which peers are judged, their order or their underlay IP rebuilds the families. Either way
-// the lines are those of a rebuild: health-map order, only judged values present.
+// Every scrape lists the peers as they are then: the prober's order, only judged values
+// present, each peer's label text for its underlay IP now.
 test('per-peer series across scrapes: values, a peer judged later, an IP change, a peer gone', () => {
   const judged = (rttMs: number, ok = true): PeerHealth => ({ ...newPeerHealth(0), status: ok ? 'ok' : 'unreachable', reachable: ok, mtuOk: ok, rttMs, lastSuccess: 2_000_000 });
-  const health = new Map<string, PeerHealth>([
-    ['10.244.1.0/24', judged(1)],
-    ['10.244.2.0/24', newPeerHealth(0)],
-    ['10.244.3.0/24', { ...newPeerHealth(0), reachable: false }],
-  ]);
-  const ips = new Map([['10.244.1.0/24', '172.30.0.1'], ['10.244.2.0/24', '172.30.0.2'], ['10.244.3.0/24', '172.30.0.3']]);
+  const peer = (subnet: string, ip: string, h: PeerHealth): ProbePeer => newProbePeer({ key: subnet, overlay: 0, publicIp: parseIp4(ip) }, h);
+  const peers = new Map<string, ProbePeer>(
+    [peer('10.244.1.0/24', '172.30.0.1', judged(1)), peer('10.244.2.0/24', '172.30.0.2', newPeerHealth(0)), peer('10.244.3.0/24', '172.30.0.3', { ...newPeerHealth(0), reachable: false })].map((p) => [p.key, p]),
+  );
+  // A round writes into the peer's health (health.ts applyRound).
+  const judge = (subnet: string, h: PeerHealth): void => void Object.assign(peers.get(subnet)!.health, h);
   const m = new Metrics();
   registerProbeMetrics(m, {
-    health: () => health,
-    target: (k) => (ips.has(k) ? { key: k, overlay: 0, publicIp: parseIp4(ips.get(k)!) } : undefined),
+    peers: () => peers.values(),
     proberStats: () => undefined,
     responderStats: () => undefined,
   });
@@ -74,21 +71,21 @@ test('per-peer series across scrapes: values, a peer judged later, an IP change,
   const c = (name: string, v: string, ip = '172.30.0.3') => l(name, '10.244.3.0/24', ip, v);
 
   assert.deepEqual(peerLines(), [a('reachable', '1'), c('reachable', '0'), a('mtu_ok', '1'), a('last_success_timestamp_seconds', '2000'), a('rtt_seconds', '0.001')]);
-  health.set('10.244.1.0/24', judged(2, false));
+  judge('10.244.1.0/24', judged(2, false));
   assert.deepEqual(peerLines(), [a('reachable', '0'), c('reachable', '0'), a('mtu_ok', '0'), a('last_success_timestamp_seconds', '2000'), a('rtt_seconds', '0.002')]);
-  // Judged now: in health-map order, between the other two, not appended.
-  health.set('10.244.2.0/24', judged(3));
+  // Judged now: in the prober's order, between the other two, not appended.
+  judge('10.244.2.0/24', judged(3));
   assert.deepEqual(peerLines(), [
     a('reachable', '0'), b('reachable', '1'), c('reachable', '0'),
     a('mtu_ok', '0'), b('mtu_ok', '1'),
     a('last_success_timestamp_seconds', '2000'), b('last_success_timestamp_seconds', '2000'),
     a('rtt_seconds', '0.002'), b('rtt_seconds', '0.003'),
   ]);
-  // A new underlay IP is a new label set (the old one goes); a peer gone from health goes.
-  ips.set('10.244.3.0/24', '172.30.0.33');
-  health.delete('10.244.1.0/24');
+  // A new underlay IP is a new label set (the old one goes); a peer gone goes.
+  retarget(peers.get('10.244.3.0/24')!, { key: '10.244.3.0/24', overlay: 0, publicIp: parseIp4('172.30.0.33') });
+  peers.delete('10.244.1.0/24');
   assert.deepEqual(peerLines(), [b('reachable', '1'), c('reachable', '0', '172.30.0.33'), b('mtu_ok', '1'), b('last_success_timestamp_seconds', '2000'), b('rtt_seconds', '0.003')]);
-  // Back again: at the end of the health map, so last.
-  health.set('10.244.1.0/24', judged(4));
+  // Back again (a new record): at the end of the prober's map, so last.
+  peers.set('10.244.1.0/24', peer('10.244.1.0/24', '172.30.0.1', judged(4)));
   assert.deepEqual(peerLines().slice(0, 3), [b('reachable', '1'), c('reachable', '0', '172.30.0.33'), a('reachable', '1')]);
 });
