@@ -134,7 +134,7 @@ export class Prober {
     if (p) this.forget(p);
   }
 
-  /** Every probed peer, in the order first added: read its `health`, do not write the records. */
+  /** Every probed peer, in the order first added. Callers read the records; only the metrics write one field (`label`). */
   peers(): ReadonlyMap<string, ProbePeer> {
     return this.peerMap;
   }
