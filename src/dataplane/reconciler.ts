@@ -71,10 +71,10 @@ export interface Dataplane extends EventEmitter<ReconcilerEvents> {
 
 interface Table {
   spec: AnyTable;
-  t: DeltaTracker<unknown>;
-  /** The desired map the tracker was last built from, and for which device index. */
+  /** Desired: the planner's entries themselves; actual: the kernel's values (bound to the device's index). */
+  t: DeltaTracker<unknown, unknown>;
+  /** The desired map the tracker was last built from. */
   from: EntryMap | undefined;
-  fromIndex: number;
 }
 
 export class Reconciler extends EventEmitter<ReconcilerEvents> implements Dataplane {
@@ -107,7 +107,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     readonly driver: Driver,
   ) {
     super();
-    this.tables = driver.tables.map((spec) => ({ spec, t: new DeltaTracker<unknown>((a, b) => spec.equal(a, b)), from: undefined, fromIndex: -1 }));
+    this.tables = driver.tables.map((spec) => {
+      const bind = (e: unknown): unknown => spec.bind(e as never, this.devIndex);
+      return { spec, t: new DeltaTracker<unknown, unknown>((e, a) => spec.equal(bind(e), a), bind), from: undefined };
+    });
     const routes = this.tables.find((x) => x.spec.kind === 'route');
     this.ctx = {
       devIndex: 0,
@@ -165,10 +168,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
         this.sinkDirty.add(c.kind);
         continue;
       }
-      // A tracker built from another map or device index is rebuilt whole anyway.
-      if (x.from !== d.tables[c.kind] || x.fromIndex !== this.devIndex) continue;
+      // A tracker built from another map is rebuilt whole anyway.
+      if (x.from !== d.tables[c.kind]) continue;
       if (c.entry === undefined) x.t.deleteDesired(c.key);
-      else x.t.setDesired(c.key, x.spec.bind(c.entry as never, this.devIndex));
+      else x.t.setDesired(c.key, c.entry);
     }
     this.isConverged = false;
     this.kick();
@@ -213,7 +216,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
     // A delete event for an entry other than the one we track (e.g. a route with a different
     // gateway) says nothing about ours.
     if (value === undefined && deletedVal !== undefined) {
-      if (t.getActual(key) !== undefined && !t.actualEquals(key, deletedVal)) return;
+      const held = t.getActual(key);
+      if (held !== undefined && !x.spec.equal(held, deletedVal)) return;
     }
     const wasDesired = t.getDesired(key);
     const wasOk = wasDesired !== undefined && t.getActual(key) !== undefined && !t.isPendingWrite(key);
@@ -235,12 +239,9 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       const entries = (d.tables[x.spec.kind] ?? new Map()) as EntryMap;
       // At 10,000 peers a rebuild walks 30,000 entries: skipped for a table whose desired map
       // is the very one already applied (a new device spec alone, a cold start's full resync).
-      if (x.from === entries && x.fromIndex === this.devIndex) continue;
+      if (x.from === entries) continue;
       x.from = entries;
-      x.fromIndex = this.devIndex;
-      const bound = new Map<string, unknown>();
-      for (const [k, e] of entries) bound.set(k, x.spec.bind(e as never, this.devIndex));
-      x.t.replaceDesired(bound);
+      x.t.replaceDesired(entries as ReadonlyMap<string, unknown>);
     }
   }
 
@@ -335,8 +336,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
 
   private setDevIndex(index: number): void {
     if (index === this.devIndex) return;
+    // Entries bound to the old index are what the kernel holds until a dump says otherwise.
+    for (const x of this.tables) x.t.pin();
     this.devIndex = index;
     this.ctx.devIndex = index;
+    for (const x of this.tables) x.t.resettle();
     this.applyDesiredToTrackers();
   }
 
@@ -401,7 +405,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       } else {
         for (const k of x.t.pendingWriteKeys()) {
           keys.push(k);
-          reqs.push(x.spec.write(x.t.getDesired(k)));
+          reqs.push(x.spec.write(x.spec.bind(x.t.getDesired(k) as never, this.devIndex)));
         }
       }
       groups.push({ x, op: step.op, end: reqs.length });

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { DeltaTracker } from '../../src/dataplane/delta-tracker';
 
 const eq = (a: string, b: string) => a === b;
+const same = (d: string): string => d;
 
 test('desired but absent is a pending write; written clears it', () => {
-  const t = new DeltaTracker<string>(eq);
+  const t = new DeltaTracker<string>(eq, same);
   t.setDesired('a', 'x');
   assert.deepEqual(t.pendingWrites(), [['a', 'x']]);
   t.written('a');
@@ -14,7 +15,7 @@ test('desired but absent is a pending write; written clears it', () => {
 });
 
 test('actual but not desired is a pending delete; deleted clears it', () => {
-  const t = new DeltaTracker<string>(eq);
+  const t = new DeltaTracker<string>(eq, same);
   t.replaceActual(new Map([['orphan', 'o']]));
   assert.deepEqual(t.pendingDeletes(), [['orphan', 'o']]);
   t.deleted('orphan');
@@ -22,7 +23,7 @@ test('actual but not desired is a pending delete; deleted clears it', () => {
 });
 
 test('a different actual value is a pending write (drift)', () => {
-  const t = new DeltaTracker<string>(eq);
+  const t = new DeltaTracker<string>(eq, same);
   t.setDesired('a', 'x');
   t.written('a');
   t.setActual('a', 'changed');
@@ -34,7 +35,7 @@ test('a different actual value is a pending write (drift)', () => {
 });
 
 test('replaceDesired removes keys that are gone and keeps equal ones untouched', () => {
-  const t = new DeltaTracker<string>(eq);
+  const t = new DeltaTracker<string>(eq, same);
   t.replaceDesired(new Map([['a', '1'], ['b', '2']]));
   t.written('a');
   t.written('b');
@@ -44,7 +45,7 @@ test('replaceDesired removes keys that are gone and keeps equal ones untouched',
 });
 
 test('replaceActual recomputes every key from a full dump', () => {
-  const t = new DeltaTracker<string>(eq);
+  const t = new DeltaTracker<string>(eq, same);
   t.replaceDesired(new Map([['a', '1'], ['b', '2']]));
   t.replaceActual(new Map([['a', '1'], ['z', '9']]));
   assert.deepEqual(t.pendingWrites(), [['b', '2']]);
@@ -54,7 +55,7 @@ test('replaceActual recomputes every key from a full dump', () => {
 });
 
 test('fillActual: a dump fed entry by entry; a restart forgets what the interrupted attempt showed', () => {
-  const t = new DeltaTracker<string>(eq);
+  const t = new DeltaTracker<string>(eq, same);
   t.replaceDesired(new Map([['a', '1'], ['b', '2'], ['c', '3']]));
   t.replaceActual(new Map([['a', '1'], ['b', '2'], ['c', '3']]));
   assert.ok(t.inSync());
@@ -82,6 +83,36 @@ test('fillActual: a dump fed entry by entry; a restart forgets what the interrup
   assert.equal(t.actualSize, 2);
 });
 
+test('desired entries and kernel values of different shapes: bound through actualOf; a new binding (device index) makes in-sync keys pending and keeps what the kernel holds', () => {
+  interface Entry { ip: string }
+  interface Held { ip: string; index: number }
+  let index = 3;
+  const bind = (e: Entry): Held => ({ ip: e.ip, index });
+  const t = new DeltaTracker<Entry, Held>((e, a) => e.ip === a.ip && a.index === index, bind);
+  const a1 = { ip: '10.0.0.1' };
+  t.replaceDesired(new Map([['a', a1]]));
+  t.written('a');
+  assert.ok(t.inSync());
+  assert.deepEqual(t.getActual('a'), { ip: '10.0.0.1', index: 3 });
+  // Another object asking for the same: taken in (the plan's old entry is not kept alive), still in sync.
+  const a2 = { ip: '10.0.0.1' };
+  t.replaceDesired(new Map([['a', a2]]));
+  assert.equal(t.getDesired('a'), a2);
+  assert.ok(t.inSync());
+  // The device was recreated: index 7.
+  t.pin();
+  index = 7;
+  t.resettle();
+  assert.deepEqual(t.pendingWriteKeys(), ['a']);
+  assert.deepEqual(t.getActual('a'), { ip: '10.0.0.1', index: 3 }, 'the kernel still holds the entry on the old index');
+  t.written('a');
+  assert.deepEqual(t.getActual('a'), { ip: '10.0.0.1', index: 7 });
+  // A binding change that changes nothing leaves nothing pending.
+  t.pin();
+  t.resettle();
+  assert.ok(t.inSync());
+});
+
 test('after random changes to either side, pending work and the actual side match a model holding both sides in full', () => {
   // The tracker keeps the actual side only where it differs from the desired one (issue 13):
   // this model keeps both maps whole, as the tracker did before.
@@ -93,7 +124,7 @@ test('after random changes to either side, pending work and the actual side matc
   const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
   const vals = ['1', '2', '3'];
   for (let run = 0; run < 200; run++) {
-    const t = new DeltaTracker<string>(eq);
+    const t = new DeltaTracker<string>(eq, same);
     const desired = new Map<string, string>();
     const actual = new Map<string, string>();
     for (let step = 0; step < 40; step++) {
