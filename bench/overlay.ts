@@ -415,15 +415,25 @@ async function joinsAtScale(lab: Lab, list: ReturnType<typeof peers>, joins: num
  */
 async function sampleRest(pid: number, ns: string, seconds: number): Promise<void> {
   const rss: number[] = [];
+  // At each scrape: V8's committed heap (MB) and how many peers are judged unreachable, to
+  // tell the judged state from the unjudged one in the RSS series.
+  const committed: number[] = [];
+  const judged: number[] = [];
   const c0 = cpuMs(pid);
   const t0 = performance.now();
   for (let i = 1; performance.now() - t0 < seconds * 1000; i++) {
     await sleep(5000);
-    if (i % 3 === 0) heapMb(ns);
+    if (i % 3 === 0) {
+      const text = scrape(ns);
+      committed.push(Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(text)?.[1] ?? NaN) / 1048576);
+      judged.push(Number(/^twill_peers_health\{status="unreachable"\} (\d+)$/m.exec(text)?.[1] ?? NaN));
+    }
     rss.push(rssMb(pid));
   }
   const cpu = (cpuMs(pid) - c0) / ((performance.now() - t0) / 1000);
-  process.stderr.write(`at rest over ${seconds} s, /metrics scraped every 15 s: RSS every 5 s min ${fmt(Math.min(...rss))} / max ${fmt(Math.max(...rss))} MB [${rss.map((r) => r.toFixed(0)).join(' ')}], idle CPU ${fmt(cpu)} ms/s; peers by probe status: ${peerStatuses(ns)}\n`);
+  const list = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(' ');
+  process.stderr.write(`at rest over ${seconds} s, /metrics scraped every 15 s: RSS every 5 s min ${fmt(Math.min(...rss))} / max ${fmt(Math.max(...rss))} MB [${list(rss)}], idle CPU ${fmt(cpu)} ms/s; peers by probe status: ${peerStatuses(ns)}\n`);
+  process.stderr.write(`  at each scrape: V8 heap committed MB [${list(committed)}]; peers judged unreachable [${list(judged)}]\n`);
 }
 
 function scaleRows(s: AtScale): string[][] {
