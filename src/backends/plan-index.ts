@@ -132,12 +132,13 @@ export class PlanIndex<D> {
       const t = this.tables[kind] as EntryMap;
       for (const key of keys) {
         const now = t.get(key);
-        if (now === undefined || !sameEntry(now, prevEntry(kind, key, wasAccepted))) delta.entries.push({ kind, key, entry: now });
+        const was = prevEntry(kind, key, wasAccepted);
+        if (now === undefined || !sameEntry(now, was)) delta.entries.push({ kind, key, entry: now, was });
       }
     }
     for (const p of group) {
       if (p.verdict !== 'accepted' || !p.plan.ok) continue;
-      for (const e of p.plan.entries) if (!removed.get(e.kind)?.has(e.key)) delta.entries.push({ kind: e.kind, key: e.key, entry: e.entry });
+      for (const e of p.plan.entries) if (!removed.get(e.kind)?.has(e.key)) delta.entries.push({ kind: e.kind, key: e.key, entry: e.entry, was: undefined });
     }
     // Peers: joined, left, changed.
     for (const p of group) {

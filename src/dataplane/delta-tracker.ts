@@ -28,7 +28,8 @@ export interface ActualSink<A> {
 }
 
 export class DeltaTracker<D, A = D> {
-  private readonly desired = new Map<string, D>();
+  /** Its own map, or (adopt) its owner's, changed in place and reported through `changed`. */
+  private desired = new Map<string, D>();
   private readonly diff = new Map<string, A | typeof ABSENT>();
 
   /**
@@ -63,26 +64,48 @@ export class DeltaTracker<D, A = D> {
     this.settle(key, a);
   }
 
-  /** Replace the whole desired side (keys not in `next` become deletions if present). */
+  /** Replace the whole desired side (keys not in `next` become deletions if present): a copy of `next`. */
   replaceDesired(next: ReadonlyMap<string, D>): void {
-    if (this.desired.size === 0 && this.diff.size === 0) {
+    this.adopt(new Map(next));
+  }
+
+  /**
+   * Makes `next` itself the desired side, not a copy (issue 13: the reconciler's trackers share
+   * the plan index's tables, one map per table at 10,000 peers instead of two). Its owner changes
+   * it in place afterwards and reports each change through `changed`, before anything else
+   * reads this tracker. Keys no longer desired become deletions if present; an entry replaced
+   * by another object that asks for the same stays in sync.
+   */
+  adopt(next: Map<string, D>): void {
+    const prev = this.desired;
+    if (next === prev) return;
+    if (prev.size === 0 && this.diff.size === 0) {
       // First fill (a cold start: 30,000 entries): nothing is known to be in the kernel yet.
-      for (const [key, v] of next) {
-        this.desired.set(key, v);
-        this.diff.set(key, ABSENT);
-      }
+      this.desired = next;
+      for (const key of next.keys()) this.diff.set(key, ABSENT);
       return;
     }
-    for (const key of [...this.desired.keys()]) if (!next.has(key)) this.deleteDesired(key);
-    for (const [key, v] of next) {
-      const cur = this.desired.get(key);
-      if (cur === undefined) this.setDesired(key, v);
-      else if (cur !== v) {
-        // Another object: kept if it asks for the same, else settled against what the kernel holds.
-        if (this.diff.has(key) || !this.matches(v, this.actualOf(cur))) this.setDesired(key, v);
-        else this.desired.set(key, v);
-      }
+    // What the kernel holds for keys in sync, unless the new entry asks for just that.
+    for (const [k, d] of prev) {
+      if (this.diff.has(k)) continue;
+      const n = next.get(k);
+      if (n === d || (n !== undefined && this.matches(n, this.actualOf(d)))) continue;
+      this.diff.set(k, this.actualOf(d));
     }
+    // New keys, for which the kernel holds nothing as far as we know (not in the diff).
+    for (const k of next.keys()) if (!prev.has(k) && !this.diff.has(k)) this.diff.set(k, ABSENT);
+    this.desired = next;
+    this.resettle();
+  }
+
+  /** The owner of an adopted map changed it under `key`; `was` is what it held before (undefined: nothing). */
+  changed(key: string, was: D | undefined): void {
+    let actual: A | undefined;
+    if (this.diff.has(key)) {
+      const a = this.diff.get(key)!;
+      actual = a === ABSENT ? undefined : a;
+    } else actual = was === undefined ? undefined : this.actualOf(was);
+    this.settle(key, actual);
   }
 
   /**

@@ -68,6 +68,8 @@ export interface EntryChange {
   kind: EntryKind;
   key: string;
   entry: EntryOf[EntryKind] | undefined;
+  /** What the table held under `key` before (undefined: nothing); the reconciler's tracker shares the table. */
+  was: EntryOf[EntryKind] | undefined;
 }
 
 export type Tables = { [K in EntryKind]?: EntryMap<K> };

@@ -168,10 +168,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
         this.sinkDirty.add(c.kind);
         continue;
       }
-      // A tracker built from another map is rebuilt whole anyway.
-      if (x.from !== d.tables[c.kind]) continue;
-      if (c.entry === undefined) x.t.deleteDesired(c.key);
-      else x.t.setDesired(c.key, c.entry);
+      // The tracker shares the map, already changed; one built from another map is rebuilt whole anyway.
+      if (x.from === d.tables[c.kind]) x.t.changed(c.key, c.was);
     }
     this.isConverged = false;
     this.kick();
@@ -241,7 +239,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> implements Datapl
       // is the very one already applied (a new device spec alone, a cold start's full resync).
       if (x.from === entries) continue;
       x.from = entries;
-      x.t.replaceDesired(entries as ReadonlyMap<string, unknown>);
+      x.t.adopt(entries as Map<string, unknown>);
     }
   }
 

@@ -165,3 +165,62 @@ test('after random changes to either side, pending work and the actual side matc
     }
   }
 });
+
+test('a shared desired map (adopt): changed in place by its owner and reported with what it held; pending work and the actual side match a model', () => {
+  let seed = 11;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const vals = ['1', '2', '3'];
+  for (let run = 0; run < 200; run++) {
+    const t = new DeltaTracker<string>(eq, same);
+    let shared = new Map<string, string>();
+    t.adopt(shared);
+    const actual = new Map<string, string>();
+    for (let step = 0; step < 40; step++) {
+      const k = keys[rnd(keys.length)]!;
+      const v = vals[rnd(vals.length)]!;
+      switch (rnd(7)) {
+        case 0: {
+          const was = shared.get(k);
+          shared.set(k, v);
+          t.changed(k, was);
+          break;
+        }
+        case 1: {
+          const was = shared.get(k);
+          shared.delete(k);
+          t.changed(k, was);
+          break;
+        }
+        case 2: t.setActual(k, v); actual.set(k, v); break;
+        case 3: t.written(k); if (shared.has(k)) actual.set(k, shared.get(k)!); break;
+        case 4: t.deleted(k); actual.delete(k); break;
+        case 5: {
+          // The owner's next map (a rebuilt index): adopted, not copied.
+          shared = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
+          t.adopt(shared);
+          break;
+        }
+        default: {
+          const next = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
+          t.replaceActual(next);
+          actual.clear();
+          for (const [x, y] of next) actual.set(x, y);
+        }
+      }
+      const writes = keys.filter((x) => shared.has(x) && actual.get(x) !== shared.get(x));
+      const deletes = keys.filter((x) => !shared.has(x) && actual.has(x));
+      assert.deepEqual(t.pendingWriteKeys().sort(), writes, `run ${run} step ${step}`);
+      assert.deepEqual(t.pendingDeletes().sort(), deletes.map((x) => [x, actual.get(x)!]));
+      for (const x of keys) {
+        assert.equal(t.getActual(x), actual.get(x));
+        assert.equal(t.getDesired(x), shared.get(x));
+      }
+      assert.equal(t.actualSize, actual.size);
+      assert.equal(t.desiredSize, shared.size);
+    }
+  }
+});

@@ -78,6 +78,8 @@ class Mirror {
   }
   apply(d: PlanDelta<any>): void {
     for (const e of d.entries) {
+      // `was` is what the table held before (the reconciler's tracker shares the table).
+      assert.deepEqual(e.was, this.tables[e.kind]!.get(e.key), `was of ${e.kind} ${e.key}`);
       if (e.entry === undefined) this.tables[e.kind]!.delete(e.key);
       else this.tables[e.kind]!.set(e.key, { ...e.entry });
     }
