@@ -18,14 +18,13 @@ export const PROBE_FAILURES = 3;
 /** How often the summary is offered to the sink even without a change (it writes heartbeats). */
 const OFFER_MS = 10_000;
 /**
- * Transitions come in bursts (a host going down, or a round judging thousands of new peers):
- * the summary (O(peers) to build) is built once per burst, this long after its first transition.
- * The sink coalesces its writes over 1-5 s anyway.
+ * Where the summary goes. `offer` says a new one may be due and how to make it: the sink calls
+ * `build` when it is about to write (at most once per write, 1-5 s apart), so a burst of
+ * transitions (a host going down, a round judging thousands of peers) costs one O(peers) build
+ * per write, not one per transition.
  */
-const TRANSITION_OFFER_MS = 200;
-
 export interface SummarySink {
-  offer(summary: HealthSummary): void;
+  offer(build: () => HealthSummary): void;
   close(): Promise<void>;
 }
 
@@ -57,7 +56,6 @@ export class PeerProbing {
    */
   private summary: HealthSummary | undefined;
   private offerTimer: NodeJS.Timeout | undefined;
-  private transitionOffer: NodeJS.Timeout | undefined;
   private responderRetry: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -157,19 +155,17 @@ export class PeerProbing {
     if (tr.to === 'ok' || tr.to === 'unknown') this.opts.log.info(o, 'peer health changed');
     else this.opts.log.warn(o, 'peer health changed');
     this.summary = undefined;
-    if (this.transitionOffer) return;
-    this.transitionOffer = setTimeout(() => {
-      this.transitionOffer = undefined;
-      this.offer();
-    }, TRANSITION_OFFER_MS);
-    this.transitionOffer.unref();
+    this.offer();
   }
 
   private offer(): void {
-    if (!this.self || !this.opts.sink) return;
-    const now = Date.now();
-    this.summary = this.summary ? { ...this.summary, at: Math.floor(now / 1000) } : buildSummary(this.self, this.prober.peers().values(), this.prober.roundMs(), now);
-    this.opts.sink.offer(this.summary);
+    const self = this.self;
+    if (!self || !this.opts.sink) return;
+    this.opts.sink.offer(() => {
+      const now = Date.now();
+      this.summary = this.summary ? { ...this.summary, at: Math.floor(now / 1000) } : buildSummary(this.self ?? self, this.prober.peers().values(), this.prober.roundMs(), now);
+      return this.summary;
+    });
   }
 
   private readonly errorsLogged = new Set<string>();
@@ -185,7 +181,6 @@ export class PeerProbing {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.offerTimer) clearInterval(this.offerTimer);
-    if (this.transitionOffer) clearTimeout(this.transitionOffer);
     if (this.responderRetry) clearTimeout(this.responderRetry);
     this.prober.stop();
     this.responder.close();

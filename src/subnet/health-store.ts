@@ -4,7 +4,8 @@
 // etcd load proportional to change: a write when the summary's content changes (coalesced: at
 // most one per probe round, between 1 and 5 s apart — a cluster starting at once judges all
 // its peers within the first round, and each host then writes a handful of times, not once
-// per peer), otherwise one heartbeat per minute. The key is attached to its own etcd
+// per peer), otherwise one heartbeat per minute. The summary is built when a write may be due,
+// from the latest offer, not at each offer (SummarySink). The key is attached to its own etcd
 // lease with a TTL of three heartbeats, so a host that stops (or is cut off) disappears from
 // the view by itself. Each heartbeat grants a fresh lease, puts the key on it and revokes the
 // previous one (which then holds no key): three small requests a minute, no keepalive stream.
@@ -36,7 +37,8 @@ export interface HealthStoreLogger {
 export class EtcdHealthStore implements SummarySink {
   private written: HealthSummary | undefined;
   private writtenAt = 0;
-  private pending: HealthSummary | undefined;
+  /** How to build the summary, offered since the last write (or kept for a retry). */
+  private pending: (() => HealthSummary) | undefined;
   private leaseId: string | undefined;
   private leaseAt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -51,13 +53,10 @@ export class EtcdHealthStore implements SummarySink {
     private readonly heartbeatS = HEALTH_HEARTBEAT_S,
   ) {}
 
-  offer(s: HealthSummary): void {
+  offer(build: () => HealthSummary): void {
     if (this.closed) return;
-    const changed = !this.written || !sameContent(this.written, s);
-    const due = Date.now() - this.writtenAt >= this.heartbeatS * 1000;
-    if (!changed && !due && !this.pending) return;
-    this.pending = s;
-    this.schedule(Math.max(0, this.writtenAt + writeGapMs(s) - Date.now()));
+    this.pending = build;
+    this.schedule(Math.max(0, this.writtenAt + (this.written ? writeGapMs(this.written) : 0) - Date.now()));
   }
 
   private schedule(ms: number): void {
@@ -70,12 +69,16 @@ export class EtcdHealthStore implements SummarySink {
   }
 
   private async flush(): Promise<void> {
-    const s = this.pending;
-    if (!s || this.closed) return;
+    const build = this.pending;
+    if (!build || this.closed) return;
+    this.pending = undefined;
+    const s = build();
+    const changed = !this.written || !sameContent(this.written, s);
+    const due = Date.now() - this.writtenAt >= this.heartbeatS * 1000;
+    if (!changed && !due) return;
     this.writing = true;
     try {
       await this.write(s);
-      if (this.pending === s) this.pending = undefined;
       this.written = s;
       this.writtenAt = Date.now();
       this.lastError = '';
@@ -84,10 +87,11 @@ export class EtcdHealthStore implements SummarySink {
       if (msg !== this.lastError) this.log.warn({ err: msg }, 'cannot publish the health summary to etcd; retrying');
       this.lastError = msg;
       this.leaseId = undefined; // it may be gone: the next attempt starts a fresh one
+      this.pending ??= build; // retried, unless a newer offer came meanwhile
     } finally {
       this.writing = false;
     }
-    if (this.pending) this.schedule(this.lastError ? MAX_WRITE_GAP_MS : writeGapMs(this.pending));
+    if (this.pending) this.schedule(this.lastError ? MAX_WRITE_GAP_MS : writeGapMs(this.written ?? s));
   }
 
   private async write(s: HealthSummary): Promise<void> {

@@ -29,32 +29,38 @@ test('written on change, coalesced; heartbeats move the key to a fresh TTL lease
   const reg = EtcdRegistry.create({ endpoints: [etcd.endpoint], prefix: PREFIX }, quiet);
   const store = new EtcdHealthStore(reg.sharedClient, PREFIX, quiet, 2); // heartbeat 2 s, TTL 6 s
   try {
-    store.offer(summary('unknown'));
+    store.offer(() => summary('unknown'));
     let kv = await waitForKv();
     assert.equal(decodeSummary(kv.value).unknown, 1);
     const firstRev = kv.modRevision;
     const ttl = await leaseTimeToLive(etcd.endpoint, kv.lease);
     assert.equal(ttl.grantedTtl, 6);
 
-    // Three changes in quick succession: coalesced into one write of the last.
-    store.offer(summary('ok'));
-    store.offer(summary('mtu'));
-    store.offer(summary('unreachable'));
+    // Three changes in quick succession: coalesced into one write of the last, built once.
+    let builds = 0;
+    const counted = (st: PeerHealth['status']) => (): HealthSummary => {
+      builds++;
+      return summary(st);
+    };
+    store.offer(counted('ok'));
+    store.offer(counted('mtu'));
+    store.offer(counted('unreachable'));
     await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(builds, 1, 'only the last offer is built, when its write is due');
     kv = (await etcdGetKv(etcd.endpoint, KEY))!;
     assert.equal(decodeSummary(kv.value).bad[0]!.kind, 'unreachable');
     assert.equal(Number(kv.modRevision), Number(firstRev) + 1, 'one write for three changes');
 
     // The same content again before the heartbeat: nothing written.
     const rev = kv.modRevision;
-    store.offer(summary('unreachable'));
+    store.offer(() => summary('unreachable'));
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal((await etcdGetKv(etcd.endpoint, KEY))!.modRevision, rev);
 
     // After the heartbeat: rewritten on a new lease, the old lease revoked.
     await new Promise((r) => setTimeout(r, 1000));
     const oldLease = kv.lease;
-    store.offer(summary('unreachable'));
+    store.offer(() => summary('unreachable'));
     await new Promise((r) => setTimeout(r, 1200));
     kv = (await etcdGetKv(etcd.endpoint, KEY))!;
     assert.notEqual(kv.lease, oldLease);
