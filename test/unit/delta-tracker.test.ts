@@ -113,114 +113,104 @@ test('desired entries and kernel values of different shapes: bound through actua
   assert.ok(t.inSync());
 });
 
-test('after random changes to either side, pending work and the actual side match a model holding both sides in full', () => {
-  // The tracker keeps the actual side only where it differs from the desired one (issue 13):
-  // this model keeps both maps whole, as the tracker did before.
-  let seed = 7;
+/**
+ * Random runs against a model that keeps both sides whole: `step` applies one random operation
+ * (a number 0..`ops`-1) to the tracker and to the model's maps; after each, pending work, the
+ * actual side and the sizes must match. Operations past `ops` replace the actual side (a dump).
+ */
+function modelRuns(seed: number, ops: number, setup: (t: DeltaTracker<string>) => { desired: () => Map<string, string> }, step: (t: DeltaTracker<string>, op: number, k: string, v: string, actual: Map<string, string>, fresh: () => Map<string, string>) => void): void {
   const rnd = (n: number): number => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
   const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
   const vals = ['1', '2', '3'];
+  const fresh = (): Map<string, string> => new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
   for (let run = 0; run < 200; run++) {
     const t = new DeltaTracker<string>(eq, same);
-    const desired = new Map<string, string>();
+    const { desired } = setup(t);
     const actual = new Map<string, string>();
-    for (let step = 0; step < 40; step++) {
+    for (let n = 0; n < 40; n++) {
       const k = keys[rnd(keys.length)]!;
       const v = vals[rnd(vals.length)]!;
-      switch (rnd(8)) {
+      const op = rnd(ops + 1);
+      if (op < ops) step(t, op, k, v, actual, fresh);
+      else {
+        const next = fresh();
+        t.replaceActual(next);
+        actual.clear();
+        for (const [x, y] of next) actual.set(x, y);
+      }
+      const d = desired();
+      const writes = keys.filter((x) => d.has(x) && actual.get(x) !== d.get(x));
+      const deletes = keys.filter((x) => !d.has(x) && actual.has(x));
+      assert.deepEqual(t.pendingWriteKeys().sort(), writes, `run ${run} step ${n}`);
+      assert.deepEqual(t.pendingDeletes().sort(), deletes.map((x) => [x, actual.get(x)!]));
+      for (const x of keys) {
+        assert.equal(t.getActual(x), actual.get(x));
+        assert.equal(t.getDesired(x), d.get(x));
+        assert.equal(t.isPendingWrite(x), writes.includes(x));
+      }
+      assert.equal(t.actualSize, actual.size);
+      assert.equal(t.desiredSize, d.size);
+      assert.equal(t.inSync(), writes.length + deletes.length === 0);
+    }
+  }
+}
+
+test('after random changes to either side, pending work and the actual side match a model holding both sides in full', () => {
+  // The tracker keeps the actual side only where it differs from the desired one (issue 13):
+  // this model keeps both maps whole, as the tracker did before.
+  const desired = new Map<string, string>();
+  modelRuns(
+    7,
+    7,
+    () => {
+      desired.clear();
+      return { desired: () => desired };
+    },
+    (t, op, k, v, actual, fresh) => {
+      switch (op) {
         case 0: t.setDesired(k, v); desired.set(k, v); break;
         case 1: t.deleteDesired(k); desired.delete(k); break;
         case 2: t.setActual(k, v); actual.set(k, v); break;
         case 3: t.setActual(k, undefined); actual.delete(k); break;
         case 4: t.written(k); if (desired.has(k)) actual.set(k, desired.get(k)!); break;
         case 5: t.deleted(k); actual.delete(k); break;
-        case 6: {
-          const next = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
+        default: {
+          const next = fresh();
           t.replaceDesired(next);
           desired.clear();
           for (const [x, y] of next) desired.set(x, y);
-          break;
-        }
-        default: {
-          const next = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
-          t.replaceActual(next);
-          actual.clear();
-          for (const [x, y] of next) actual.set(x, y);
         }
       }
-      const writes = keys.filter((x) => desired.has(x) && actual.get(x) !== desired.get(x));
-      const deletes = keys.filter((x) => !desired.has(x) && actual.has(x));
-      assert.deepEqual(t.pendingWriteKeys().sort(), writes, `run ${run} step ${step}`);
-      assert.deepEqual(t.pendingDeletes().sort(), deletes.map((x) => [x, actual.get(x)!]));
-      for (const x of keys) {
-        assert.equal(t.getActual(x), actual.get(x));
-        assert.equal(t.isPendingWrite(x), writes.includes(x));
-      }
-      assert.equal(t.actualSize, actual.size);
-      assert.equal(t.desiredSize, desired.size);
-      assert.equal(t.inSync(), writes.length + deletes.length === 0);
-    }
-  }
+    },
+  );
 });
 
 test('a shared desired map (adopt): changed in place by its owner and reported with what it held; pending work and the actual side match a model', () => {
-  let seed = 11;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
-  const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
-  const vals = ['1', '2', '3'];
-  for (let run = 0; run < 200; run++) {
-    const t = new DeltaTracker<string>(eq, same);
-    let shared = new Map<string, string>();
-    t.adopt(shared);
-    const actual = new Map<string, string>();
-    for (let step = 0; step < 40; step++) {
-      const k = keys[rnd(keys.length)]!;
-      const v = vals[rnd(vals.length)]!;
-      switch (rnd(7)) {
-        case 0: {
-          const was = shared.get(k);
-          shared.set(k, v);
-          t.changed(k, was);
-          break;
-        }
-        case 1: {
-          const was = shared.get(k);
-          shared.delete(k);
-          t.changed(k, was);
-          break;
-        }
+  let shared = new Map<string, string>();
+  modelRuns(
+    11,
+    6,
+    (t) => {
+      shared = new Map();
+      t.adopt(shared);
+      return { desired: () => shared };
+    },
+    (t, op, k, v, actual, fresh) => {
+      const was = shared.get(k);
+      switch (op) {
+        case 0: shared.set(k, v); t.changed(k, was); break;
+        case 1: shared.delete(k); t.changed(k, was); break;
         case 2: t.setActual(k, v); actual.set(k, v); break;
         case 3: t.written(k); if (shared.has(k)) actual.set(k, shared.get(k)!); break;
         case 4: t.deleted(k); actual.delete(k); break;
-        case 5: {
+        default:
           // The owner's next map (a rebuilt index): adopted, not copied.
-          shared = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
+          shared = fresh();
           t.adopt(shared);
-          break;
-        }
-        default: {
-          const next = new Map(keys.filter(() => rnd(2) === 0).map((x) => [x, vals[rnd(vals.length)]!] as [string, string]));
-          t.replaceActual(next);
-          actual.clear();
-          for (const [x, y] of next) actual.set(x, y);
-        }
       }
-      const writes = keys.filter((x) => shared.has(x) && actual.get(x) !== shared.get(x));
-      const deletes = keys.filter((x) => !shared.has(x) && actual.has(x));
-      assert.deepEqual(t.pendingWriteKeys().sort(), writes, `run ${run} step ${step}`);
-      assert.deepEqual(t.pendingDeletes().sort(), deletes.map((x) => [x, actual.get(x)!]));
-      for (const x of keys) {
-        assert.equal(t.getActual(x), actual.get(x));
-        assert.equal(t.getDesired(x), shared.get(x));
-      }
-      assert.equal(t.actualSize, actual.size);
-      assert.equal(t.desiredSize, shared.size);
-    }
-  }
+    },
+  );
 });

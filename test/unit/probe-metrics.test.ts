@@ -9,6 +9,18 @@ import { newProbePeer, retarget, type ProbePeer } from '../../src/probe/peer';
 import { parsePrometheus } from '../../src/ctl/status';
 import { peerRows, renderPeers } from '../../src/ctl/peers';
 
+/** A registry with the probe metrics over `peers`, and fixed prober and responder counters. */
+function withProbeMetrics(peers: ProbePeer[]): { m: Metrics; observeRtt(ms: number): void; dropped: Record<string, number> } {
+  const m = new Metrics();
+  const dropped = { short: 3, long: 0, magic: 2, version: 0, kind: 0, flags: 0, padding: 0, source: 5, 'not-request': 0, rate: 1 };
+  const { observeRtt } = registerProbeMetrics(m, {
+    peers: () => peers,
+    proberStats: () => ({ sentSmall: 10, sentFull: 10, replies: 18, unmatched: 1, sendErrors: 2 }),
+    responderStats: () => ({ answered: 7, dropped }),
+  });
+  return { m, observeRtt, dropped };
+}
+
 test('per-peer gauges, status counts and drop counters render; status --peers reads them back', () => {
   const health: Array<[string, PeerHealth]> = [
     ['10.244.2.0/24', { ...newPeerHealth(0), status: 'ok', reachable: true, mtuOk: true, rttMs: 0.5, lastSuccess: 1_000_000_000 }],
@@ -17,13 +29,7 @@ test('per-peer gauges, status counts and drop counters render; status --peers re
     ['10.244.5.0/24', newPeerHealth(0)],
   ];
   const peers = health.map(([key, h], i) => newProbePeer({ key, overlay: 0, publicIp: parseIp4(`172.30.0.${12 + i}`) }, h));
-  const m = new Metrics();
-  const dropped = { short: 3, long: 0, magic: 2, version: 0, kind: 0, flags: 0, padding: 0, source: 5, 'not-request': 0, rate: 1 };
-  const { observeRtt } = registerProbeMetrics(m, {
-    peers: () => peers,
-    proberStats: () => ({ sentSmall: 10, sentFull: 10, replies: 18, unmatched: 1, sendErrors: 2 }),
-    responderStats: () => ({ answered: 7, dropped }),
-  });
+  const { m, observeRtt, dropped } = withProbeMetrics(peers);
   observeRtt(0.5);
   const body = m.render();
   assert.match(body, /^twill_peer_reachable\{peer_subnet="10\.244\.4\.0\/24",peer_ip="172\.30\.0\.14"\} 0$/m);
@@ -177,13 +183,7 @@ test('the probe families render exactly as before the peer records', () => {
     newProbePeer({ key: '10.244.5.0/24', overlay: 0, publicIp: parseIp4('172.30.0.15') }, newPeerHealth(0)),
     newProbePeer({ key: '10.244.6.0/24', overlay: 0, publicIp: parseIp4('10.0.0.1') }, judged('unknown', false, null, null, null)),
   ];
-  const m = new Metrics();
-  const dropped = { short: 3, long: 0, magic: 2, version: 0, kind: 0, flags: 0, padding: 0, source: 5, 'not-request': 0, rate: 1 };
-  const { observeRtt } = registerProbeMetrics(m, {
-    peers: () => peers,
-    proberStats: () => ({ sentSmall: 10, sentFull: 10, replies: 18, unmatched: 1, sendErrors: 2 }),
-    responderStats: () => ({ answered: 7, dropped }),
-  });
+  const { m, observeRtt } = withProbeMetrics(peers);
   observeRtt(0.5);
   observeRtt(3);
   assert.equal(m.render(), GOLDEN);
