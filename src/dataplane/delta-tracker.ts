@@ -28,14 +28,14 @@ export interface ActualSink<A> {
 }
 
 export class DeltaTracker<D, A = D> {
-  /** Its own map, or (adopt) its owner's, changed in place and reported through `changed`. */
+  /** Its owner's map (adopt), changed in place and reported through `changed`. */
   private desired = new Map<string, D>();
   private readonly diff = new Map<string, A | typeof ABSENT>();
 
   /**
    * `matches(d, a)`: the kernel's `a` is what `d` asks for. `actualOf(d)`: what the kernel holds
    * when in sync with `d` (they may depend on outside state, such as a device's index, that
-   * changes only through `rebind`).
+   * changes only between `pin` and `resettle`).
    */
   constructor(
     private readonly matches: (d: D, a: A) => boolean,
@@ -52,26 +52,10 @@ export class DeltaTracker<D, A = D> {
     else this.diff.set(key, actual);
   }
 
-  setDesired(key: string, value: D): void {
-    const a = this.getActual(key);
-    this.desired.set(key, value);
-    this.settle(key, a);
-  }
-
-  deleteDesired(key: string): void {
-    const a = this.getActual(key);
-    this.desired.delete(key);
-    this.settle(key, a);
-  }
-
-  /** Replace the whole desired side (keys not in `next` become deletions if present): a copy of `next`. */
-  replaceDesired(next: ReadonlyMap<string, D>): void {
-    this.adopt(new Map(next));
-  }
-
   /**
    * Makes `next` itself the desired side, not a copy (issue 13: the reconciler's trackers share
-   * the plan index's tables, one map per table at 10,000 peers instead of two). Its owner changes
+   * the plan index's tables, one map per table at 10,000 peers instead of two); also a new one
+   * (a rebuilt index). Its owner changes
    * it in place afterwards and reports each change through `changed`, before anything else
    * reads this tracker. Keys no longer desired become deletions if present; an entry replaced
    * by another object that asks for the same stays in sync.

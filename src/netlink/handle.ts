@@ -3,7 +3,7 @@
 // so drivers can converge by re-applying. Mutations can also be built as Requests and sent
 // in one batch through `apply`.
 import { ip4Bytes, ip4Of, macBytes, macOf } from '../ip/bytes';
-import { NetlinkSocket, type Request } from './socket';
+import { collect, NetlinkSocket, type Request } from './socket';
 import {
   encodeAddress, encodeLink, encodeLinkInfo, encodeNeighbor, encodeRoute, encodeVethData, encodeVxlanData,
   Flags, MsgType, parseAddress, parseLink, parseLinkInfo, parseVxlan, type RawMessage,
@@ -331,16 +331,8 @@ export class NetlinkHandle {
   /** Routes one at a time as the dump arrives (NetlinkSocket.dumpEach: nothing is kept). */
   eachRoute(filter: { table?: number; protocol?: number }, visit: (r: RouteState) => void, restart: () => void): void {
     const table = filter.table ?? RT_TABLE_MAIN;
-    this.sock.dumpEach(
-      MsgType.GETROUTE,
-      encodeRoute({ family: AF_INET }, {}),
-      'routes',
-      (m) => {
-        const r = m.type === MsgType.NEWROUTE ? decodeRoute(m) : undefined;
-        if (r !== undefined && r.table === table && (filter.protocol === undefined || r.protocol === filter.protocol)) visit(r);
-      },
-      restart,
-    );
+    const keep = (r: RouteState): boolean => r.table === table && (filter.protocol === undefined || r.protocol === filter.protocol);
+    this.eachDecoded(MsgType.GETROUTE, encodeRoute({ family: AF_INET }, {}), 'routes', MsgType.NEWROUTE, decodeRoute, keep, visit, restart);
   }
 
   // ---- neighbours and FDB ----
@@ -350,16 +342,8 @@ export class NetlinkHandle {
   }
 
   eachNeigh(index: number | undefined, visit: (n: NeighState) => void, restart: () => void): void {
-    this.sock.dumpEach(
-      MsgType.GETNEIGH,
-      encodeNeighbor({ family: AF_INET }, {}),
-      'neighbours',
-      (m) => {
-        const n = m.type === MsgType.NEWNEIGH ? decodeNeigh(m) : undefined;
-        if (n !== undefined && (index === undefined || n.index === index)) visit(n);
-      },
-      restart,
-    );
+    const keep = (n: NeighState): boolean => index === undefined || n.index === index;
+    this.eachDecoded(MsgType.GETNEIGH, encodeNeighbor({ family: AF_INET }, {}), 'neighbours', MsgType.NEWNEIGH, decodeNeigh, keep, visit, restart);
   }
 
   /** FDB dumps return every device's entries: filtered by ifindex here. */
@@ -368,26 +352,21 @@ export class NetlinkHandle {
   }
 
   eachFdb(index: number, visit: (f: FdbState) => void, restart: () => void): void {
+    this.eachDecoded(MsgType.GETNEIGH, encodeNeighbor({ family: AF_BRIDGE }, {}), 'fdb', MsgType.NEWNEIGH, decodeFdb, (f) => f.index === index, visit, restart);
+  }
+
+  /** A dump's messages of type `kind`, decoded and filtered one at a time. */
+  private eachDecoded<T>(type: number, body: Buffer, what: string, kind: number, decode: (m: RawMessage) => T | undefined, keep: (x: T) => boolean, visit: (x: T) => void, restart: () => void): void {
     this.sock.dumpEach(
-      MsgType.GETNEIGH,
-      encodeNeighbor({ family: AF_BRIDGE }, {}),
-      'fdb',
+      type,
+      body,
+      what,
       (m) => {
-        const f = m.type === MsgType.NEWNEIGH ? decodeFdb(m) : undefined;
-        if (f !== undefined && f.index === index) visit(f);
+        const x = m.type === kind ? decode(m) : undefined;
+        if (x !== undefined && keep(x)) visit(x);
       },
       restart,
     );
   }
-}
-
-/** A streamed dump's decodings as a list (decoded values never point into the receive buffer). */
-function collect<T>(each: (visit: (x: T) => void, restart: () => void) => void): T[] {
-  const out: T[] = [];
-  each(
-    (x) => out.push(x),
-    () => (out.length = 0),
-  );
-  return out;
 }
 

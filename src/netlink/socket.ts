@@ -169,9 +169,7 @@ export class NetlinkSocket {
 
   /** A full dump; retried when the kernel flags it as interrupted by concurrent changes. */
   dump(type: number, body: Buffer, what: string): RawMessage[] {
-    const out: RawMessage[] = [];
-    this.dumpVisit(type, body, what, true, (m) => out.push(m), () => (out.length = 0));
-    return out;
+    return collect((visit, restart) => this.dumpVisit(type, body, what, true, visit, restart));
   }
 
   /**
@@ -212,4 +210,14 @@ export class NetlinkSocket {
       if (!interrupted || attempt >= DUMP_RETRIES) return;
     }
   }
+}
+
+/** What a visiting dump shows, as a list: emptied when the dump restarts. */
+export function collect<T>(each: (visit: (x: T) => void, restart: () => void) => void): T[] {
+  const out: T[] = [];
+  each(
+    (x) => out.push(x),
+    () => (out.length = 0),
+  );
+  return out;
 }
